@@ -1,0 +1,27 @@
+{
+  # LIBTORCH points the build at any libtorch (a CUDA build included): a folder with include/ and lib/.
+  # Unset, the build uses Debian's libtorch-dev from the default paths.
+  "variables": {
+    "libtorch%": "<!(node -p \"process.env.LIBTORCH || ''\")"
+  },
+  "targets": [
+    {
+      "target_name": "convkit",
+      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "conditions": [
+        ["libtorch==''", {
+          "include_dirs": ["/usr/include/torch/csrc/api/include"],
+          "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
+        }, {
+          "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],
+          "libraries": ["-L<(libtorch)/lib", "-Wl,-rpath,<(libtorch)/lib", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10", "-Wl,--as-needed"],
+          "defines": ["_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.LIBTORCH_CXX11_ABI || '1'\")"]
+        }]
+      ]
+    }
+  ]
+}

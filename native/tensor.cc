@@ -1,0 +1,443 @@
+// Tensor handles, argument decoding, creation and read-back, autograd, grad mode, random state,
+// threads, devices and autocast.
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <ATen/autocast_mode.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "common.h"
+
+namespace convkit {
+
+Napi::FunctionReference* TensorHandle::constructor = nullptr;
+static const napi_type_tag kTensorTag = {0x636f6e766b697400ULL, 0x74656e736f720001ULL};
+
+void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "TensorHandle", {});
+  constructor = new Napi::FunctionReference(Napi::Persistent(cls));
+  exports.Set("TensorHandle", cls);
+}
+
+TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
+  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
+}
+
+TensorHandle::~TensorHandle() {
+  if (reported != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported);
+}
+
+void TensorHandle::Release(Napi::Env env) {
+  tensor = at::Tensor();
+  if (reported != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported);
+  reported = 0;
+}
+
+Napi::Object TensorHandle::Wrap(Napi::Env env, at::Tensor t) {
+  Napi::Object obj = constructor->New({});
+  TensorHandle* h = Unwrap(obj);
+  h->reported = t.defined() && t.device().is_cpu() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
+  h->tensor = std::move(t);
+  if (h->reported != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reported);
+  return obj;
+}
+
+bool TensorHandle::Is(Napi::Env env, const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
+}
+
+const char* DtypeName(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
+static std::string Describe(const at::Tensor& t) {
+  if (!t.defined()) return "<disposed>";
+  std::ostringstream s;
+  s << "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
+  s << "] " << DtypeName(t.scalar_type());
+  if (!t.device().is_cpu()) s << " " << t.device();
+  return s.str();
+}
+
+std::string DescribeArgs(const Napi::CallbackInfo& info) {
+  std::string out;
+  for (size_t i = 0; i < info.Length(); ++i) {
+    Napi::Value v = info[i];
+    std::string part;
+    if (TensorHandle::Is(info.Env(), v)) {
+      part = Describe(TensorHandle::Unwrap(v.As<Napi::Object>())->tensor);
+    } else if (v.IsArray()) {
+      Napi::Array a = v.As<Napi::Array>();
+      bool any = false;
+      part = "[";
+      for (uint32_t k = 0; k < a.Length() && k < 8; ++k) {
+        Napi::Value e = a[k];
+        if (TensorHandle::Is(info.Env(), e)) {
+          part += (any ? ", " : "") + Describe(TensorHandle::Unwrap(e.As<Napi::Object>())->tensor);
+          any = true;
+        }
+      }
+      part = any ? part + (a.Length() > 8 ? ", ...]" : "]") : "";
+    }
+    if (!part.empty()) out += (out.empty() ? "" : ", ") + part;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Args
+
+void Args::fail(size_t i, const std::string& expected) const {
+  std::string got = "undefined";
+  if (i < info_.Length()) {
+    Napi::Value v = info_[i];
+    got = v.IsNull() ? "null" : v.IsArray() ? "an array" : v.IsNumber() ? "a number" : v.IsBoolean() ? "a boolean"
+        : v.IsString() ? "a string" : v.IsObject() ? "an object" : "undefined";
+  }
+  throw Napi::TypeError::New(info_.Env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
+                                              ", got " + got);
+}
+
+const at::Tensor& Args::t(size_t i) const {
+  if (i >= info_.Length() || !TensorHandle::Is(env(), info_[i])) fail(i, "a tensor");
+  const at::Tensor& t = TensorHandle::Unwrap(info_[i].As<Napi::Object>())->tensor;
+  if (!t.defined()) {
+    throw Napi::Error::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " is a disposed tensor");
+  }
+  return t;
+}
+
+c10::optional<at::Tensor> Args::optT(size_t i) const {
+  if (missing(i)) return c10::nullopt;
+  return t(i);
+}
+
+std::vector<at::Tensor> Args::tensors(size_t i) const {
+  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of tensors");
+  Napi::Array a = info_[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value v = a[k];
+    if (!TensorHandle::Is(env(), v)) fail(i, "an array of tensors (element " + std::to_string(k) + " is not)");
+    const at::Tensor& t = TensorHandle::Unwrap(v.As<Napi::Object>())->tensor;
+    if (!t.defined()) {
+      throw Napi::Error::New(env(), std::string(op_) + ": element " + std::to_string(k) + " of argument " +
+                                        std::to_string(i) + " is a disposed tensor");
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+static bool IsInteger(double d) { return d == static_cast<double>(static_cast<int64_t>(d)); }
+
+std::vector<int64_t> Args::ints(size_t i) const {
+  if (i < info_.Length() && info_[i].IsNumber()) return {i64(i)};
+  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of integers");
+  Napi::Array a = info_[i].As<Napi::Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value v = a[k];
+    if (!v.IsNumber() || !IsInteger(v.As<Napi::Number>().DoubleValue())) fail(i, "an array of integers");
+    out[k] = v.As<Napi::Number>().Int64Value();
+  }
+  return out;
+}
+
+c10::optional<std::vector<int64_t>> Args::optInts(size_t i) const {
+  if (missing(i)) return c10::nullopt;
+  return ints(i);
+}
+
+int64_t Args::i64(size_t i) const {
+  if (i >= info_.Length() || !info_[i].IsNumber()) fail(i, "an integer");
+  double d = info_[i].As<Napi::Number>().DoubleValue();
+  if (!IsInteger(d)) fail(i, "an integer");
+  return static_cast<int64_t>(d);
+}
+
+c10::optional<int64_t> Args::optI64(size_t i) const {
+  if (missing(i)) return c10::nullopt;
+  return i64(i);
+}
+
+double Args::f64(size_t i) const {
+  if (i >= info_.Length() || !info_[i].IsNumber()) fail(i, "a number");
+  return info_[i].As<Napi::Number>().DoubleValue();
+}
+
+c10::optional<double> Args::optF64(size_t i) const {
+  if (missing(i)) return c10::nullopt;
+  return f64(i);
+}
+
+bool Args::b(size_t i) const {
+  if (i >= info_.Length() || !info_[i].IsBoolean()) fail(i, "a boolean");
+  return info_[i].As<Napi::Boolean>().Value();
+}
+
+at::Scalar Args::scalar(size_t i) const {
+  if (i < info_.Length() && info_[i].IsBoolean()) return at::Scalar(info_[i].As<Napi::Boolean>().Value());
+  double d = f64(i);
+  if (IsInteger(d) && std::abs(d) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(d));
+  return at::Scalar(d);
+}
+
+// dtypes travel as c10::ScalarType codes, which are stable across libtorch versions.
+at::ScalarType Args::dtype(size_t i) const {
+  int64_t code = i64(i);
+  switch (code) {
+    case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 11: case 15:
+      return static_cast<at::ScalarType>(code);
+    default: fail(i, "a dtype code");
+  }
+}
+
+c10::optional<at::ScalarType> Args::optDtype(size_t i) const {
+  if (missing(i)) return c10::nullopt;
+  return dtype(i);
+}
+
+std::string Args::str(size_t i) const {
+  if (i >= info_.Length() || !info_[i].IsString()) fail(i, "a string");
+  return info_[i].As<Napi::String>().Utf8Value();
+}
+
+Napi::Value ToJS(Napi::Env env, const at::Tensor& t) {
+  if (!t.defined()) return env.Null();
+  return TensorHandle::Wrap(env, t);
+}
+
+Napi::Value ToJS(Napi::Env env, const std::vector<at::Tensor>& ts) {
+  Napi::Array arr = Napi::Array::New(env, ts.size());
+  for (uint32_t i = 0; i < ts.size(); ++i) arr[i] = ToJS(env, ts[i]);
+  return arr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices, creation and read-back
+
+static at::Device ParseDevice(const Args& a, size_t i) {
+  if (a.missing(i)) return at::Device(at::kCPU);
+  std::string s = a.str(i);
+  at::Device d(s);  // throws c10::Error with libtorch's wording for malformed strings
+  if (d.is_cuda() && !torch::cuda::is_available()) {
+    throw std::runtime_error("device '" + s +
+                             "' was asked for, but this libtorch has no CUDA device available (build convkit "
+                             "against a CUDA libtorch with LIBTORCH=... on a machine with a GPU)");
+  }
+  return d;
+}
+
+static at::TensorOptions Opts(const Args& a, size_t dtypeArg, size_t deviceArg) {
+  return at::TensorOptions().dtype(a.dtype(dtypeArg)).device(ParseDevice(a, deviceArg));
+}
+
+static Napi::Value Shape(const at::Tensor& t, Napi::Env env) {
+  Napi::Array arr = Napi::Array::New(env, t.dim());
+  for (int64_t d = 0; d < t.dim(); ++d) arr[static_cast<uint32_t>(d)] = Napi::Number::New(env, t.size(d));
+  return arr;
+}
+
+// Copies bytes from a JS typed array into a new tensor of the given shape and dtype.
+static at::Tensor FromBuffer(const Args& a) {
+  Napi::Value v = a.raw(0);
+  if (!v.IsTypedArray()) a.fail(0, "a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  auto shape = a.ints(1);
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2)));
+  size_t need = t.numel() * t.element_size();
+  if (ta.ByteLength() != need) {
+    throw std::runtime_error("the data holds " + std::to_string(ta.ByteLength()) + " bytes but shape and dtype need " +
+                             std::to_string(need));
+  }
+  if (need) std::memcpy(t.data_ptr(), static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), need);
+  return t;
+}
+
+static Napi::Value ToBuffer(const Args& a) {
+  at::Tensor t = a.t(0).detach().to(at::kCPU).contiguous();
+  size_t n = t.numel() * t.element_size();
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(a.env(), n);
+  if (n) std::memcpy(buf.Data(), t.data_ptr(), n);
+  return buf;
+}
+
+// An ArrayBuffer that aliases the memory of a contiguous CPU tensor, so file readers can fill
+// tensors in place (one copy of a large checkpoint, not two). The buffer keeps the storage alive.
+static Napi::Value Alias(const Args& a) {
+  const at::Tensor& t = a.t(0);
+  if (!t.device().is_cpu() || !t.is_contiguous()) throw std::runtime_error("alias needs a contiguous CPU tensor");
+  auto* keep = new at::Tensor(t);
+  size_t n = t.numel() * t.element_size();
+  if (n == 0) {
+    delete keep;
+    return Napi::ArrayBuffer::New(a.env(), 0);
+  }
+  return Napi::ArrayBuffer::New(a.env(), t.data_ptr(), n, [](Napi::Env, void*, at::Tensor* k) { delete k; }, keep);
+}
+
+static Napi::Value Item(const Args& a) {
+  const at::Tensor& t = a.t(0);
+  if (t.numel() != 1) throw std::runtime_error("item needs a tensor with one element, got " + std::to_string(t.numel()));
+  at::Scalar s = t.item();
+  if (s.isBoolean()) return Napi::Boolean::New(a.env(), s.toBool());
+  return Napi::Number::New(a.env(), s.isIntegral(false) ? static_cast<double>(s.toLong()) : s.toDouble());
+}
+
+static void Dispose(const Napi::CallbackInfo& info) {
+  if (!TensorHandle::Is(info.Env(), info[0])) throw Napi::TypeError::New(info.Env(), "dispose: not a tensor");
+  TensorHandle::Unwrap(info[0].As<Napi::Object>())->Release(info.Env());
+}
+
+static void ManualSeed(uint64_t seed) {
+  at::manual_seed(seed);
+}
+
+static std::string Version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+static void SetAutocast(bool enabled, at::ScalarType dtype) {
+#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
+  at::autocast::set_autocast_enabled(at::kCPU, enabled);
+  at::autocast::set_autocast_dtype(at::kCPU, dtype);
+#else
+  at::autocast::set_cpu_enabled(enabled);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+  if (!enabled) at::autocast::clear_cache();
+}
+
+static void InitTensor(Napi::Env env, Napi::Object exports) {
+  TensorHandle::Init(env, exports);
+  exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
+  exports.Set("isTensor", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return Napi::Boolean::New(info.Env(), info.Length() > 0 && TensorHandle::Is(info.Env(), info[0]));
+              }));
+  exports.Set("isDisposed", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                if (!TensorHandle::Is(info.Env(), info[0])) throw Napi::TypeError::New(info.Env(), "isDisposed: not a tensor");
+                return Napi::Boolean::New(info.Env(), !TensorHandle::Unwrap(info[0].As<Napi::Object>())->tensor.defined());
+              }));
+
+  // metadata
+  Def(env, exports, "shape", [](Args& a) -> Napi::Value { return Shape(a.t(0), a.env()); });
+  Def(env, exports, "strides", [](Args& a) -> Napi::Value {
+    const at::Tensor& t = a.t(0);
+    Napi::Array arr = Napi::Array::New(a.env(), t.dim());
+    for (int64_t d = 0; d < t.dim(); ++d) arr[static_cast<uint32_t>(d)] = Napi::Number::New(a.env(), t.stride(d));
+    return arr;
+  });
+  Def(env, exports, "dtype", [](Args& a) { return static_cast<int64_t>(a.t(0).scalar_type()); });
+  Def(env, exports, "device", [](Args& a) -> Napi::Value { return Napi::String::New(a.env(), a.t(0).device().str()); });
+  Def(env, exports, "numel", [](Args& a) { return a.t(0).numel(); });
+  Def(env, exports, "isContiguous", [](Args& a) { return a.t(0).is_contiguous(); });
+  Def(env, exports, "isChannelsLast", [](Args& a) {
+    return a.t(0).dim() == 4 && a.t(0).is_contiguous(at::MemoryFormat::ChannelsLast);
+  });
+  Def(env, exports, "sharesStorage", [](Args& a) { return a.t(0).is_alias_of(a.t(1)); });
+  Def(env, exports, "item", [](Args& a) { return Item(a); });
+
+  // creation
+  Def(env, exports, "fromBuffer", [](Args& a) { return FromBuffer(a); });
+  Def(env, exports, "toBuffer", [](Args& a) { return ToBuffer(a); });
+  Def(env, exports, "alias", [](Args& a) { return Alias(a); });
+  Def(env, exports, "empty", [](Args& a) { return at::empty(a.ints(0), Opts(a, 1, 2)); });
+  Def(env, exports, "zeros", [](Args& a) { return at::zeros(a.ints(0), Opts(a, 1, 2)); });
+  Def(env, exports, "ones", [](Args& a) { return at::ones(a.ints(0), Opts(a, 1, 2)); });
+  Def(env, exports, "full", [](Args& a) { return at::full(a.ints(0), a.scalar(1), Opts(a, 2, 3)); });
+  Def(env, exports, "arange", [](Args& a) { return at::arange(a.scalar(0), a.scalar(1), a.scalar(2), Opts(a, 3, 4)); });
+  Def(env, exports, "linspace", [](Args& a) { return at::linspace(a.scalar(0), a.scalar(1), a.i64(2), Opts(a, 3, 4)); });
+  Def(env, exports, "eye", [](Args& a) { return at::eye(a.i64(0), Opts(a, 1, 2)); });
+  Def(env, exports, "rand", [](Args& a) { return at::rand(a.ints(0), Opts(a, 1, 2)); });
+  Def(env, exports, "randn", [](Args& a) { return at::randn(a.ints(0), Opts(a, 1, 2)); });
+  Def(env, exports, "randint", [](Args& a) { return at::randint(a.i64(0), a.i64(1), a.ints(2), Opts(a, 3, 4)); });
+  Def(env, exports, "randperm", [](Args& a) { return at::randperm(a.i64(0), Opts(a, 1, 2)); });
+  Def(env, exports, "bernoulli", [](Args& a) {
+    return a.missing(1) ? at::bernoulli(a.t(0)) : at::bernoulli(a.t(0), a.f64(1));
+  });
+  Def(env, exports, "multinomial", [](Args& a) { return at::multinomial(a.t(0), a.i64(1), a.b(2)); });
+  Def(env, exports, "normal_", [](Args& a) { a.t(0).normal_(a.f64(1), a.f64(2)); });
+  Def(env, exports, "uniform_", [](Args& a) { a.t(0).uniform_(a.f64(1), a.f64(2)); });
+  Def(env, exports, "manualSeed", [](Args& a) { ManualSeed(static_cast<uint64_t>(a.i64(0))); });
+  Def(env, exports, "getRngState", [](Args& a) { return at::detail::getDefaultCPUGenerator().get_state(); });
+  Def(env, exports, "setRngState", [](Args& a) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(a.t(0));
+  });
+
+  // conversion
+  Def(env, exports, "to", [](Args& a) {
+    const at::Tensor& t = a.t(0);
+    at::Device device = a.missing(1) ? t.device() : ParseDevice(a, 1);
+    at::ScalarType dtype = a.missing(2) ? t.scalar_type() : a.dtype(2);
+    return t.to(device, dtype, /*non_blocking=*/false, /*copy=*/false);
+  });
+  Def(env, exports, "clone", [](Args& a) { return a.t(0).clone(); });
+  Def(env, exports, "contiguous", [](Args& a) {
+    bool cl = !a.missing(1) && a.b(1);
+    return a.t(0).contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  });
+
+  // autograd
+  Def(env, exports, "requiresGrad", [](Args& a) { return a.t(0).requires_grad(); });
+  Def(env, exports, "setRequiresGrad", [](Args& a) { a.t(0).set_requires_grad(a.b(1)); });
+  Def(env, exports, "isLeaf", [](Args& a) { return a.t(0).is_leaf(); });
+  Def(env, exports, "grad", [](Args& a) { return a.t(0).grad(); });
+  Def(env, exports, "setGrad", [](Args& a) {
+    at::Tensor t = a.t(0);
+    t.mutable_grad() = a.missing(1) ? at::Tensor() : a.t(1);
+  });
+  Def(env, exports, "gradFn", [](Args& a) -> Napi::Value {
+    const auto& fn = a.t(0).grad_fn();
+    return fn ? Napi::String::New(a.env(), fn->name()) : a.env().Null();
+  });
+  Def(env, exports, "detach", [](Args& a) { return a.t(0).detach(); });
+  Def(env, exports, "backward", [](Args& a) {
+    c10::optional<at::Tensor> g = a.optT(1);
+    bool retain = !a.missing(2) && a.b(2);
+    a.t(0).backward(g.value_or(at::Tensor()), retain);
+  });
+  Def(env, exports, "setGradEnabled", [](Args& a) { c10::GradMode::set_enabled(a.b(0)); });
+  Def(env, exports, "isGradEnabled", [](Args& a) { return c10::GradMode::is_enabled(); });
+
+  // engine settings
+  Def(env, exports, "setNumThreads", [](Args& a) {
+    int64_t n = a.i64(0);
+    if (n < 1) throw std::runtime_error("setNumThreads: need at least 1 thread, got " + std::to_string(n));
+    at::set_num_threads(static_cast<int>(n));
+  });
+  Def(env, exports, "getNumThreads", [](Args& a) { return static_cast<int64_t>(at::get_num_threads()); });
+  Def(env, exports, "cudaAvailable", [](Args& a) { return torch::cuda::is_available(); });
+  Def(env, exports, "cudaDeviceCount", [](Args& a) { return static_cast<int64_t>(torch::cuda::device_count()); });
+  Def(env, exports, "libtorchVersion", [](Args& a) -> Napi::Value { return Napi::String::New(a.env(), Version()); });
+  Def(env, exports, "setAutocast", [](Args& a) { SetAutocast(a.b(0), a.dtype(1)); });
+}
+
+}  // namespace convkit
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  convkit::InitTensor(env, exports);
+  convkit::InitOps(env, exports);
+  convkit::InitNNOps(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(convkit, InitAll)

@@ -1,0 +1,23 @@
+// Engine-wide settings: threads, seeds and random state, devices.
+import { native, type Handle } from './native.js';
+import { Tensor } from './tensor.js';
+
+/** Intra-op threads (default: the machine's cores, or CONVKIT_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+export const getNumThreads = (): number => native.getNumThreads();
+
+/** Seeds libtorch's default generator, as torch.manual_seed. */
+export function manualSeed(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: expected a non-negative integer, got ${seed}`);
+  native.manualSeed(seed);
+}
+/** The default generator's state as a uint8 tensor, as torch.get_rng_state. */
+export const getRngState = (): Tensor => new Tensor(native.getRngState() as Handle);
+export const setRngState = (state: Tensor): void => native.setRngState(state.handle);
+
+export const cudaAvailable = (): boolean => native.cudaAvailable();
+export const cudaDeviceCount = (): number => native.cudaDeviceCount();
+export const libtorchVersion = (): string => native.libtorchVersion();
