@@ -59,6 +59,7 @@ static void InitPointwise(Napi::Env env, Napi::Object e) {
   Def(env, e, "sin", [](Args& a) { return at::sin(a.t(0)); });
   Def(env, e, "cos", [](Args& a) { return at::cos(a.t(0)); });
   Def(env, e, "reciprocal", [](Args& a) { return at::reciprocal(a.t(0)); });
+  Def(env, e, "erfinv", [](Args& a) { return at::erfinv(a.t(0)); });
   Def(env, e, "clamp", [](Args& a) {
     c10::optional<at::Scalar> lo, hi;
     if (!a.missing(1)) lo = a.scalar(1);
@@ -182,6 +183,7 @@ static void InitInPlace(Napi::Env env, Napi::Object e) {
     a.t(0).clamp_(lo, hi);
   });
   Def(env, e, "sqrt_", [](Args& a) { a.t(0).sqrt_(); });
+  Def(env, e, "erfinv_", [](Args& a) { a.t(0).erfinv_(); });
   Def(env, e, "maskedFill_", [](Args& a) { a.t(0).masked_fill_(a.t(1), a.scalar(2)); });
 
   Def(env, e, "foreachAdd_", [](Args& a) { at::_foreach_add_(a.tensors(0), a.tensors(1), a.scalar(2)); });

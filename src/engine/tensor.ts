@@ -75,6 +75,18 @@ export class Tensor {
   get isDisposed(): boolean {
     return native.isDisposed(this.#handle);
   }
+  /**
+   * Replaces this tensor's data while keeping the object (PyTorch's `param.data = src`): the
+   * tensor then views src's data, and keeps its requiresGrad flag. Used by Module.to().
+   */
+  setData(src: Tensor): void {
+    const requiresGrad = this.requiresGrad;
+    const old = this.#handle;
+    this.#handle = native.detach(src.#handle) as Handle;
+    this.#shape = undefined;
+    native.dispose(old);
+    if (requiresGrad) native.setRequiresGrad(this.#handle, true);
+  }
   /** Keeps this tensor alive past the tidy() scopes it is made in. */
   keep(): this {
     this.kept = true;
@@ -208,6 +220,7 @@ export class Tensor {
   sin(): Tensor { return this.#unary('sin'); }
   cos(): Tensor { return this.#unary('cos'); }
   reciprocal(): Tensor { return this.#unary('reciprocal'); }
+  erfinv(): Tensor { return this.#unary('erfinv'); }
   relu(): Tensor { return this.#unary('relu'); }
   sigmoid(): Tensor { return this.#unary('sigmoid'); }
   tanh(): Tensor { return this.#unary('tanh'); }
@@ -313,6 +326,7 @@ export class Tensor {
   fill_(value: Scalar): this { native.fill_(this.#handle, value); return this; }
   clamp_(min?: number, max?: number): this { native.clamp_(this.#handle, min, max); return this; }
   sqrt_(): this { native.sqrt_(this.#handle); return this; }
+  erfinv_(): this { native.erfinv_(this.#handle); return this; }
   maskedFill_(mask: Tensor, value: Scalar): this { native.maskedFill_(this.#handle, mask.#handle, value); return this; }
   relu_(): this { native.relu_(this.#handle); return this; }
   normal_(mean = 0, std = 1): this { native.normal_(this.#handle, mean, std); return this; }
@@ -373,4 +387,9 @@ setTensorCheck((v: unknown): v is Tensor => v instanceof Tensor);
 
 export function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
+}
+
+/** @internal A fresh native handle detached from t, for subclasses that adopt a tensor's data (Parameter). */
+export function detachedHandle(t: Tensor): Handle {
+  return native.detach(t.handle) as Handle;
 }

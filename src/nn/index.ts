@@ -1,0 +1,10 @@
+// The nn core: Module, Parameter, layers and initialisers, with PyTorch's names.
+export { Module, Parameter, describeLoad, type LoadOptions, type LoadResult } from './module.js';
+export { Sequential, ModuleList, ModuleDict } from './container.js';
+export { Conv2d, Conv1d, resetConvLike, type Conv2dOptions } from './conv.js';
+export { Linear, Embedding, Identity, Flatten } from './linear.js';
+export { BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, type BatchNormOptions } from './norm.js';
+export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d } from './pool.js';
+export { ReLU, ReLU6, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, Mish, LeakyReLU, ELU, GELU, Softmax, LogSoftmax } from './activation.js';
+export { Dropout, Dropout2d, StochasticDepth, stochasticDepth } from './dropout.js';
+export * as init from './init.js';
