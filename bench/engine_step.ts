@@ -1,0 +1,90 @@
+// Issue 2's benchmark: one training step (forward, cross-entropy, backward, SGD with momentum)
+// of a small ResNet-style net, convkit against PyTorch (Python) on the same libtorch, in one
+// run; and the cost of one call into native code.
+//   node dist/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2]
+import { performance } from 'node:perf_hooks';
+import { F, Tensor, manualSeed, noGrad, randint, randn, setNumThreads, tidy, ones } from '../src/engine/index.js';
+import { native } from '../src/engine/native.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, Sequential, type Parameter } from '../src/nn/index.js';
+import { arg, median, runPython, table } from './common.js';
+
+class Block extends Module {
+  conv1: Conv2d; bn1: BatchNorm2d; conv2: Conv2d; bn2: BatchNorm2d; down: Sequential | null = null;
+  constructor(cin: number, cout: number, stride: number) {
+    super();
+    this.conv1 = new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
+    this.bn1 = new BatchNorm2d(cout);
+    this.conv2 = new Conv2d(cout, cout, 3, { padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(cout);
+    if (stride !== 1 || cin !== cout) this.down = new Sequential(new Conv2d(cin, cout, 1, { stride, bias: false }), new BatchNorm2d(cout));
+  }
+  forward(x: Tensor): Tensor {
+    const out = this.bn2.call(this.conv2.call(this.bn1.call(this.conv1.call(x)).relu()));
+    return out.add(this.down ? this.down.call(x) : x).relu();
+  }
+}
+
+class Net extends Module {
+  conv1 = new Conv2d(3, 16, 3, { padding: 1, bias: false });
+  bn1 = new BatchNorm2d(16);
+  layers = new Sequential(new Block(16, 16, 1), new Block(16, 32, 2), new Block(32, 64, 2));
+  pool = new AdaptiveAvgPool2d(1);
+  fc = new Linear(64, 10);
+  forward(x: Tensor): Tensor {
+    return this.fc.call(this.pool.call(this.layers.call(this.bn1.call(this.conv1.call(x)).relu())).flatten(1));
+  }
+}
+
+/** SGD with momentum and weight decay, PyTorch's update, as multi-tensor calls. */
+function sgdStep(params: Parameter[], bufs: Tensor[], lr: number, momentum: number, wd: number): void {
+  noGrad(() => tidy(() => {
+    const grads = params.map((p) => p.grad!);
+    F.foreach.add_(grads, params, wd);
+    F.foreach.mulScalar_(bufs, momentum);
+    F.foreach.add_(bufs, grads, 1);
+    F.foreach.add_(params, bufs, -lr);
+  }));
+}
+
+function convkitSteps(batch: number, steps: number, warmup: number): number[] {
+  manualSeed(0);
+  const net = new Net();
+  const params = net.parameters();
+  const bufs = params.map((p) => p.detach().mul(0).keep());
+  const x = randn([batch, 3, 32, 32]);
+  const y = randint(0, 10, [batch]);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    net.zeroGrad();
+    tidy(() => F.crossEntropy(net.call(x), y).backward());
+    sgdStep(params, bufs, 0.05, 0.9, 5e-4);
+    if (i >= warmup) times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+function callCost(): { numelNs: number; addNs: number } {
+  const a = ones([1]);
+  const n = 200000;
+  let t0 = performance.now();
+  for (let i = 0; i < n; i++) native.numel(a.handle);
+  const numelNs = ((performance.now() - t0) / n) * 1e6;
+  t0 = performance.now();
+  for (let i = 0; i < n / 4; i++) a.add(a).dispose();
+  const addNs = ((performance.now() - t0) / (n / 4)) * 1e6;
+  return { numelNs, addNs };
+}
+
+const batch = arg('batch', 64), steps = arg('steps', 40), warmup = 5, threads = arg('threads', 2);
+setNumThreads(threads);
+const ck = convkitSteps(batch, steps, warmup);
+const py = runPython<{ step_ms: number[]; numel_ns: number; add_ns: number }>('engine_step.py', [batch, steps, warmup, threads], threads);
+const ckCalls = callCost();
+const ckMs = median(ck), pyMs = median(py.step_ms);
+console.log(`small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps`);
+console.log(table(['', 'convkit', 'PyTorch 1.13 (Python)', 'convkit / PyTorch'], [
+  ['training step (ms)', ckMs, pyMs, ckMs / pyMs],
+  ['trivial call: numel (ns)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
+  ['small op: add of 1-element tensors (ns)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
+]));

@@ -1,0 +1,73 @@
+// The model registry: every family registers its names with a builder and its pretrained
+// configuration (input size, normalisation, interpolation), as timm's pretrained_cfg does.
+import type { Tensor } from '../engine/index.js';
+import type { Module } from '../nn/index.js';
+
+/** Options every constructor takes; families add their own. */
+export interface ModelOptions {
+  numClasses?: number;
+  /** input channels: 1 gives a grayscale stem */
+  inChannels?: number;
+  /** dropout before the classifier */
+  dropRate?: number;
+  /** stochastic depth rate, scaled linearly over the blocks */
+  dropPathRate?: number;
+  /** zero-init the last BN of each residual branch */
+  zeroInitResidual?: boolean;
+}
+
+export interface ModelConfig {
+  family: string;
+  /** [channels, height, width] at the model's native resolution */
+  inputSize: [number, number, number];
+  /** the smallest spatial size the architecture accepts */
+  minInputSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  interpolation: 'bilinear' | 'bicubic';
+  cropPct: number;
+  /** the torchvision builder of the same name exists (parity-tested against it) */
+  torchvision: boolean;
+  paper?: string;
+}
+
+/** A classifier: training mode may return auxiliary outputs alongside the logits. */
+export type Classifier = Module<[Tensor], Tensor | Tensor[]>;
+
+export interface ModelEntry<O extends ModelOptions = ModelOptions> {
+  name: string;
+  config: ModelConfig;
+  build: (opts: O) => Classifier;
+}
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+const registry = new Map<string, ModelEntry>();
+
+export function registerModel<O extends ModelOptions>(entry: ModelEntry<O>): void {
+  if (registry.has(entry.name)) throw new Error(`model '${entry.name}' is registered twice`);
+  registry.set(entry.name, entry as unknown as ModelEntry);
+}
+
+export function modelEntry(name: string): ModelEntry {
+  const e = registry.get(name);
+  if (!e) {
+    throw new Error(`unknown model '${name}': known models are ${[...registry.keys()].sort().join(', ')}`);
+  }
+  return e;
+}
+
+/** Builds a registered model by name: createModel('resnet50', { numClasses: 10 }). */
+export function createModel(name: string, opts: ModelOptions & Record<string, unknown> = {}): Classifier {
+  const e = modelEntry(name);
+  for (const key of ['numClasses', 'inChannels'] as const) {
+    const v = opts[key];
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${name}: ${key} must be a positive integer, got ${String(v)}`);
+  }
+  return e.build(opts);
+}
+
+export function listModels(family?: string): ModelEntry[] {
+  return [...registry.values()].filter((e) => !family || e.config.family === family);
+}
