@@ -153,7 +153,8 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
    * missing, unexpected or shape-mismatched key is an error that lists all of them, and then
    * nothing is copied.
    */
-  loadStateDict(source: Map<string, Tensor> | Record<string, Tensor>, opts: LoadOptions = {}): LoadResult {
+  /** What loading `source` would find: missing, unexpected and shape-mismatched keys. Copies nothing. */
+  compareStateDict(source: Map<string, Tensor> | Record<string, Tensor>): LoadResult {
     const src = source instanceof Map ? source : new Map(Object.entries(source));
     const own = this.stateDict();
     const result: LoadResult = { missing: [], unexpected: [], mismatched: [] };
@@ -163,11 +164,22 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
       const s = src.get(key);
       if (s && !sameShape(s.shape, t.shape)) result.mismatched.push({ key, expected: t.shape, found: s.shape });
     }
+    return result;
+  }
+
+  /**
+   * Copies tensors into this module's parameters and buffers by name. Strict by default: any
+   * missing, unexpected or shape-mismatched key is an error that lists all of them, and then
+   * nothing is copied. Not strict, every key that fits is copied.
+   */
+  loadStateDict(source: Map<string, Tensor> | Record<string, Tensor>, opts: LoadOptions = {}): LoadResult {
+    const src = source instanceof Map ? source : new Map(Object.entries(source));
+    const result = this.compareStateDict(src);
     const bad = result.missing.length + result.unexpected.length + result.mismatched.length > 0;
     if (bad && (opts.strict ?? true)) throw new Error(`loadStateDict into ${this.typeName}: ${describeLoad(result)}`);
     const skip = new Set(result.mismatched.map((m) => m.key));
     noGrad(() => {
-      for (const [key, t] of own) {
+      for (const [key, t] of this.stateDict()) {
         const s = src.get(key);
         if (s && !skip.has(key)) t.copy_(s);
       }

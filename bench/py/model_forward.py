@@ -1,0 +1,28 @@
+# PyTorch side of bench/model_forward: eval-mode forward latency of torchvision models.
+# argv: threads steps warmup model:batch:size[,model:batch:size...]
+# Prints one JSON line: {"<model>": [ms, ms, ...], ...}
+import json, sys, time
+import torch, torchvision
+
+def main(threads, steps, warmup, cases):
+    torch.set_num_threads(int(threads))
+    out = {}
+    for case in cases.split(","):
+        name, batch, size = case.split(":")
+        torch.manual_seed(0)
+        kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
+        model = getattr(torchvision.models, name)(**kwargs).eval()
+        x = torch.randn(int(batch), 3, int(size), int(size))
+        times = []
+        with torch.no_grad():
+            for i in range(int(warmup) + int(steps)):
+                t0 = time.perf_counter()
+                model(x)
+                if i >= int(warmup):
+                    times.append((time.perf_counter() - t0) * 1e3)
+        out[name] = times
+        del model
+    print(json.dumps(out))
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
