@@ -50,8 +50,16 @@ static void InitConvNormPool(Napi::Env env, Napi::Object e) {
   Def(env, e, "pad", [](Args& a) {
     std::string mode = a.missing(2) ? "constant" : a.str(2);
     if (mode == "constant") return at::constant_pad_nd(a.t(0), a.ints(1), a.missing(3) ? 0 : a.scalar(3));
-    if (mode == "reflect") return at::reflection_pad2d(a.t(0), a.ints(1));
-    if (mode == "replicate") return at::replication_pad2d(a.t(0), a.ints(1));
+    // reflect/replicate pad the last 1, 2 or 3 dims, chosen by the padding's length as in F.pad
+    // (the 2-d kernel given 2 numbers would read past them).
+    if (mode == "reflect" || mode == "replicate") {
+      auto p = a.ints(1);
+      bool refl = mode == "reflect";
+      if (p.size() == 2) return refl ? at::reflection_pad1d(a.t(0), p) : at::replication_pad1d(a.t(0), p);
+      if (p.size() == 4) return refl ? at::reflection_pad2d(a.t(0), p) : at::replication_pad2d(a.t(0), p);
+      if (p.size() == 6) return refl ? at::reflection_pad3d(a.t(0), p) : at::replication_pad3d(a.t(0), p);
+      a.fail(1, "2, 4 or 6 padding sizes for mode '" + mode + "'");
+    }
     a.fail(2, "'constant', 'reflect' or 'replicate'");
   });
   // interpolate(x, size, mode, alignCorners, antialias)
@@ -70,6 +78,10 @@ static void InitConvNormPool(Napi::Env env, Napi::Object e) {
     }
     a.fail(2, "'nearest', 'bilinear' or 'bicubic'");
   });
+  // gridSample(x, grid, mode 0 bilinear | 1 nearest | 2 bicubic, padding 0 zeros | 1 border | 2 reflection, alignCorners)
+  Def(env, e, "gridSample", [](Args& a) { return at::grid_sampler(a.t(0), a.t(1), a.i64(2), a.i64(3), a.b(4)); });
+  // affineGrid(theta [N, 2, 3], size [N, C, H, W], alignCorners)
+  Def(env, e, "affineGrid", [](Args& a) { return at::affine_grid_generator(a.t(0), a.ints(1), a.b(2)); });
 }
 
 static void InitActivations(Napi::Env env, Napi::Object e) {

@@ -1,8 +1,18 @@
 // Tensor ops: views, arithmetic, comparisons, reductions, linear algebra, joining and indexing,
 // and the in-place and multi-tensor updates that optimizers need. One line per op.
+#include <torch/version.h>
+
 #include "common.h"
 
 namespace convkit {
+
+// at::var/at::std take the correction as optional<int64_t> in libtorch 1.x and optional<Scalar>
+// in 2.x. A bare integer would bind to the (bool unbiased) overload and turn correction 2 into 1.
+#if TORCH_VERSION_MAJOR >= 2
+using Correction = c10::optional<at::Scalar>;
+#else
+using Correction = c10::optional<int64_t>;
+#endif
 
 static at::OptionalIntArrayRef OptDims(const c10::optional<std::vector<int64_t>>& d) {
   if (!d) return c10::nullopt;
@@ -117,11 +127,11 @@ static void InitReductions(Napi::Env env, Napi::Object e) {
   Def(env, e, "argmin", [](Args& a) { return at::argmin(a.t(0), a.optI64(1), !a.missing(2) && a.b(2)); });
   Def(env, e, "var", [](Args& a) {
     auto d = a.optInts(1);
-    return at::var(a.t(0), OptDims(d), static_cast<int64_t>(a.i64(3)), a.b(2));
+    return at::var(a.t(0), OptDims(d), Correction(a.i64(3)), a.b(2));
   });
   Def(env, e, "std", [](Args& a) {
     auto d = a.optInts(1);
-    return at::std(a.t(0), OptDims(d), static_cast<int64_t>(a.i64(3)), a.b(2));
+    return at::std(a.t(0), OptDims(d), Correction(a.i64(3)), a.b(2));
   });
   Def(env, e, "prod", [](Args& a) { return a.missing(1) ? at::prod(a.t(0)) : at::prod(a.t(0), a.i64(1), a.b(2)); });
   Def(env, e, "norm", [](Args& a) {
@@ -160,6 +170,20 @@ static void InitLinalgAndJoin(Napi::Env env, Napi::Object e) {
   Def(env, e, "oneHot", [](Args& a) { return at::one_hot(a.t(0), a.i64(1)); });
 }
 
+// A JS array of numbers as libtorch scalars (one per tensor of a multi-tensor op).
+static std::vector<at::Scalar> ScalarList(const Args& a, size_t i) {
+  if (a.missing(i) || !a.raw(i).IsArray()) a.fail(i, "an array of numbers");
+  Napi::Array arr = a.raw(i).As<Napi::Array>();
+  std::vector<at::Scalar> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Value v = arr[k];
+    if (!v.IsNumber()) a.fail(i, "an array of numbers (element " + std::to_string(k) + " is not)");
+    out.emplace_back(v.As<Napi::Number>().DoubleValue());
+  }
+  return out;
+}
+
 // In-place updates (optimizers, initialisers) and their multi-tensor forms, which do a whole
 // parameter list in one call the way torch.optim's foreach path does.
 static void InitInPlace(Napi::Env env, Napi::Object e) {
@@ -194,6 +218,41 @@ static void InitInPlace(Napi::Env env, Napi::Object e) {
   Def(env, e, "foreachSqrt", [](Args& a) { return at::_foreach_sqrt(a.tensors(0)); });
   Def(env, e, "foreachZero_", [](Args& a) { at::_foreach_zero_(a.tensors(0)); });
   Def(env, e, "foreachNorm", [](Args& a) { return at::_foreach_norm(a.tensors(0), a.scalar(1)); });
+  // for the optimizers in src/train/optim: out-of-place forms (the grads must not change),
+  // per-tensor scalar lists (per-parameter bias corrections), and loops libtorch 1.13 lacks
+  Def(env, e, "foreachAdd", [](Args& a) { return at::_foreach_add(a.tensors(0), a.tensors(1), a.scalar(2)); });
+  Def(env, e, "foreachAddScalar", [](Args& a) { return at::_foreach_add(a.tensors(0), a.scalar(1)); });
+  Def(env, e, "foreachSub_", [](Args& a) { at::_foreach_sub_(a.tensors(0), a.tensors(1), a.scalar(2)); });
+  Def(env, e, "foreachSub", [](Args& a) { return at::_foreach_sub(a.tensors(0), a.tensors(1), a.scalar(2)); });
+  Def(env, e, "foreachMul", [](Args& a) { return at::_foreach_mul(a.tensors(0), a.tensors(1)); });
+  Def(env, e, "foreachMulTensor_", [](Args& a) {
+    const at::Tensor& s = a.t(1);
+    for (auto& t : a.tensors(0)) t.mul_(s.to(t.device()));
+  });
+  Def(env, e, "foreachDivScalarList_", [](Args& a) {
+    auto s = ScalarList(a, 1);
+    at::_foreach_div_(a.tensors(0), at::ArrayRef<at::Scalar>(s));
+  });
+  Def(env, e, "foreachAddcmul", [](Args& a) { return at::_foreach_addcmul(a.tensors(0), a.tensors(1), a.tensors(2), a.scalar(3)); });
+  Def(env, e, "foreachAddcdivScalarList_", [](Args& a) {
+    auto s = ScalarList(a, 3);
+    at::_foreach_addcdiv_(a.tensors(0), a.tensors(1), a.tensors(2), at::ArrayRef<at::Scalar>(s));
+  });
+  Def(env, e, "foreachMaximum_", [](Args& a) { at::_foreach_maximum_(a.tensors(0), a.tensors(1)); });
+  Def(env, e, "foreachNeg", [](Args& a) { return at::_foreach_neg(a.tensors(0)); });
+  Def(env, e, "foreachSqrt_", [](Args& a) { at::_foreach_sqrt_(a.tensors(0)); });
+  Def(env, e, "foreachCopy_", [](Args& a) {
+    auto dst = a.tensors(0);
+    auto src = a.tensors(1);
+    if (dst.size() != src.size()) a.fail(1, "a list as long as the first (" + std::to_string(dst.size()) + ")");
+    for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+  });
+  Def(env, e, "foreachClamp_", [](Args& a) {
+    c10::optional<at::Scalar> lo, hi;
+    if (!a.missing(1)) lo = a.scalar(1);
+    if (!a.missing(2)) hi = a.scalar(2);
+    for (auto& t : a.tensors(0)) t.clamp_(lo, hi);
+  });
 }
 
 void InitOps(Napi::Env env, Napi::Object exports) {

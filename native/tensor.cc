@@ -4,6 +4,7 @@
 #include <torch/version.h>
 #include <ATen/autocast_mode.h>
 
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -144,7 +145,10 @@ std::vector<at::Tensor> Args::tensors(size_t i) const {
   return out;
 }
 
-static bool IsInteger(double d) { return d == static_cast<double>(static_cast<int64_t>(d)); }
+// Range-checked first: casting NaN, an infinity or a value beyond int64 to int64_t is undefined.
+static bool IsInteger(double d) {
+  return std::isfinite(d) && std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0;
+}
 
 std::vector<int64_t> Args::ints(size_t i) const {
   if (i < info_.Length() && info_[i].IsNumber()) return {i64(i)};
@@ -376,6 +380,12 @@ static void InitTensor(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "normal_", [](Args& a) { a.t(0).normal_(a.f64(1), a.f64(2)); });
   Def(env, exports, "uniform_", [](Args& a) { a.t(0).uniform_(a.f64(1), a.f64(2)); });
   Def(env, exports, "manualSeed", [](Args& a) { ManualSeed(static_cast<uint64_t>(a.i64(0))); });
+  // Seeds only the CPU generator (torch.default_generator.manual_seed), leaving CUDA generators alone.
+  Def(env, exports, "manualSeedCpu", [](Args& a) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(static_cast<uint64_t>(a.i64(0)));
+  });
   Def(env, exports, "getRngState", [](Args& a) { return at::detail::getDefaultCPUGenerator().get_state(); });
   Def(env, exports, "setRngState", [](Args& a) {
     at::Generator gen = at::detail::getDefaultCPUGenerator();
@@ -403,6 +413,14 @@ static void InitTensor(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "grad", [](Args& a) { return a.t(0).grad(); });
   Def(env, exports, "setGrad", [](Args& a) {
     at::Tensor t = a.t(0);
+    if (!a.missing(1)) {
+      // the checks of PyTorch's `x.grad = g` setter; a wrong grad would break the next backward
+      const at::Tensor& g = a.t(1);
+      if (g.sizes() != t.sizes() || g.scalar_type() != t.scalar_type() || g.device() != t.device()) {
+        throw std::runtime_error("assigned grad must match the tensor's shape, dtype and device: the tensor is " +
+                                 Describe(t) + ", the grad " + Describe(g));
+      }
+    }
     t.mutable_grad() = a.missing(1) ? at::Tensor() : a.t(1);
   });
   Def(env, exports, "gradFn", [](Args& a) -> Napi::Value {
@@ -437,6 +455,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitTensor(env, exports);
   convkit::InitOps(env, exports);
   convkit::InitNNOps(env, exports);
+  convkit::InitAllocator(env, exports);
   return exports;
 }
 
