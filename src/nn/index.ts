@@ -8,3 +8,8 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d } from './po
 export { ReLU, ReLU6, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, Mish, LeakyReLU, ELU, GELU, Softmax, LogSoftmax } from './activation.js';
 export { Dropout, Dropout2d, StochasticDepth, stochasticDepth } from './dropout.js';
 export * as init from './init.js';
+export { RNN, LSTM, GRU, type RNNOptions } from './recurrent.js';
+export {
+  MultiheadAttention, TransformerEncoderLayer, TransformerEncoder, generateSquareSubsequentMask,
+  type MultiheadAttentionOptions, type AttentionCallOptions, type TransformerEncoderLayerOptions, type EncoderCallOptions, type Activation,
+} from './transformer.js';
