@@ -81,6 +81,25 @@ export function interpolate(x: Tensor, size: Pair, o: { mode?: 'nearest' | 'bili
   return T(native.interpolate(x.handle, pair(size), o.mode ?? 'nearest', o.alignCorners ?? false, o.antialias ?? false));
 }
 
+export interface GridSampleOptions {
+  mode?: 'bilinear' | 'nearest' | 'bicubic';
+  paddingMode?: 'zeros' | 'border' | 'reflection';
+  alignCorners?: boolean;
+}
+const GRID_MODES = { bilinear: 0, nearest: 1, bicubic: 2 } as const;
+const GRID_PADDING = { zeros: 0, border: 1, reflection: 2 } as const;
+/** Samples x [N, C, H, W] at grid [N, Ho, Wo, 2] (x, y in [-1, 1]), as F.grid_sample. */
+export function gridSample(x: Tensor, grid: Tensor, o: GridSampleOptions = {}): Tensor {
+  const mode = GRID_MODES[o.mode ?? 'bilinear'];
+  const padding = GRID_PADDING[o.paddingMode ?? 'zeros'];
+  if (mode === undefined) throw new TypeError(`gridSample: mode must be 'bilinear', 'nearest' or 'bicubic', got '${String(o.mode)}'`);
+  if (padding === undefined) throw new TypeError(`gridSample: paddingMode must be 'zeros', 'border' or 'reflection', got '${String(o.paddingMode)}'`);
+  return T(native.gridSample(x.handle, grid.handle, mode, padding, o.alignCorners ?? false));
+}
+/** The sampling grid [N, H, W, 2] of affine matrices theta [N, 2, 3] for an output of size [N, C, H, W], as F.affine_grid. */
+export const affineGrid = (theta: Tensor, size: number[], alignCorners = false): Tensor =>
+  T(native.affineGrid(theta.handle, size, alignCorners));
+
 // activations
 export const relu = (x: Tensor): Tensor => T(native.relu(x.handle));
 export const relu6 = (x: Tensor): Tensor => T(native.relu6(x.handle));
@@ -174,4 +193,21 @@ export const foreach = {
   zero_: (a: Tensor[]): void => native.foreachZero_(hs(a)),
   sqrt: (a: Tensor[]): Tensor[] => (native.foreachSqrt(hs(a)) as Handle[]).map(T),
   norm: (a: Tensor[], p = 2): Tensor[] => (native.foreachNorm(hs(a), p) as Handle[]).map(T),
+  // out-of-place forms return new tensors; `scalars` lists give one number per tensor
+  add: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => (native.foreachAdd(hs(a), hs(b), alpha) as Handle[]).map(T),
+  addScalar: (a: Tensor[], s: number): Tensor[] => (native.foreachAddScalar(hs(a), s) as Handle[]).map(T),
+  sub_: (a: Tensor[], b: Tensor[], alpha = 1): void => native.foreachSub_(hs(a), hs(b), alpha),
+  sub: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => (native.foreachSub(hs(a), hs(b), alpha) as Handle[]).map(T),
+  mul: (a: Tensor[], b: Tensor[]): Tensor[] => (native.foreachMul(hs(a), hs(b)) as Handle[]).map(T),
+  /** Multiplies every tensor by a one-element tensor (no host sync, unlike item()). */
+  mulTensor_: (a: Tensor[], s: Tensor): void => native.foreachMulTensor_(hs(a), s.handle),
+  divScalarList_: (a: Tensor[], scalars: number[]): void => native.foreachDivScalarList_(hs(a), scalars),
+  addcmul: (a: Tensor[], b: Tensor[], c: Tensor[], value = 1): Tensor[] => (native.foreachAddcmul(hs(a), hs(b), hs(c), value) as Handle[]).map(T),
+  addcdivScalarList_: (a: Tensor[], b: Tensor[], c: Tensor[], scalars: number[]): void =>
+    native.foreachAddcdivScalarList_(hs(a), hs(b), hs(c), scalars),
+  maximum_: (a: Tensor[], b: Tensor[]): void => native.foreachMaximum_(hs(a), hs(b)),
+  neg: (a: Tensor[]): Tensor[] => (native.foreachNeg(hs(a)) as Handle[]).map(T),
+  sqrt_: (a: Tensor[]): void => native.foreachSqrt_(hs(a)),
+  copy_: (dst: Tensor[], src: Tensor[]): void => native.foreachCopy_(hs(dst), hs(src)),
+  clamp_: (a: Tensor[], min?: number, max?: number): void => native.foreachClamp_(hs(a), min, max),
 };
