@@ -86,11 +86,12 @@ function encode(flat: (number | boolean)[], d: DType): Uint8Array {
 /** A tensor that copies the given little-endian bytes. */
 export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Tensor {
   checkShape(shape, 'fromBytes');
+  const code = dtypeCode(dtype); // an unknown dtype is a TypeError, not a byte-count mismatch
   const want = shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dtype];
   if (bytes.byteLength !== want) {
     throw new RangeError(`fromBytes: shape [${shape.join(', ')}] of ${dtype} needs ${want} bytes, got ${bytes.byteLength}`);
   }
-  return new Tensor(native.fromBuffer(bytes, shape, dtypeCode(dtype)));
+  return new Tensor(native.fromBuffer(bytes, shape, code));
 }
 
 export const empty = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.empty(checkShape(shape, 'empty'), code(opts), opts.device), opts);

@@ -14,6 +14,15 @@ export function manualSeed(seed: number): void {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: expected a non-negative integer, got ${seed}`);
   native.manualSeed(seed);
 }
+/**
+ * Seeds only the default CPU generator (torch.default_generator.manual_seed(s)); unlike
+ * manualSeed it leaves CUDA generators alone. The data layer seeds each batch's augmentation
+ * with it on CPU-drawn parameters, so GPU dropout streams are untouched.
+ */
+export function manualSeedCpu(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeedCpu: expected a non-negative integer, got ${seed}`);
+  native.manualSeedCpu(seed);
+}
 /** The default generator's state as a uint8 tensor, as torch.get_rng_state. */
 export const getRngState = (): Tensor => new Tensor(native.getRngState() as Handle);
 export const setRngState = (state: Tensor): void => native.setRngState(state.handle);
