@@ -4,7 +4,9 @@
 #
 #   /usr/bin/python3 tv_oracle.py spec.json outdir
 # spec: [{"name": "resnet18", "kwargs": {"num_classes": 10}, "input": [2, 3, 64, 64],
-#         "seed": 0, "train": false, "builder": "torchvision.models.resnet18"}]
+#         "seed": 0, "train": false, "builder": "torchvision.models.resnet18", "backward": false}]
+# "backward": true also runs loss = sum over outputs of (o ** 2).sum() / 2 backward and writes each
+# parameter's gradient as 'grad.<name>' (the state written is the one after the forward).
 import json, struct, sys, importlib
 import torch
 
@@ -58,9 +60,15 @@ def main(spec_path, outdir):
         model.train(case.get("train", False))
         x = torch.randn(*case["input"])
         torch.manual_seed(case.get("seed", 0) + 1)
-        with torch.no_grad():
+        backward = case.get("backward", False)
+        with torch.set_grad_enabled(backward):
             outs = flatten(model(x))
-        tensors = {"p." + k: v for k, v in model.state_dict().items()}
+        # "weights": false leaves the state dict out, for models too big to ship whose init the
+        # caller reproduces from the seed (the keys and the parameter count are still written)
+        tensors = {"p." + k: v for k, v in model.state_dict().items()} if case.get("weights", True) else {}
+        if backward:
+            sum((o * o).sum() / 2 for o in outs).backward()
+            tensors.update({"grad." + k: p.grad for k, p in model.named_parameters() if p.grad is not None})
         tensors["input"] = x
         for i, o in enumerate(outs):
             tensors[f"output.{i}"] = o

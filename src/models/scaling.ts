@@ -1,0 +1,141 @@
+// Compound scaling (Tan & Le 2019, section 3.3): one coefficient phi scales depth by alpha^phi,
+// width by beta^phi and resolution by gamma^phi, with alpha * beta^2 * gamma^2 ~ 2, so each unit
+// of phi about doubles the FLOPs. Any scaled variant is B0's stage table decoded by the same
+// builder as B1-B7, with the same rounding rules.
+import { countMacs } from '../analyze/macs.js';
+import { EfficientNet, EFFICIENTNET_B0_STAGES, efficientnetCommonArch, scaleStages, type EfficientNetArch } from './efficientnet.js';
+import type { ModelOptions } from './registry.js';
+
+export interface CompoundCoefficients {
+  /** depth base (alpha) */
+  alpha: number;
+  /** width base (beta) */
+  beta: number;
+  /** resolution base (gamma) */
+  gamma: number;
+}
+
+/** The paper's grid-searched coefficients for the B series. */
+export const EFFICIENTNET_COEFFICIENTS: Readonly<CompoundCoefficients> = Object.freeze({ alpha: 1.2, beta: 1.1, gamma: 1.15 });
+export const EFFICIENTNET_BASE_RESOLUTION = 224;
+
+/** Either a compound coefficient, or the three multipliers directly. */
+export type ScalingSpec =
+  | ({ phi: number } & Partial<CompoundCoefficients>)
+  | { widthMult: number; depthMult: number; resolution?: number };
+
+export interface ScaledDims {
+  phi: number | null;
+  widthMult: number;
+  depthMult: number;
+  resolution: number;
+}
+
+/**
+ * The multipliers of a spec. The resolution from phi is rounded to a multiple of 8: the first
+ * three stride-2 stages then see even sizes (no lopsided padding), and it is as close to
+ * 224 * gamma^phi as a multiple of 8 gets (the paper's own sizes are hand-rounded, e.g. 240, 260).
+ */
+export function compoundScaling(spec: ScalingSpec): ScaledDims {
+  if ('phi' in spec) {
+    const { alpha, beta, gamma } = { ...EFFICIENTNET_COEFFICIENTS, ...definedOnly(spec) };
+    if (!Number.isFinite(spec.phi)) throw new RangeError(`compoundScaling: phi must be a finite number, got ${spec.phi}`);
+    for (const [k, v] of Object.entries({ alpha, beta, gamma })) {
+      if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`compoundScaling: ${k} must be a positive number, got ${v}`);
+    }
+    const resolution = Math.max(8, Math.round((EFFICIENTNET_BASE_RESOLUTION * gamma ** spec.phi) / 8) * 8);
+    return { phi: spec.phi, widthMult: beta ** spec.phi, depthMult: alpha ** spec.phi, resolution };
+  }
+  const { widthMult, depthMult } = spec;
+  for (const [k, v] of Object.entries({ widthMult, depthMult })) {
+    if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`compoundScaling: ${k} must be a positive number, got ${v}`);
+  }
+  const resolution = spec.resolution ?? EFFICIENTNET_BASE_RESOLUTION;
+  if (!(Number.isInteger(resolution) && resolution > 0)) throw new RangeError(`compoundScaling: resolution must be a positive integer, got ${resolution}`);
+  return { phi: null, widthMult, depthMult, resolution };
+}
+
+function definedOnly(o: Partial<CompoundCoefficients>): Partial<CompoundCoefficients> {
+  const out: Partial<CompoundCoefficients> = {};
+  for (const k of ['alpha', 'beta', 'gamma'] as const) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/**
+ * The classifier dropout the B series uses grows from 0.2 (B0) to 0.5 (B7); a scaled variant
+ * gets 0.2 + 0.05 phi, within [0.2, 0.5], unless opts.dropRate says otherwise.
+ */
+export function scaledDropout(phi: number | null, widthMult: number): number {
+  const p = phi ?? Math.log(widthMult) / Math.log(EFFICIENTNET_COEFFICIENTS.beta);
+  return Math.min(0.5, Math.max(0.2, 0.2 + 0.05 * p));
+}
+
+/** The architecture of a scaled variant, without building it. */
+export function scaledArch(spec: ScalingSpec, opts: ModelOptions = {}): EfficientNetArch & { dims: ScaledDims } {
+  const dims = compoundScaling(spec);
+  const name = dims.phi === null
+    ? `efficientnet(w=${dims.widthMult}, d=${dims.depthMult})`
+    : `efficientnet(phi=${dims.phi})`;
+  return {
+    dims,
+    name,
+    stages: scaleStages(EFFICIENTNET_B0_STAGES, dims.widthMult, dims.depthMult),
+    lastChannel: null,
+    bnEps: 1e-5,
+    bnMomentum: 0.1,
+    minInputSize: 1,
+    ...efficientnetCommonArch(name, opts, scaledDropout(dims.phi, dims.widthMult)),
+  };
+}
+
+/**
+ * Builds any compound-scaled EfficientNet from B0's table:
+ * efficientnetScaled({ phi: 2 }) or efficientnetScaled({ widthMult: 1.1, depthMult: 1.2, resolution: 260 }).
+ * Its native resolution is `model.resolution`.
+ */
+export function efficientnetScaled(spec: ScalingSpec, opts: ModelOptions = {}): EfficientNet & { resolution: number } {
+  const { dims, ...arch } = scaledArch(spec, opts);
+  return Object.assign(new EfficientNet(arch), { resolution: dims.resolution });
+}
+
+export interface ScalingReport extends ScaledDims {
+  /** the stage table after scaling: [in, out, repeats] per stage */
+  stages: { inChannels: number; outChannels: number; numLayers: number }[];
+  params: number;
+  /** multiply-adds of one image at `resolution` */
+  macs: number;
+}
+
+/** Parameter count and MACs of a scaled variant at its resolution (one image). */
+export function describeScaling(spec: ScalingSpec, opts: ModelOptions = {}): ScalingReport {
+  const model = efficientnetScaled(spec, opts);
+  try {
+    const dims = compoundScaling(spec);
+    const arch = scaledArch(spec, opts);
+    const { total } = countMacs(model, [1, model.inChannels, dims.resolution, dims.resolution]);
+    return {
+      ...dims,
+      stages: arch.stages.map(({ inChannels, outChannels, numLayers }) => ({ inChannels, outChannels, numLayers })),
+      params: model.numParameters(),
+      macs: total,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** One line per report, for printing a scaling table. */
+export function formatScalingTable(reports: ScalingReport[]): string {
+  const base = reports[0]?.macs ?? 1;
+  const head = 'phi  width  depth  res   params       MACs (M)   MACs / first';
+  const rows = reports.map((r) => [
+    String(r.phi ?? '-').padEnd(4),
+    r.widthMult.toFixed(3).padEnd(6),
+    r.depthMult.toFixed(3).padEnd(6),
+    String(r.resolution).padEnd(5),
+    r.params.toLocaleString('en-US').padEnd(12),
+    (r.macs / 1e6).toFixed(1).padEnd(10),
+    (r.macs / base).toFixed(2),
+  ].join(' '));
+  return [head, ...rows].join('\n');
+}
