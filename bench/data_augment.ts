@@ -1,0 +1,94 @@
+// What augmentation costs next to training: batched augmentation pipelines (the CIFAR recipe,
+// + random erasing, + RandAugment, mixup/cutmix, Inception crops) against one training step of a
+// small ResNet-style net on the same batch, timed alternately in one process so both see the
+// same machine; and torchvision's per-image transforms on the same batches for reference.
+//   node dist/bench/data_augment.js [--batch 128] [--rounds 15] [--threads 2]
+import { performance } from 'node:perf_hooks';
+import { F, manualSeed, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, Sequential, type Parameter } from '../src/nn/index.js';
+import { compose, synthetic, type Batch, type TransformSpec } from '../src/data/index.js';
+import { arg, median, runPython, table } from './common.js';
+
+class Block extends Module {
+  conv1: Conv2d; bn1: BatchNorm2d; conv2: Conv2d; bn2: BatchNorm2d; down: Sequential | null = null;
+  constructor(cin: number, cout: number, stride: number) {
+    super();
+    this.conv1 = new Conv2d(cin, cout, 3, { stride, padding: 1, bias: false });
+    this.bn1 = new BatchNorm2d(cout);
+    this.conv2 = new Conv2d(cout, cout, 3, { padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(cout);
+    if (stride !== 1 || cin !== cout) this.down = new Sequential(new Conv2d(cin, cout, 1, { stride, bias: false }), new BatchNorm2d(cout));
+  }
+  forward(x: Tensor): Tensor {
+    const out = this.bn2.call(this.conv2.call(this.bn1.call(this.conv1.call(x)).relu()));
+    return out.add(this.down ? this.down.call(x) : x).relu();
+  }
+}
+
+class Net extends Module {
+  conv1 = new Conv2d(3, 16, 3, { padding: 1, bias: false });
+  bn1 = new BatchNorm2d(16);
+  layers = new Sequential(new Block(16, 16, 1), new Block(16, 32, 2), new Block(32, 64, 2));
+  pool = new AdaptiveAvgPool2d(1);
+  fc = new Linear(64, 10);
+  forward(x: Tensor): Tensor {
+    return this.fc.call(this.pool.call(this.layers.call(this.bn1.call(this.conv1.call(x)).relu())).flatten(1));
+  }
+}
+
+function trainStep(net: Net, params: Parameter[], batch: Batch): void {
+  net.zeroGrad();
+  tidy(() => F.crossEntropy(net.call(batch.x), batch.y).backward());
+  noGrad(() => tidy(() => F.foreach.add_(params, params.map((p) => p.grad!), -0.01)));
+}
+
+const CIFAR: TransformSpec[] = [{ name: 'randomCrop', size: 32, padding: 4 }, { name: 'randomHorizontalFlip' }];
+const NORM: TransformSpec = { name: 'normalize', stats: 'cifar10' };
+const PIPELINES: [string, TransformSpec[]][] = [
+  ['normalize only', [NORM]],
+  ['CIFAR: crop 32 pad 4 + flip + normalize', [...CIFAR, NORM]],
+  ['CIFAR + random erasing', [...CIFAR, NORM, { name: 'randomErasing' }]],
+  ['CIFAR + RandAugment(2, 9)', [...CIFAR, { name: 'randAugment' }, NORM]],
+  ['CIFAR + mixup/cutmix', [...CIFAR, NORM, { name: 'mixupCutmix', numClasses: 10 }]],
+  ['randomResizedCrop 32 + flip + normalize', [{ name: 'randomResizedCrop', size: 32 }, { name: 'randomHorizontalFlip' }, NORM]],
+];
+
+function timeIt(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+
+const batchSize = arg('batch', 128), rounds = arg('rounds', 15), threads = arg('threads', 2);
+setNumThreads(threads);
+manualSeed(0);
+const data = synthetic({ count: batchSize, shape: [3, 32, 32], numClasses: 10 });
+const raw = data.getBatch(Array.from({ length: batchSize }, (_, i) => i));
+const net = new Net();
+const params = net.parameters();
+const stepInput = compose([NORM])(raw, true);
+
+const stepTimes: number[] = [];
+const augTimes = PIPELINES.map(() => [] as number[]);
+const pipelines = PIPELINES.map(([, specs]) => compose(specs));
+for (let r = 0; r < rounds + 2; r++) {
+  const s = timeIt(() => trainStep(net, params, stepInput));
+  if (r >= 2) stepTimes.push(s);
+  pipelines.forEach((p, k) => {
+    const t = timeIt(() => {
+      const out = p(raw, true);
+      if (out.x !== raw.x) out.x.dispose();
+      if (out.y !== raw.y) out.y.dispose();
+    });
+    if (r >= 2) augTimes[k]!.push(t);
+  });
+}
+const py = runPython<Record<string, number>>('data_augment.py', [batchSize, 5, threads], threads);
+const step = median(stepTimes);
+console.log(`batch ${batchSize} of 3x32x32 uint8, ${threads} threads, median of ${rounds} rounds`);
+console.log(`training step (small ResNet-style net, forward + backward + SGD): ${step.toFixed(1)} ms\n`);
+console.log(table(['pipeline', 'convkit, batched (ms)', '% of a training step', 'torchvision, per image (ms)'], PIPELINES.map(([name], k) => {
+  const ms = median(augTimes[k]!);
+  const ref = py[name];
+  return [name, ms, `${((100 * ms) / step).toFixed(1)}%`, ref === undefined ? '-' : ref];
+})));
