@@ -151,6 +151,8 @@ export async function oracle(code: string, inputs: Record<string, Tensor> = {}):
  *   const k = batch.add('O["y"] = I["x"].exp()', { x });
  *   await batch.run();
  *   batch.get(k).y
+ * Register every snippet before declaring the before() hook that runs the batch: in Node 20 a
+ * top-level before() starts as soon as it is declared.
  */
 export class OracleBatch {
   #cases: CaseSpec[] = [];

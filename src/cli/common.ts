@@ -1,0 +1,20 @@
+// Pieces the commands share: loading user modules (--import) that register models or transforms.
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UsageError, type Parsed } from './args.js';
+
+export const IMPORT_HELP = '  --import <module>     load a JS module first (it may register models with registerModel); repeatable';
+
+/** Imports every --import module (user models / transforms register themselves on import). */
+export async function importUserModules(p: Parsed, command: string): Promise<void> {
+  const v = p.values.import;
+  const list = Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+  for (const m of list) {
+    const url = m.startsWith('.') || path.isAbsolute(m) ? pathToFileURL(path.resolve(m)).href : m;
+    try {
+      await import(url);
+    } catch (e) {
+      throw new UsageError(`--import ${m}: cannot load it: ${(e as Error).message}`, command);
+    }
+  }
+}

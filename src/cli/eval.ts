@@ -1,0 +1,87 @@
+// convkit eval <checkpoint> <dataset>: top-1, top-5, loss, the per-class report and the
+// confusion matrix, as tables or JSON.
+import * as fs from 'node:fs';
+// libtorch and the model zoo are loaded once the arguments are known to be good
+import { RecipeError, DATASETS } from '../train/recipe.js';
+import { ProgressBar } from '../train/progress.js';
+import { autoBoolOpt, flag, intOpt, parse, str, UsageError } from './args.js';
+import { IMPORT_HELP, importUserModules } from './common.js';
+
+export const HELP = `usage: convkit eval <checkpoint> <dataset> [options]
+
+Evaluates a checkpoint: a training checkpoint (last/best.safetensors), a model.safetensors,
+or other safetensors / .pth weights (then --model is required). dataset is one of
+${DATASETS.join(', ')}.
+
+options:
+  --model <name>        the registered model the weights belong to
+  --num-classes <n>     classifier outputs (files convkit did not write)
+  --data-root <dir>     the dataset's folder
+  --split <train|test>  which split (default test)
+  --limit <n>           a seeded random subset of n images
+  --batch-size <n>      default 500
+  --image-size <h,w>    image folders: decode to this size
+  --ema                 evaluate a training checkpoint's EMA weights
+  --bf16 <on|off>       bfloat16 autocast (default off)
+  --json                print the results as JSON
+  --quiet               no progress bar
+${IMPORT_HELP}
+  -h, --help            this help`;
+
+const C = 'eval';
+
+export async function run(args: string[]): Promise<number> {
+  const p = parse(C, args, {
+    model: { type: 'string' }, 'num-classes': { type: 'string' }, 'data-root': { type: 'string' }, split: { type: 'string' },
+    limit: { type: 'string' }, 'batch-size': { type: 'string' }, 'image-size': { type: 'string' }, ema: { type: 'boolean' },
+    bf16: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
+  }, { minPositionals: 2, maxPositionals: 2 });
+  if (flag(p, 'help')) { console.log(HELP); return 0; }
+  const [file, dataset] = p.positionals;
+  if (!fs.existsSync(file)) throw new Error(`checkpoint ${file}: no such file`);
+  if (!(DATASETS as readonly string[]).includes(dataset)) throw new UsageError(`unknown dataset '${dataset}': expected one of ${DATASETS.join(', ')}`, C);
+  const split = str(p, 'split') ?? 'test';
+  if (split !== 'train' && split !== 'test') throw new UsageError(`--split must be train or test, got '${split}'`, C);
+  const bf16 = autoBoolOpt(p, 'bf16', C);
+  const size = str(p, 'image-size');
+  let imageSize: [number, number] | undefined;
+  if (size !== undefined) {
+    const hw = size.split(/[,x]/).map(Number);
+    if (hw.length !== 2 || !hw.every((v) => Number.isInteger(v) && v > 0)) throw new UsageError(`--image-size must be H,W of positive integers, got '${size}'`, C);
+    imageSize = [hw[0], hw[1]];
+  }
+  await import('../models/index.js');
+  await importUserModules(p, C);
+  const { evaluateCheckpoint } = await import('../train/eval_checkpoint.js');
+  const { formatClassReport, formatConfusion } = await import('../train/metrics.js');
+  let bar: ProgressBar | null = null;
+  const quiet = flag(p, 'quiet') || flag(p, 'json');
+  let ev;
+  try {
+    ev = await evaluateCheckpoint(file, dataset, {
+      model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1), dataRoot: str(p, 'data-root'), split,
+      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
+      onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
+    });
+  } catch (e) {
+    if (e instanceof RecipeError) throw new UsageError(e.message, C);
+    throw e;
+  } finally {
+    (bar as ProgressBar | null)?.finish();
+  }
+  const r = ev.result;
+  if (flag(p, 'json')) {
+    console.log(JSON.stringify({
+      checkpoint: ev.checkpoint, model: ev.model, dataset: ev.dataset, split: ev.split, weights: ev.weights, count: r.count,
+      top1: r.top1, top5: r.top5, loss: r.loss, classes: ev.classes, perClass: ev.report.classes,
+      macro: ev.report.macro, weighted: ev.report.weighted, confusion: r.confusion.toJSON(),
+    }, null, 2));
+    return 0;
+  }
+  console.log(`${ev.checkpoint} (${ev.model}${ev.weights === 'ema' ? ', EMA weights' : ''}) on ${ev.dataset} ${ev.split}: ${r.count} images`);
+  console.log(`top-1 ${(100 * r.top1).toFixed(2)}%   top-5 ${(100 * r.top5).toFixed(2)}%   loss ${r.loss.toFixed(4)}\n`);
+  console.log(formatClassReport(ev.report));
+  console.log('\nconfusion matrix (rows: true class, columns: predicted):');
+  console.log(formatConfusion(r.confusion, ev.classes));
+  return 0;
+}

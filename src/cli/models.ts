@@ -1,0 +1,123 @@
+// convkit models: the registry with parameters and multiply-adds at each model's input size.
+// Counting needs building each model and running one pass, so the numbers are cached per
+// convkit version (and models are built one at a time and freed).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { ModelEntry } from '../models/index.js';
+import { flag, parse, str } from './args.js';
+import { IMPORT_HELP, importUserModules } from './common.js';
+
+export const HELP = `usage: convkit models [options]
+
+Lists the registered models: name, family, parameters, multiply-adds (MACs) of one image at
+the model's input size, and the input size. Counting builds each model once; the numbers are
+cached in $CONVKIT_CACHE_DIR (default ~/.cache/convkit).
+
+options:
+  --family <name>   only this family (resnet, efficientnet, mobilenet, ...)
+  --filter <text>   only models whose name contains text
+  --no-count        skip parameters and MACs (instant)
+  --refresh         recount, ignoring the cache
+  --json            print as JSON
+${IMPORT_HELP}
+  -h, --help        this help`;
+
+export interface ModelInfo {
+  name: string;
+  family: string;
+  inputSize: [number, number, number];
+  params: number | null;
+  macs: number | null;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0';
+  } catch {
+    return '0';
+  }
+}
+
+function cacheFile(): string {
+  const dir = process.env.CONVKIT_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'convkit');
+  return path.join(dir, `models-${packageVersion()}.json`);
+}
+
+type Cache = Record<string, { params: number; macs: number; inputSize: number[] }>;
+
+function readCache(file: string): Cache {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Cache;
+  } catch {
+    return {};
+  }
+}
+
+/** Parameters and MACs of one model at its input size (built, counted, freed). */
+export async function countModel(e: ModelEntry): Promise<{ params: number; macs: number }> {
+  const { createModel } = await import('../models/index.js');
+  const { countMacs } = await import('../analyze/macs.js');
+  const model = createModel(e.name, { inChannels: e.config.inputSize[0] });
+  try {
+    return { params: model.numParameters(), macs: countMacs(model, [1, ...e.config.inputSize]).total };
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function modelTable(entries: ModelEntry[], o: { count: boolean; refresh?: boolean; onCount?: (name: string, i: number, n: number) => void }): Promise<ModelInfo[]> {
+  const file = cacheFile();
+  const cache = o.refresh ? {} : readCache(file);
+  let dirty = false;
+  const out: ModelInfo[] = [];
+  for (const [i, e] of entries.entries()) {
+    const key = `${e.name}@${e.config.inputSize.join('x')}`;
+    let hit = cache[key];
+    if (o.count && !hit) {
+      o.onCount?.(e.name, i, entries.length);
+      hit = cache[key] = { ...(await countModel(e)), inputSize: e.config.inputSize };
+      dirty = true;
+    }
+    out.push({ name: e.name, family: e.config.family, inputSize: e.config.inputSize, params: o.count ? hit!.params : null, macs: o.count ? hit!.macs : null });
+  }
+  if (dirty) {
+    const { writeFileAtomic } = await import('../train/checkpoint.js');
+    try {
+      writeFileAtomic(file, JSON.stringify({ ...readCache(file), ...cache }, null, 1));
+    } catch {
+      // a read-only home is not an error: the numbers are just not cached
+    }
+  }
+  return out;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const p = parse('models', args, {
+    family: { type: 'string' }, filter: { type: 'string' }, 'no-count': { type: 'boolean' }, refresh: { type: 'boolean' }, json: { type: 'boolean' },
+    import: { type: 'string', multiple: true },
+  }, { maxPositionals: 0 });
+  if (flag(p, 'help')) { console.log(HELP); return 0; }
+  const { listModels } = await import('../models/index.js');
+  const { humanCount } = await import('../analyze/summary.js');
+  const { formatTable } = await import('../train/metrics.js');
+  await importUserModules(p, 'models');
+  const filter = str(p, 'filter');
+  const entries = listModels(str(p, 'family')).filter((e) => !filter || e.name.includes(filter)).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  const count = !flag(p, 'no-count');
+  const tty = Boolean(process.stderr.isTTY);
+  const rows = await modelTable(entries, {
+    count, refresh: flag(p, 'refresh'),
+    onCount: (name, i, n) => { if (tty) process.stderr.write(`\r\x1b[2Kcounting ${name} (${i + 1}/${n})...`); },
+  });
+  if (tty && count) process.stderr.write('\r\x1b[2K');
+  if (flag(p, 'json')) {
+    console.log(JSON.stringify(rows, null, 2));
+    return 0;
+  }
+  const cells = rows.map((r) => [r.name, r.family, r.params === null ? '-' : humanCount(r.params), r.macs === null ? '-' : humanCount(r.macs), r.inputSize.join('x')]);
+  console.log(formatTable(['model', 'family', 'params', 'MACs', 'input'], cells));
+  console.log(`${rows.length} model${rows.length === 1 ? '' : 's'}`);
+  return 0;
+}

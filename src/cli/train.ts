@@ -1,0 +1,316 @@
+// convkit train: runs a recipe (the default: ResNet-20 on Fashion-MNIST) with a progress bar,
+// checkpoints every epoch, and resumes with --resume. Ctrl-C stops after the current step with a
+// checkpoint that resumes there (exit code 130); a second Ctrl-C exits at once.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+// The trainer and the model zoo load libtorch: they are imported only once the arguments are
+// known to be good, so --help and usage errors answer at once.
+import type { Trainer, TrainerEvent, TrainResult } from '../train/trainer.js';
+import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS, type Recipe } from '../train/recipe.js';
+import { ProgressBar, formatDuration } from '../train/progress.js';
+import { autoBoolOpt, flag, intOpt, numOpt, parse, str, UsageError, type OptionSpec, type Parsed } from './args.js';
+import { IMPORT_HELP, importUserModules } from './common.js';
+
+export const HELP = `usage: convkit train [options]
+       convkit train --recipe recipe.yaml [options]
+       convkit train --resume [run-folder | checkpoint]
+
+Trains a classifier. With no options: ${DEFAULT_RECIPE.model} on ${DEFAULT_RECIPE.dataset}, ${DEFAULT_RECIPE.epochs} epochs.
+Options override the recipe file, which overrides the defaults. Writes to the output folder
+(default runs/<model>-<dataset>-<time>): recipe.json, log.jsonl, last.safetensors,
+best.safetensors, model.safetensors and report.html.
+
+recipe:
+  --recipe <file>            a recipe in JSON or YAML (keys: see --list-keys)
+  --set <key=value>          set any recipe key (value as JSON, else a string); repeatable
+  --list-keys                print every recipe key with its default and exit
+  --dry-run                  print the recipe that would run and exit
+
+model and data:
+  --model <name>             a registered model (convkit models)
+  --dataset <name>           fashion-mnist, mnist, cifar10, cifar100, folder, synthetic
+  --data-root <dir>          the dataset's folder (cifar, folder; mnist layouts optional)
+  --num-classes <n>          classifier outputs (default: the dataset's classes)
+  --in-channels <n>          input channels (default: the dataset's)
+  --limit-train <n>          train on a seeded random subset of n images
+  --limit-test <n>           evaluate on a seeded random subset of n images
+  --val-fraction <f>         hold out this fraction of train for validation (0: use test)
+  --image-size <h,w>         image folders: decode to this size
+
+optimisation:
+  --epochs <n>  --batch-size <n>  --eval-batch-size <n>
+  --optimizer <name>         sgd, adam, adamw, rmsprop
+  --lr <f>  --momentum <f>  --weight-decay <f>  --no-nesterov
+  --schedule <name>          cosine, onecycle, step, multistep, exponential, linear, constant
+  --warmup-epochs <f>  --min-lr <f>
+  --label-smoothing <f>  --mixup <alpha>  --cutmix <alpha>
+  --augment <json>           training transforms, e.g. '[{"name":"randomCrop","size":28,"padding":2}]'
+  --no-augment               no augmentation
+  --ema <decay>              keep an EMA of the weights (e.g. 0.999) and evaluate it too
+  --clip-grad <norm>         clip the gradient norm
+  --bf16 <on|off|auto>       bfloat16 autocast (auto: on when the CPU has AVX-512 BF16)
+  --channels-last <on|off|auto>
+  --seed <n>  --threads <n>
+
+transfer learning:
+  --init <file>              start from these weights (safetensors, checkpoint or .pth)
+  --keep-head                fail instead of replacing a classifier of another class count
+  --freeze-backbone-epochs <n>   train only the head for the first n epochs
+  --backbone-lr <f>          the backbone's learning rate (the head uses --lr)
+
+run:
+  --out-dir <dir>            output folder
+  --resume [path]            continue a run (its folder or checkpoint; alone: the newest run in runs/)
+  --overwrite                allow an output folder that already holds a run
+  --quiet                    no progress bar, only the epoch lines
+  --json                     print the final result as JSON on stdout
+${IMPORT_HELP}
+  -h, --help                 this help`;
+
+const OPTIONS: OptionSpec = {
+  recipe: { type: 'string' }, set: { type: 'string', multiple: true }, 'list-keys': { type: 'boolean' }, 'dry-run': { type: 'boolean' },
+  model: { type: 'string' }, dataset: { type: 'string' }, 'data-root': { type: 'string' }, 'num-classes': { type: 'string' },
+  'in-channels': { type: 'string' }, 'limit-train': { type: 'string' }, 'limit-test': { type: 'string' }, 'val-fraction': { type: 'string' },
+  'image-size': { type: 'string' }, epochs: { type: 'string' }, 'batch-size': { type: 'string' }, 'eval-batch-size': { type: 'string' },
+  optimizer: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
+  'no-nesterov': { type: 'boolean' }, schedule: { type: 'string' }, 'warmup-epochs': { type: 'string' }, 'min-lr': { type: 'string' },
+  'label-smoothing': { type: 'string' }, mixup: { type: 'string' }, cutmix: { type: 'string' }, augment: { type: 'string' },
+  'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
+  'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' },
+  'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
+  'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
+  json: { type: 'boolean' }, import: { type: 'string', multiple: true },
+};
+
+const C = 'train';
+
+/** The recipe keys the command-line options give (only those given). */
+export function recipeFromOptions(p: Parsed): Partial<Recipe> {
+  const r: Record<string, unknown> = {};
+  const put = (key: keyof Recipe, v: unknown): void => { if (v !== undefined) r[key] = v; };
+  put('model', str(p, 'model'));
+  put('dataset', str(p, 'dataset'));
+  put('dataRoot', str(p, 'data-root'));
+  put('numClasses', intOpt(p, 'num-classes', C, 1));
+  put('inChannels', intOpt(p, 'in-channels', C, 1));
+  put('limitTrain', intOpt(p, 'limit-train', C, 1));
+  put('limitTest', intOpt(p, 'limit-test', C, 1));
+  put('valFraction', numOpt(p, 'val-fraction', C, 0, 0.99));
+  const size = str(p, 'image-size');
+  if (size !== undefined) {
+    const hw = size.split(/[,x]/).map(Number);
+    if (hw.length !== 2 || !hw.every((v) => Number.isInteger(v) && v > 0)) throw new UsageError(`--image-size must be H,W of positive integers, got '${size}'`, C);
+    r.imageSize = hw;
+  }
+  put('epochs', intOpt(p, 'epochs', C, 1));
+  put('batchSize', intOpt(p, 'batch-size', C, 1));
+  put('evalBatchSize', intOpt(p, 'eval-batch-size', C, 1));
+  put('optimizer', str(p, 'optimizer'));
+  put('lr', numOpt(p, 'lr', C, 0));
+  put('momentum', numOpt(p, 'momentum', C, 0, 1));
+  put('weightDecay', numOpt(p, 'weight-decay', C, 0));
+  if (flag(p, 'no-nesterov')) r.nesterov = false;
+  put('schedule', str(p, 'schedule'));
+  put('warmupEpochs', numOpt(p, 'warmup-epochs', C, 0));
+  put('minLr', numOpt(p, 'min-lr', C, 0));
+  put('labelSmoothing', numOpt(p, 'label-smoothing', C, 0, 0.99));
+  put('mixup', numOpt(p, 'mixup', C, 0));
+  put('cutmix', numOpt(p, 'cutmix', C, 0));
+  const aug = str(p, 'augment');
+  if (aug !== undefined) {
+    try {
+      r.augment = JSON.parse(aug);
+    } catch {
+      throw new UsageError(`--augment must be a JSON list of transforms, got '${aug}'`, C);
+    }
+  }
+  if (flag(p, 'no-augment')) r.augment = [];
+  put('ema', numOpt(p, 'ema', C, 0, 0.999999));
+  put('clipGradNorm', numOpt(p, 'clip-grad', C, 0));
+  put('bf16', autoBoolOpt(p, 'bf16', C));
+  put('channelsLast', autoBoolOpt(p, 'channels-last', C));
+  put('seed', intOpt(p, 'seed', C, 0));
+  put('threads', intOpt(p, 'threads', C, 1));
+  put('init', str(p, 'init'));
+  if (flag(p, 'keep-head')) r.replaceHead = false;
+  put('freezeBackboneEpochs', intOpt(p, 'freeze-backbone-epochs', C, 0));
+  put('backboneLr', numOpt(p, 'backbone-lr', C, 0));
+  put('outDir', str(p, 'out-dir'));
+  for (const kv of (p.values.set as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key=value, got '${kv}'`, C);
+    const key = kv.slice(0, eq);
+    const raw = kv.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    r[key] = value;
+  }
+  return r as Partial<Recipe>;
+}
+
+/** '--resume' may come without a value: then the newest run under runs/ (or --out-dir). */
+function fillResume(args: string[]): string[] {
+  const i = args.indexOf('--resume');
+  if (i < 0) return args;
+  const next = args[i + 1];
+  if (next !== undefined && !next.startsWith('-')) return args;
+  return [...args.slice(0, i + 1), '', ...args.slice(i + 1)];
+}
+
+function newestRun(outDir: string | undefined): string {
+  if (outDir) return outDir;
+  const root = 'runs';
+  const runs = fs.existsSync(root) ? fs.readdirSync(root).map((d) => path.join(root, d)).filter((d) => fs.existsSync(path.join(d, 'last.safetensors'))) : [];
+  if (runs.length === 0) throw new UsageError('--resume: no run to resume under runs/; give its folder or checkpoint', C);
+  return runs.sort((a, b) => fs.statSync(path.join(b, 'last.safetensors')).mtimeMs - fs.statSync(path.join(a, 'last.safetensors')).mtimeMs)[0];
+}
+
+function listKeys(): string {
+  return RECIPE_KEYS.map((k) => `${k.padEnd(22)} ${JSON.stringify(DEFAULT_RECIPE[k])}`).join('\n');
+}
+
+const pct = (v: number | null): string => (v === null ? '-' : `${(100 * v).toFixed(2)}%`);
+
+/** Draws the progress bar and the per-epoch lines on stderr. */
+function reporter(quiet: boolean): (e: TrainerEvent) => void {
+  let bar: ProgressBar | null = null;
+  const err = process.stderr;
+  return (e) => {
+    switch (e.type) {
+      case 'start': {
+        const r = e.recipe;
+        err.write(`${e.resumed ? 'resuming' : 'training'} ${r.model} (${e.numParams.toLocaleString('en-US')} parameters) on ${r.dataset}: ` +
+          `${e.trainSize} train / ${e.evalSize} ${e.evalSplit} images, ${r.epochs} epochs, batch ${r.batchSize}, ${r.optimizer} lr ${r.lr}, ` +
+          `${r.bf16 ? 'bf16' : 'fp32'}${r.channelsLast ? ' channels-last' : ''}${e.resumed ? `, from epoch ${e.epoch + 1} batch ${e.batch}` : ''}\n`);
+        err.write(`output: ${e.outDir}\n`);
+        break;
+      }
+      case 'epochStart':
+        if (!quiet) bar = new ProgressBar({ total: e.numBatches, label: `epoch ${e.epoch + 1}/${e.epochs}`, start: e.startBatch });
+        break;
+      case 'step':
+        bar?.update(e.batch, { loss: e.loss.toFixed(4), acc: pct(e.acc), lr: e.lr.toExponential(2), 'img/s': e.imagesPerSec.toFixed(0) });
+        break;
+      case 'epochEnd': {
+        const h = e.record;
+        const line = `epoch ${h.epoch}: train loss ${h.trainLoss.toFixed(4)} acc ${pct(h.trainAcc)} | ${h.evalSplit} loss ${h.valLoss.toFixed(4)} ` +
+          `top-1 ${pct(h.valAcc)} top-5 ${pct(h.valTop5)}${h.emaAcc !== null ? ` | EMA top-1 ${pct(h.emaAcc)}` : ''} | ` +
+          `${h.imagesPerSec.toFixed(0)} img/s, ${formatDuration(h.epochSeconds)}, RSS ${h.rssMB.toFixed(0)} MB${e.best ? ' *best' : ''}`;
+        if (bar) bar.finish(line);
+        else err.write(`${line}\n`);
+        bar = null;
+        break;
+      }
+      case 'interrupted':
+        bar?.finish();
+        bar = null;
+        err.write(`interrupted at epoch ${e.epoch + 1}, batch ${e.batch}: saved ${e.file}\nresume with: convkit train --resume ${path.dirname(e.file)}\n`);
+        break;
+      default:
+    }
+  };
+}
+
+function printSummary(r: TrainResult): void {
+  const last = r.last;
+  const lines = [
+    `done: ${r.epochs} epochs in ${formatDuration(r.seconds)}`,
+    last ? `final ${last.evalSplit} top-1 ${pct(last.valAcc)}, top-5 ${pct(last.valTop5)}, loss ${last.valLoss.toFixed(4)}${last.emaAcc !== null ? `, EMA top-1 ${pct(last.emaAcc)}` : ''}` : '',
+    `best top-1 ${pct(r.bestAcc)} at epoch ${r.bestEpoch}`,
+    `files: ${r.files.model}, ${r.files.best}, ${r.files.report}`,
+  ];
+  process.stderr.write(`${lines.filter(Boolean).join('\n')}\n`);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const p = parse(C, fillResume(argv), OPTIONS, { maxPositionals: 0 });
+  if (flag(p, 'help')) { console.log(HELP); return 0; }
+  if (flag(p, 'list-keys')) { console.log(listKeys()); return 0; }
+  const layers = makeLayers(p);
+  await import('../models/index.js');
+  await importUserModules(p, C);
+  let trainer: Trainer;
+  try {
+    if (flag(p, 'dry-run')) {
+      console.log(JSON.stringify(await plannedRecipe(layers), null, 2));
+      return 0;
+    }
+    trainer = await makeTrainer(p, layers);
+  } catch (e) {
+    if (e instanceof RecipeError) throw new UsageError(e.message, C);
+    throw e;
+  }
+  trainer.on(reporter(flag(p, 'quiet')));
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once)...\n');
+      trainer.stop();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const result = await trainer.run();
+    if (flag(p, 'json')) console.log(JSON.stringify(result, null, 2));
+    if (result.interrupted) return 130;
+    printSummary(result);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    trainer.dispose();
+  }
+}
+
+/** The recipe layers (file, then options), checked; usage errors surface before anything loads. */
+function makeLayers(p: Parsed): Partial<Recipe>[] {
+  try {
+    const file = str(p, 'recipe');
+    const layers = [file ? loadRecipeFile(file) : {}, recipeFromOptions(p)];
+    if (str(p, 'resume') === undefined) resolveRecipe(...layers);
+    return layers;
+  } catch (e) {
+    if (e instanceof RecipeError) throw new UsageError(e.message, C);
+    throw e;
+  }
+}
+
+async function checkModel(name: string): Promise<void> {
+  const { modelEntry } = await import('../models/index.js');
+  try {
+    modelEntry(name);
+  } catch (e) {
+    throw new UsageError((e as Error).message, C);
+  }
+}
+
+/** The recipe a run would use, 'auto' settings decided, without loading any data. */
+async function plannedRecipe(layers: Partial<Recipe>[]): Promise<Recipe> {
+  const r = resolveRecipe(...layers);
+  await checkModel(r.model);
+  const { finalizeRecipe } = await import('../train/trainer.js');
+  finalizeRecipe(r);
+  return r;
+}
+
+async function makeTrainer(p: Parsed, layers: Partial<Recipe>[]): Promise<Trainer> {
+  const { Trainer } = await import('../train/trainer.js');
+  const resume = str(p, 'resume');
+  const fromOptions = layers[1];
+  if (resume !== undefined) {
+    const given = Object.keys(fromOptions).filter((k) => k !== 'outDir');
+    if (given.length || str(p, 'recipe')) {
+      throw new UsageError(`--resume continues a run with its own recipe; drop ${given.length ? given.map((k) => `'${k}'`).join(', ') : '--recipe'}`, C);
+    }
+    return Trainer.resume(resume === '' ? newestRun(fromOptions.outDir ?? undefined) : resume);
+  }
+  const r = resolveRecipe(...layers);
+  await checkModel(r.model);
+  return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite') });
+}

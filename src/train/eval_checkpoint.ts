@@ -1,0 +1,120 @@
+// Evaluates a checkpoint on a dataset: what `convkit eval` does. The model and its input
+// preprocessing come from the file when convkit wrote it (a training checkpoint's recipe, or
+// model.safetensors' metadata); for other files (timm / torchvision weights) name the model.
+import * as fs from 'node:fs';
+import type { Module } from '../nn/index.js';
+import { createModel, modelEntry } from '../models/index.js';
+import { parseSafetensorsHeader } from '../io/index.js';
+import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights, readCheckpointMeta } from './checkpoint.js';
+import { evalLoader, limitDataset, normalization, openDataset } from './data.js';
+import { evaluate, type ClassifierModule, type EvalResult } from './evaluate.js';
+import { DATASETS, RecipeError, type AugmentSpec } from './recipe.js';
+import type { ClassReport } from './metrics.js';
+import type { TrainState } from './trainer.js';
+
+export interface EvalCheckpointOptions {
+  /** the model name (required for files convkit did not write) */
+  model?: string;
+  /** builder options for such files (numClasses defaults to the dataset's) */
+  numClasses?: number;
+  dataRoot?: string;
+  split?: 'train' | 'test';
+  /** evaluate a seeded random subset of n images */
+  limit?: number;
+  batchSize?: number;
+  /** training checkpoints: evaluate the EMA weights */
+  ema?: boolean;
+  bf16?: boolean;
+  imageSize?: [number, number];
+  onBatch?: (done: number, total: number) => void;
+}
+
+export interface CheckpointEvaluation {
+  checkpoint: string;
+  model: string;
+  dataset: string;
+  split: 'train' | 'test';
+  weights: 'model' | 'ema';
+  classes: string[];
+  result: EvalResult;
+  report: ClassReport;
+}
+
+interface Source {
+  model: string;
+  modelOptions: Record<string, unknown>;
+  mean: number[] | null;
+  std: number[] | null;
+  augment: AugmentSpec[];
+  training: boolean;
+}
+
+function describeSource(file: string, o: EvalCheckpointOptions): Source {
+  if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
+  let meta: Record<string, string> | undefined;
+  try {
+    meta = parseSafetensorsHeader(file).metadata;
+  } catch (e) {
+    if (!o.model) throw e; // a .pth: the model must be named
+  }
+  if (meta?.format === CHECKPOINT_FORMAT) {
+    const s = readCheckpointMeta<TrainState>(file);
+    const r = s.recipe;
+    return {
+      model: o.model ?? r.model, modelOptions: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, inChannels: r.inChannels ?? undefined },
+      mean: s.normalization.mean, std: s.normalization.std, augment: r.augment, training: true,
+    };
+  }
+  if (meta?.convkit_model) {
+    const parse = (k: string): unknown => {
+      try {
+        return meta![k] ? JSON.parse(meta![k]) : undefined;
+      } catch {
+        throw new CheckpointError(file, `metadata ${k} is not valid JSON`);
+      }
+    };
+    const norm = parse('convkit_normalization') as { mean: number[]; std: number[] } | undefined;
+    return { model: o.model ?? meta.convkit_model, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>, mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false };
+  }
+  if (!o.model) throw new RecipeError(`${file} does not say which model it holds (it was not written by convkit): give --model`);
+  return { model: o.model, modelOptions: {}, mean: null, std: null, augment: [], training: false };
+}
+
+export async function evaluateCheckpoint(file: string, dataset: string, o: EvalCheckpointOptions = {}): Promise<CheckpointEvaluation> {
+  if (!(DATASETS as readonly string[]).includes(dataset)) throw new RecipeError(`unknown dataset '${dataset}': expected one of ${DATASETS.join(', ')}`);
+  const src = describeSource(file, o);
+  if (o.ema && !src.training) throw new RecipeError(`--ema needs a training checkpoint (last.safetensors / best.safetensors), not ${file}`);
+  const entry = modelEntry(src.model);
+  const split = o.split ?? 'test';
+  const spec = {
+    dataset, dataRoot: o.dataRoot ?? null, imageSize: o.imageSize ?? null, inChannels: (src.modelOptions.inChannels as number | undefined) ?? null,
+    numClasses: o.numClasses ?? (src.modelOptions.numClasses as number | undefined) ?? null, seed: 0, limitTrain: null, limitTest: null,
+  };
+  const full = openDataset(spec, split, entry.config);
+  try {
+    const data = limitDataset(full, o.limit ?? null, 0, 0xe7a1);
+    const channels = full.inputShape[0];
+    const numClasses = spec.numClasses ?? full.classes.length;
+    if (numClasses < full.classes.length) {
+      throw new RecipeError(`the model has ${numClasses} outputs but ${dataset} has ${full.classes.length} classes`);
+    }
+    if (spec.inChannels !== null && spec.inChannels !== channels) {
+      throw new RecipeError(`the model takes ${spec.inChannels}-channel images but ${dataset} has ${channels}-channel images`);
+    }
+    const { mean, std } = normalization({ mean: src.mean, std: src.std, dataset, init: src.training || src.mean ? null : file }, channels, entry.config);
+    const model = createModel(src.model, { ...src.modelOptions, numClasses, inChannels: channels }) as ClassifierModule;
+    try {
+      loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
+      const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0 }, mean, std);
+      const result = await evaluate(model, loader, { numClasses, bf16: o.bf16 ?? false, onBatch: o.onBatch });
+      return {
+        checkpoint: file, model: src.model, dataset, split, weights: o.ema ? 'ema' : 'model', classes: full.classes,
+        result, report: result.confusion.report(full.classes),
+      };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    full.dispose?.();
+  }
+}

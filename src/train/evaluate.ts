@@ -1,0 +1,100 @@
+// Evaluation of a classifier over a loader: loss, top-1 / top-5, the confusion matrix, and the
+// first misclassified samples (for the report). Runs in eval mode without autograd, one tidy
+// scope per batch, and restores the model's mode afterwards.
+import { F, autocast, noGrad, tidy, type Tensor } from '../engine/index.js';
+import type { Module } from '../nn/index.js';
+import type { DataLoader } from '../data/index.js';
+import { ConfusionMatrix, topkCorrect } from './metrics.js';
+
+export type ClassifierModule = Module<[Tensor], Tensor | Tensor[]>;
+
+export interface EvalOptions {
+  numClasses: number;
+  bf16?: boolean;
+  channelsLast?: boolean;
+  /** keep up to this many misclassified samples (default 0) */
+  maxMisclassified?: number;
+  /** called after each batch: batches done, batches in all */
+  onBatch?: (done: number, total: number) => void;
+}
+
+export interface Misclassified {
+  /** the sample's index in the evaluated dataset */
+  index: number;
+  label: number;
+  predicted: number;
+  /** softmax probability of the prediction */
+  confidence: number;
+}
+
+export interface EvalResult {
+  /** mean cross entropy (no label smoothing) */
+  loss: number;
+  top1: number;
+  top5: number;
+  count: number;
+  confusion: ConfusionMatrix;
+  misclassified: Misclassified[];
+}
+
+/** The logits of a forward pass (training-mode auxiliary outputs are dropped). */
+export function logitsOf(out: Tensor | Tensor[]): Tensor {
+  return Array.isArray(out) ? out[0] : out;
+}
+
+/** One forward pass with the run's precision and memory format. */
+export function forward(model: ClassifierModule, x: Tensor, o: { bf16?: boolean; channelsLast?: boolean }): Tensor | Tensor[] {
+  const input = o.channelsLast ? x.contiguous('channelsLast') : x;
+  return o.bf16 ? autocast(() => model.call(input), 'bfloat16') : model.call(input);
+}
+
+export async function evaluate(model: ClassifierModule, loader: DataLoader, o: EvalOptions): Promise<EvalResult> {
+  const confusion = new ConfusionMatrix(o.numClasses);
+  const misclassified: Misclassified[] = [];
+  const maxMis = o.maxMisclassified ?? 0;
+  let lossSum = 0;
+  let top1 = 0;
+  let top5 = 0;
+  let count = 0;
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    const total = loader.numBatches;
+    for await (const batch of loader.batches(0)) {
+      try {
+        const r = tidy(() => noGrad(() => {
+          const logits = logitsOf(forward(model, batch.x, o)).float();
+          const loss = F.crossEntropy(logits, batch.y, { reduction: 'sum' }).item();
+          const [k1, k5] = topkCorrect(logits, batch.y, [1, 5]);
+          const probs = logits.softmax(1);
+          const [conf, pred] = probs.max(1);
+          return { loss, k1, k5, pred: pred.toTypedArray(), conf: conf.toTypedArray() as Float32Array, truth: batch.y.toTypedArray() };
+        }));
+        const n = r.truth.length;
+        lossSum += r.loss;
+        top1 += r.k1;
+        top5 += r.k5;
+        count += n;
+        confusion.add(r.truth as ArrayLike<bigint>, r.pred as ArrayLike<bigint>);
+        if (misclassified.length < maxMis) {
+          const indices = loader.batchIndices(0, batch.index);
+          if (indices.length === n) {
+            for (let i = 0; i < n && misclassified.length < maxMis; i++) {
+              const t = Number(r.truth[i]);
+              const p = Number(r.pred[i]);
+              if (t !== p) misclassified.push({ index: indices[i], label: t, predicted: p, confidence: r.conf[i] });
+            }
+          }
+        }
+      } finally {
+        batch.x.dispose();
+        batch.y.dispose();
+      }
+      o.onBatch?.(batch.index + 1, total);
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  if (count === 0) throw new Error('evaluate: the evaluation set yielded no samples');
+  return { loss: lossSum / count, top1: top1 / count, top5: top5 / count, count, confusion, misclassified };
+}

@@ -1,0 +1,305 @@
+// Training recipes: every knob of a run in one JSON-able object. A recipe file (JSON or YAML)
+// or command-line options give part of it; resolveRecipe fills in the defaults and checks every
+// key, naming any unknown one and listing the valid keys.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop';
+export type ScheduleName = 'cosine' | 'onecycle' | 'step' | 'multistep' | 'exponential' | 'linear' | 'constant';
+/**
+ * A transform as the data layer's transformFromSpec reads it ({"name": "randomCrop", "size": 28,
+ * "padding": 2}), or two shorthands: a bare name ("randomHorizontalFlip") and {name: options}
+ * ({"randomCrop": {"size": 28, "padding": 2}}).
+ */
+export type AugmentSpec = string | Record<string, unknown>;
+
+export interface Recipe {
+  /** a registered model name (convkit models) */
+  model: string;
+  /** extra builder options (dropRate, dropPathRate, zeroInitResidual, ...) */
+  modelOptions: Record<string, unknown>;
+  /** null: the dataset's class count */
+  numClasses: number | null;
+  /** null: the dataset's channel count */
+  inChannels: number | null;
+
+  /** 'fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'synthetic' or 'folder' */
+  dataset: string;
+  /** folder of the dataset files (cifar, folder: required; mnist-layout: optional) */
+  dataRoot: string | null;
+  /** image folders: [height, width] to decode to; null: the model's input size */
+  imageSize: [number, number] | null;
+  /** use only this many training / test images (a seeded random subset); null: all */
+  limitTrain: number | null;
+  limitTest: number | null;
+  /** fraction of train held out for validation (0: evaluate on the test split) */
+  valFraction: number;
+
+  epochs: number;
+  batchSize: number;
+  evalBatchSize: number;
+
+  optimizer: OptimizerName;
+  lr: number;
+  /** fine-tuning: the backbone's learning rate (null: lr); the head always uses lr */
+  backboneLr: number | null;
+  momentum: number;
+  nesterov: boolean;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  /** no weight decay on biases and normalisation weights (timm's default) */
+  decayNormAndBias: boolean;
+
+  schedule: ScheduleName;
+  /** schedule-specific: stepEpochs, milestones (epochs), gamma, pctStart, divFactor, finalDivFactor */
+  scheduleOptions: Record<string, unknown>;
+  warmupEpochs: number;
+  /** warmup starts at lr * warmupFactor */
+  warmupFactor: number;
+  /** the lr cosine/linear decay ends at */
+  minLr: number;
+
+  labelSmoothing: number;
+  /** training-time transforms, in order (uint8 images in; normalisation is added after them) */
+  augment: AugmentSpec[];
+  /** per-channel normalisation (null: the dataset's statistics, or the model's for init weights) */
+  mean: number[] | null;
+  std: number[] | null;
+  /** mixup alpha (0: off) */
+  mixup: number;
+  /** cutmix alpha (0: off) */
+  cutmix: number;
+  /** probability of applying mixup/cutmix to a batch */
+  mixProb: number;
+  /** when both are on: the probability of cutmix rather than mixup */
+  mixSwitchProb: number;
+
+  /** EMA decay of the weights (0: off), e.g. 0.999 */
+  ema: number;
+  /** clip the global gradient norm to this (0: off) */
+  clipGradNorm: number;
+  /** bfloat16 autocast: true, false or 'auto' (on when the CPU has avx512_bf16 / amx) */
+  bf16: boolean | 'auto';
+  /** channels-last memory format: true, false or 'auto' (follows bf16) */
+  channelsLast: boolean | 'auto';
+
+  seed: number;
+  /** null: runs/<model>-<dataset>-<timestamp> */
+  outDir: string | null;
+  /** libtorch threads (null: all cores) */
+  threads: number | null;
+  /** batches prepared ahead of the training step */
+  prefetch: number;
+
+  /** transfer learning: weights to start from (model.safetensors, a checkpoint, a .pth) */
+  init: string | null;
+  /** when init's classifier has another class count, start the head afresh */
+  replaceHead: boolean;
+  /** train only the head for the first N epochs */
+  freezeBackboneEpochs: number;
+
+  /** misclassified test images shown in report.html */
+  reportImages: number;
+}
+
+/** The default recipe: ResNet-20 on Fashion-MNIST, aiming at >= 94% test accuracy in 10 epochs on 2 cores. */
+const DEFAULTS: Recipe = {
+  model: 'resnet20',
+  modelOptions: {},
+  numClasses: 10,
+  inChannels: 1,
+  dataset: 'fashion-mnist',
+  dataRoot: null,
+  imageSize: null,
+  limitTrain: null,
+  limitTest: null,
+  valFraction: 0,
+  epochs: 10,
+  batchSize: 128,
+  evalBatchSize: 500,
+  optimizer: 'sgd',
+  lr: 0.1,
+  backboneLr: null,
+  momentum: 0.9,
+  nesterov: true,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 5e-4,
+  decayNormAndBias: false,
+  schedule: 'cosine',
+  scheduleOptions: {},
+  warmupEpochs: 1,
+  warmupFactor: 0.1,
+  minLr: 0,
+  labelSmoothing: 0.1,
+  augment: [{ name: 'randomCrop', size: 28, padding: 2 }, { name: 'randomHorizontalFlip' }],
+  mean: null,
+  std: null,
+  mixup: 0,
+  cutmix: 0,
+  mixProb: 1,
+  mixSwitchProb: 0.5,
+  ema: 0,
+  clipGradNorm: 0,
+  bf16: 'auto',
+  channelsLast: 'auto',
+  seed: 0,
+  outDir: null,
+  threads: null,
+  prefetch: 2,
+  init: null,
+  replaceHead: true,
+  freezeBackboneEpochs: 0,
+  reportImages: 36,
+};
+export const DEFAULT_RECIPE: Readonly<Recipe> = Object.freeze(DEFAULTS);
+
+export const RECIPE_KEYS = Object.keys(DEFAULT_RECIPE) as (keyof Recipe)[];
+export const DATASETS = ['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'synthetic', 'folder'] as const;
+const OPTIMIZERS: OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop'];
+const SCHEDULES: ScheduleName[] = ['cosine', 'onecycle', 'step', 'multistep', 'exponential', 'linear', 'constant'];
+
+/** A recipe that cannot run: names the key, what it holds and what was expected. */
+export class RecipeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecipeError';
+  }
+}
+
+type Check = (v: unknown) => string | null;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const num = (lo: number, hi = Infinity, loOpen = false): Check => (v) =>
+  isNum(v) && (loOpen ? v > lo : v >= lo) && v <= hi ? null : `a number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`;
+const int = (lo: number): Check => (v) => (Number.isSafeInteger(v) && (v as number) >= lo ? null : `an integer >= ${lo}`);
+const orNull = (c: Check): Check => (v) => (v === null ? null : ((r) => (r ? `${r} or null` : null))(c(v)));
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
+const boolAuto: Check = (v) => (typeof v === 'boolean' || v === 'auto' ? null : "true, false or 'auto'");
+const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
+const oneOf = (xs: readonly string[]): Check => (v) => (typeof v === 'string' && xs.includes(v) ? null : `one of ${xs.join(', ')}`);
+const obj: Check = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? null : 'an object');
+const pairOf = (c: Check, what: string): Check => (v) => (Array.isArray(v) && v.length === 2 && v.every((x) => c(x) === null) ? null : what);
+const augments: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' || (s !== null && typeof s === 'object' && !Array.isArray(s)))
+  ? null : 'a list of transform specs (names or {name: options})');
+
+const numList: Check = (v) => (Array.isArray(v) && v.length > 0 && v.every(isNum) ? null : 'a non-empty list of numbers');
+
+const CHECKS: Record<keyof Recipe, Check> = {
+  model: str, modelOptions: obj, numClasses: orNull(int(1)), inChannels: orNull(int(1)),
+  dataset: oneOf(DATASETS), dataRoot: orNull(str), imageSize: orNull(pairOf(int(1), 'a pair [height, width] of positive integers')),
+  limitTrain: orNull(int(1)), limitTest: orNull(int(1)), valFraction: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
+  epochs: int(1), batchSize: int(1), evalBatchSize: int(1),
+  optimizer: oneOf(OPTIMIZERS), lr: num(0, Infinity, true), backboneLr: orNull(num(0)), momentum: num(0, 1), nesterov: bool,
+  betas: pairOf(num(0, 1), 'a pair [beta1, beta2] of numbers in [0, 1]'), eps: num(0), weightDecay: num(0), decayNormAndBias: bool,
+  schedule: oneOf(SCHEDULES), scheduleOptions: obj, warmupEpochs: num(0), warmupFactor: num(0, 1, true), minLr: num(0),
+  labelSmoothing: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
+  augment: augments, mean: orNull(numList), std: orNull(numList), mixup: num(0), cutmix: num(0), mixProb: num(0, 1), mixSwitchProb: num(0, 1),
+  ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
+  bf16: boolAuto, channelsLast: boolAuto,
+  seed: int(0), outDir: orNull(str), threads: orNull(int(1)), prefetch: int(0),
+  init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0),
+};
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length];
+}
+
+/** Keys close to a misspelt one: same letters ignoring case, '-' and '_', or at most 2 edits away. */
+export function suggest(key: string, keys: readonly string[]): string[] {
+  const norm = (s: string): string => s.toLowerCase().replace(/[-_]/g, '');
+  const scored = keys.map((k) => ({ k, d: norm(k) === norm(key) ? 0 : editDistance(norm(k), norm(key)) })).filter((x) => x.d <= 2);
+  return scored.sort((a, b) => a.d - b.d).map((x) => x.k);
+}
+
+/** Throws naming the first unknown key (with the valid keys) or the first bad value. */
+export function checkRecipe(r: Record<string, unknown>, source = 'recipe'): void {
+  for (const key of Object.keys(r)) {
+    if (!(key in CHECKS)) {
+      const close = suggest(key, RECIPE_KEYS);
+      throw new RecipeError(`${source}: unknown key "${key}"${close.length ? ` (did you mean "${close[0]}"?)` : ''}; valid keys are: ${RECIPE_KEYS.join(', ')}`);
+    }
+    const problem = CHECKS[key as keyof Recipe](r[key]);
+    if (problem) throw new RecipeError(`${source}: "${key}" must be ${problem}, got ${JSON.stringify(r[key])}`);
+  }
+}
+
+/** The recipe actually used: defaults, then each layer of overrides in order, all checked. */
+export function resolveRecipe(...layers: (Partial<Recipe> | Record<string, unknown>)[]): Recipe {
+  const out: Record<string, unknown> = structuredClone({ ...DEFAULT_RECIPE });
+  for (const layer of layers) {
+    checkRecipe(layer);
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = structuredClone(v);
+  }
+  const r = out as unknown as Recipe;
+  if (r.dataset !== DEFAULT_RECIPE.dataset && !layers.some((l) => 'inChannels' in l)) r.inChannels = null;
+  if (r.dataset !== DEFAULT_RECIPE.dataset && !layers.some((l) => 'numClasses' in l)) r.numClasses = null;
+  if (r.warmupEpochs > r.epochs) throw new RecipeError(`recipe: warmupEpochs (${r.warmupEpochs}) is longer than the run (${r.epochs} epochs)`);
+  if ((r.dataset === 'cifar10' || r.dataset === 'cifar100' || r.dataset === 'folder') && !r.dataRoot) {
+    throw new RecipeError(`recipe: dataset "${r.dataset}" needs dataRoot (--data-root), the folder holding its files`);
+  }
+  if ((r.mean === null) !== (r.std === null)) throw new RecipeError('recipe: give both mean and std, or neither');
+  r.augment = r.augment.map(normalizeAugmentSpec);
+  return r;
+}
+
+/** Any accepted augment form -> {name, ...options}. */
+export function normalizeAugmentSpec(a: AugmentSpec): Record<string, unknown> & { name: string } {
+  if (typeof a === 'string') return { name: a };
+  if (typeof a.name === 'string') return a as Record<string, unknown> & { name: string };
+  const keys = Object.keys(a);
+  const opts = a[keys[0]];
+  if (keys.length === 1 && (opts === null || opts === undefined || (typeof opts === 'object' && !Array.isArray(opts)))) {
+    return { name: keys[0], ...(opts as Record<string, unknown> | null ?? {}) };
+  }
+  throw new RecipeError(`recipe: augment entry ${JSON.stringify(a)} must be a name, {"name": ..., options} or {name: {options}}`);
+}
+
+/** Reads a recipe file: .json, or .yaml / .yml. Keys are checked. */
+export function loadRecipeFile(file: string): Partial<Recipe> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RecipeError(`recipe file ${file}: cannot read it: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new RecipeError(`recipe file ${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new RecipeError(`recipe file ${file}: expected a mapping of recipe keys, got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
+  }
+  checkRecipe(data as Record<string, unknown>, `recipe file ${file}`);
+  return data as Partial<Recipe>;
+}
+
+/** Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX): where bf16 autocast pays. */
+export function cpuHasBf16(): boolean {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    return /\b(avx512_bf16|amx_bf16)\b/.test(info);
+  } catch {
+    return false;
+  }
+}
+
+/** runs/<model>-<dataset>-<YYYYmmdd-HHMMSS> */
+export function defaultOutDir(r: Recipe, now = new Date()): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+  return path.join('runs', `${r.model}-${r.dataset}-${stamp}`);
+}

@@ -1,0 +1,491 @@
+// The Trainer: runs a recipe's epochs, evaluates, checkpoints, and resumes exactly.
+//
+// Each step runs in one tidy() scope (forward, loss, backward, clipping, optimizer and schedule
+// step, EMA update), so native memory is the same after every step. A run is reproducible from
+// its checkpoint alone: the data order and augmentation are pure functions of (seed, epoch,
+// batch) (see data/loader.ts), and the checkpoint holds everything else that changes: weights
+// and BN statistics, optimizer state, schedule, EMA, libtorch's generator (dropout, drop-path),
+// the position (epoch, batch) and the running sums of an interrupted epoch.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { F, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tidy, type Tensor } from '../engine/index.js';
+import type { DataLoader } from '../data/index.js';
+import type { Module } from '../nn/index.js';
+import { modelEntry } from '../models/index.js';
+import type { Optimizer, OptimizerMeta } from './optim/index.js';
+import type { Scheduler, SchedulerState } from './schedule.js';
+import { ModelEma, type ModelEmaState } from './ema.js';
+import { clipGradNorm } from './clip.js';
+import {
+  copyFileAtomic, loadCheckpoint, readCheckpointMeta, removeStaleTempFiles, saveCheckpoint, saveModelWeights, writeFileAtomic, CheckpointError,
+} from './checkpoint.js';
+import { cpuHasBf16, defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
+import { buildRunData, checkTransforms, evalLoader, trainLoader, trainTransforms, type RunData } from './data.js';
+import { buildModel, buildOptimizer, buildParamGroups, buildSchedule, checkScheduleOptions, findHead, type GroupSpec, type Head } from './setup.js';
+import { evaluate, forward, logitsOf, type ClassifierModule, type EvalResult } from './evaluate.js';
+import type { EpochRecord } from './metrics.js';
+import { writeRunReport } from './run_report.js';
+
+/** The JSON half of a checkpoint (safetensors __metadata__ "convkit"). */
+export interface TrainState {
+  /** the position of the next batch: epoch (0-based) and batch within it */
+  epoch: number;
+  batch: number;
+  /** optimizer steps taken */
+  step: number;
+  recipe: Recipe;
+  optimizer: OptimizerMeta;
+  schedule: SchedulerState;
+  ema: ModelEmaState['meta'] | null;
+  /** the data order is a pure function of (seed, epoch): nothing else to save for it */
+  loader: { seed: number; epoch: number; batch: number; batchSize: number; numBatches: number; trainSize: number };
+  /** running sums of the epoch in progress (an interrupted epoch), else null */
+  partial: EpochSums | null;
+  bestAcc: number;
+  bestEpoch: number;
+  history: EpochRecord[];
+  /** [step, lr] samples for the report */
+  lrTrace: [number, number][];
+  classes: string[];
+  normalization: { mean: number[]; std: number[] };
+  finished: boolean;
+}
+
+interface EpochSums {
+  lossSum: number;
+  correct: number;
+  seen: number;
+  seconds: number;
+}
+
+export type TrainerEvent =
+  | { type: 'start'; recipe: Recipe; outDir: string; resumed: boolean; epoch: number; batch: number; trainSize: number; evalSize: number; evalSplit: 'val' | 'test'; numParams: number; groups: { label: string; params: number; lr: number; weightDecay: number }[] }
+  | { type: 'epochStart'; epoch: number; epochs: number; startBatch: number; numBatches: number }
+  | { type: 'step'; epoch: number; batch: number; numBatches: number; step: number; loss: number; acc: number; lr: number; imagesPerSec: number }
+  | { type: 'evalStart'; epoch: number; what: 'model' | 'ema' }
+  | { type: 'epochEnd'; record: EpochRecord; best: boolean }
+  | { type: 'checkpoint'; file: string }
+  | { type: 'interrupted'; epoch: number; batch: number; file: string }
+  | { type: 'end'; result: TrainResult };
+
+export type TrainerListener = (e: TrainerEvent) => void;
+
+export interface TrainerOptions {
+  onEvent?: TrainerListener;
+  /**
+   * Test hook: called after every optimizer step with the position; returning true asks the
+   * trainer to stop there as Ctrl-C does.
+   */
+  stopAfter?: (epoch: number, batch: number) => boolean;
+  /** allow writing into an outDir that already holds a run (default false) */
+  overwrite?: boolean;
+}
+
+export interface TrainResult {
+  outDir: string;
+  /** epochs completed */
+  epochs: number;
+  interrupted: boolean;
+  bestAcc: number;
+  bestEpoch: number;
+  last: EpochRecord | null;
+  seconds: number;
+  files: { recipe: string; log: string; last: string; best: string; model: string; report: string };
+}
+
+const LR_TRACE_POINTS = 400;
+
+export class Trainer {
+  readonly recipe: Recipe;
+  readonly outDir: string;
+  readonly data: RunData;
+  readonly model: ClassifierModule;
+  readonly head: Head;
+  readonly groups: GroupSpec[];
+  readonly optimizer: Optimizer;
+  readonly scheduler: Scheduler;
+  readonly ema: ModelEma | null;
+  readonly numClasses: number;
+  readonly trainLoader: DataLoader;
+  readonly evalLoader: DataLoader;
+  history: EpochRecord[] = [];
+  step = 0;
+  epoch = 0;
+  batch = 0;
+  bestAcc = -1;
+  bestEpoch = 0;
+  lrTrace: [number, number][] = [];
+  #partial: EpochSums | null = null;
+  #lastStepLr = NaN;
+  #lastEval: EvalResult | null = null;
+  #stop = false;
+  #resumed = false;
+  readonly #listeners: TrainerListener[] = [];
+  readonly #opts: TrainerOptions;
+  readonly #traceEvery: number;
+
+  private constructor(recipe: Recipe, opts: TrainerOptions) {
+    this.#opts = opts;
+    if (opts.onEvent) this.#listeners.push(opts.onEvent);
+    this.recipe = recipe;
+    this.outDir = recipe.outDir!;
+    if (recipe.threads !== null) setNumThreads(recipe.threads);
+    checkScheduleOptions(recipe);
+    manualSeed(recipe.seed);
+    this.data = buildRunData(recipe, modelEntry(recipe.model).config);
+    let built: ClassifierModule | null = null;
+    try {
+      this.numClasses = checkClasses(recipe, this.data);
+      const inChannels = checkChannels(recipe, this.data);
+      const specs = trainTransforms(recipe, this.data.mean, this.data.std, this.numClasses);
+      checkTransforms(specs);
+      built = this.model = buildModel(recipe, this.numClasses, inChannels).model;
+      if (recipe.channelsLast) this.model.to({ memoryFormat: 'channelsLast' });
+      this.head = findHead(this.model);
+      this.groups = buildParamGroups(this.model, recipe, this.head);
+      this.optimizer = buildOptimizer(this.groups, recipe);
+      this.trainLoader = trainLoader(this.data, recipe, this.numClasses);
+      this.evalLoader = evalLoader(this.data.eval, recipe, this.data.mean, this.data.std);
+      this.scheduler = buildSchedule(this.optimizer, recipe, this.trainLoader.numBatches);
+      this.ema = recipe.ema > 0 ? new ModelEma(this.model as Module<unknown[], unknown>, { decay: recipe.ema }) : null;
+      this.#traceEvery = Math.max(1, Math.floor((recipe.epochs * this.trainLoader.numBatches) / LR_TRACE_POINTS));
+    } catch (e) {
+      built?.dispose();
+      this.data.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * A new run. The recipe is completed with the defaults and checked; 'auto' settings are
+   * decided here, so recipe.json and the checkpoints record what actually ran.
+   */
+  static create(recipe: Partial<Recipe> = {}, opts: TrainerOptions = {}): Trainer {
+    const r = resolveRecipe(recipe);
+    finalizeRecipe(r);
+    const last = path.join(r.outDir!, 'last.safetensors');
+    if (fs.existsSync(last) && !opts.overwrite) {
+      throw new RecipeError(`output folder ${r.outDir} already holds a run (${last}); resume it (--resume ${r.outDir}) or choose another --out-dir`);
+    }
+    return new Trainer(r, opts);
+  }
+
+  /** Continues the run whose checkpoint is `from` (a file, or a run folder's last.safetensors). */
+  static resume(from: string, opts: TrainerOptions = {}): Trainer {
+    const file = fs.existsSync(from) && fs.statSync(from).isDirectory() ? path.join(from, 'last.safetensors') : from;
+    if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file: nothing to resume');
+    const meta = readCheckpointMeta<TrainState>(file);
+    const recipe = resolveRecipe(meta.recipe);
+    recipe.outDir = path.dirname(path.resolve(file));
+    removeStaleTempFiles(recipe.outDir);
+    const t = new Trainer(recipe, opts);
+    try {
+      t.#restore(file);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
+    return t;
+  }
+
+  on(listener: TrainerListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Asks the run to stop after the current step, with a checkpoint that resumes there. */
+  stop(): void {
+    this.#stop = true;
+  }
+
+  get files(): TrainResult['files'] {
+    const f = (n: string): string => path.join(this.outDir, n);
+    return { recipe: f('recipe.json'), log: f('log.jsonl'), last: f('last.safetensors'), best: f('best.safetensors'), model: f('model.safetensors'), report: f('report.html') };
+  }
+
+  #emit(e: TrainerEvent): void {
+    for (const l of this.#listeners) l(e);
+  }
+
+  /** Runs the remaining epochs. Resolves when done or stopped (result.interrupted). */
+  async run(): Promise<TrainResult> {
+    const t0 = performance.now();
+    fs.mkdirSync(this.outDir, { recursive: true });
+    writeFileAtomic(this.files.recipe, `${JSON.stringify(this.recipe, null, 2)}\n`);
+    this.#writeLog();
+    this.#emit({
+      type: 'start', recipe: this.recipe, outDir: this.outDir, resumed: this.#resumed, epoch: this.epoch, batch: this.batch,
+      trainSize: this.data.train.length, evalSize: this.data.eval.length, evalSplit: this.data.evalSplit, numParams: this.model.numParameters(),
+      groups: this.groups.map((g) => ({ label: g.label, params: g.params.reduce((n, p) => n + p.numel(), 0), lr: g.lr, weightDecay: g.weightDecay })),
+    });
+    let interrupted = false;
+    while (this.epoch < this.recipe.epochs) {
+      const sums = await this.#trainEpoch();
+      if (sums === null) {
+        interrupted = true;
+        break;
+      }
+      await this.#endEpoch(sums);
+      if (this.#stop && this.epoch < this.recipe.epochs) {
+        this.#emit({ type: 'interrupted', epoch: this.epoch, batch: 0, file: this.files.last });
+        interrupted = true;
+        break;
+      }
+    }
+    if (!interrupted) this.#finish();
+    const result: TrainResult = {
+      outDir: this.outDir, epochs: this.epoch, interrupted, bestAcc: this.bestAcc, bestEpoch: this.bestEpoch,
+      last: this.history.at(-1) ?? null, seconds: (performance.now() - t0) / 1000, files: this.files,
+    };
+    this.#emit({ type: 'end', result });
+    return result;
+  }
+
+  // ---- one epoch ------------------------------------------------------------------------------
+
+  /** Trains from the current position to the epoch's end; null when stopped part-way. */
+  async #trainEpoch(): Promise<EpochSums | null> {
+    const e = this.epoch;
+    const numBatches = this.trainLoader.numBatches;
+    this.#setTrainMode(e);
+    const sums: EpochSums = this.#partial ?? { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
+    this.#partial = null;
+    this.#emit({ type: 'epochStart', epoch: e, epochs: this.recipe.epochs, startBatch: this.batch, numBatches });
+    let t = performance.now();
+    for await (const b of this.trainLoader.batches(e, this.batch)) {
+      const n = b.x.size(0);
+      const { loss, correct } = this.#trainStep(b.x, b.y);
+      sums.lossSum += loss * n;
+      sums.correct += correct;
+      sums.seen += n;
+      const now = performance.now();
+      sums.seconds += (now - t) / 1000;
+      t = now;
+      this.batch = b.index + 1;
+      if (this.step % this.#traceEvery === 0 || this.step === 1) this.lrTrace.push([this.step, this.#lastStepLr]);
+      this.#emit({
+        type: 'step', epoch: e, batch: this.batch, numBatches, step: this.step, loss: sums.lossSum / sums.seen,
+        acc: sums.correct / sums.seen, lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9),
+      });
+      if (this.#opts.stopAfter?.(e, this.batch)) this.#stop = true;
+      // let signal handlers (Ctrl-C) run: an in-memory dataset never yields to the event loop
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#stop && this.batch < numBatches) {
+        this.#partial = sums;
+        this.#saveCheckpoint(this.files.last);
+        this.#emit({ type: 'interrupted', epoch: e, batch: this.batch, file: this.files.last });
+        return null;
+      }
+      t = performance.now();
+    }
+    return sums;
+  }
+
+  /** The learning rate the next step will use (the head's group). */
+  get currentLr(): number {
+    const g = this.optimizer.paramGroups.at(-1);
+    return g ? g.lr : NaN;
+  }
+
+  /** The learning rate the last step used (what logs and curves show). */
+  get lastStepLr(): number {
+    return this.#lastStepLr;
+  }
+
+  #trainStep(x: Tensor, y: Tensor): { loss: number; correct: number } {
+    const r = this.recipe;
+    try {
+      return tidy(() => {
+        const out = forward(this.model, x, { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean });
+        const outs = Array.isArray(out) ? out : [out];
+        const soft = y.ndim === 2;
+        const ce = (logits: Tensor): Tensor => F.crossEntropy(logits.float(), y, { labelSmoothing: soft ? 0 : r.labelSmoothing });
+        let loss = ce(outs[0]);
+        // auxiliary classifiers (Inception) weigh 0.4, as torchvision's reference recipe
+        for (const aux of outs.slice(1)) loss = loss.add(ce(aux).mul(0.4));
+        this.optimizer.zeroGrad();
+        loss.backward();
+        if (r.clipGradNorm > 0) clipGradNorm(this.model.parameters(), r.clipGradNorm);
+        this.#lastStepLr = this.currentLr;
+        this.optimizer.step();
+        this.scheduler.step();
+        this.step += 1;
+        this.ema?.update(this.model as Module<unknown[], unknown>, this.step);
+        const correct = noGrad(() => outs[0].argmax(1).eq(soft ? y.argmax(1) : y).sum().item());
+        const value = loss.item();
+        if (!Number.isFinite(value)) throw new Error(`the training loss is ${value} at epoch ${this.epoch + 1}, step ${this.step}: lower the learning rate (--lr) or clip gradients (--clip-grad)`);
+        return { loss: value, correct };
+      });
+    } finally {
+      x.dispose();
+      y.dispose();
+    }
+  }
+
+  /** train() for the epoch, with a frozen backbone (no grads, BN statistics fixed) while asked. */
+  #setTrainMode(epoch: number): void {
+    const frozen = epoch < this.recipe.freezeBackboneEpochs;
+    this.model.train();
+    for (const p of this.model.parameters()) p.requiresGrad = !frozen || this.head.params.has(p);
+    if (!frozen) return;
+    const headPrefix = this.head.name;
+    for (const [name, m] of this.model.namedModules()) {
+      const inHead = headPrefix !== '' && (name === headPrefix || name.startsWith(`${headPrefix}.`));
+      const holdsHead = headPrefix === '' || headPrefix.startsWith(`${name}.`) || name === '';
+      if (!inHead && !holdsHead) m.training = false;
+    }
+  }
+
+  async #endEpoch(sums: EpochSums): Promise<void> {
+    const r = this.recipe;
+    const e = this.epoch;
+    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean };
+    this.#emit({ type: 'evalStart', epoch: e, what: 'model' });
+    const ev = await evaluate(this.model, this.evalLoader, { numClasses: this.numClasses, ...amp, maxMisclassified: r.reportImages });
+    let emaEv: EvalResult | null = null;
+    if (this.ema) {
+      this.#emit({ type: 'evalStart', epoch: e, what: 'ema' });
+      emaEv = await this.ema.withWeights(this.model as Module<unknown[], unknown>, () => evaluate(this.model, this.evalLoader, { numClasses: this.numClasses, ...amp }));
+    }
+    this.#lastEval = ev;
+    const mem = process.memoryUsage().rss / 1e6;
+    const record: EpochRecord = {
+      epoch: e + 1, step: this.step, trainLoss: sums.lossSum / sums.seen, trainAcc: sums.correct / sums.seen, evalSplit: this.data.evalSplit,
+      valLoss: ev.loss, valAcc: ev.top1, valTop5: ev.top5, emaAcc: emaEv?.top1 ?? null, emaLoss: emaEv?.loss ?? null,
+      lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9), epochSeconds: sums.seconds,
+      rssMB: mem, peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
+    };
+    this.history.push(record);
+    const best = ev.top1 > this.bestAcc;
+    if (best) {
+      this.bestAcc = ev.top1;
+      this.bestEpoch = e + 1;
+    }
+    this.epoch = e + 1;
+    this.batch = 0;
+    this.#saveCheckpoint(this.files.last);
+    if (best) copyFileAtomic(this.files.last, this.files.best);
+    saveModelWeights(this.files.model, this.model.stateDict(), this.modelMetadata());
+    this.#writeLog();
+    await this.#writeReport();
+    this.#emit({ type: 'epochEnd', record, best });
+  }
+
+  #finish(): void {
+    // mark the run finished in last.safetensors, so a resume has nothing left to do
+    if (this.history.length > 0) this.#saveCheckpoint(this.files.last, true);
+  }
+
+  // ---- files ------------------------------------------------------------------------------------
+
+  /** Metadata of model.safetensors: enough for `convkit eval` to rebuild the model and its input. */
+  modelMetadata(): Record<string, string> {
+    const r = this.recipe;
+    return {
+      convkit_model: r.model,
+      convkit_model_options: JSON.stringify({ ...r.modelOptions, numClasses: this.numClasses, inChannels: this.data.inputShape[0] }),
+      convkit_classes: JSON.stringify(this.data.classes),
+      convkit_normalization: JSON.stringify({ mean: this.data.mean, std: this.data.std }),
+      convkit_dataset: r.dataset,
+    };
+  }
+
+  #state(finished: boolean): TrainState {
+    const loaderInfo = { seed: this.recipe.seed, epoch: this.epoch, batch: this.batch, batchSize: this.recipe.batchSize, numBatches: this.trainLoader.numBatches, trainSize: this.data.train.length };
+    return {
+      epoch: this.epoch, batch: this.batch, step: this.step, recipe: this.recipe,
+      optimizer: this.optimizer.stateDict().meta, schedule: this.scheduler.stateDict(), ema: this.ema?.stateDict().meta ?? null,
+      loader: loaderInfo, partial: this.#partial, bestAcc: this.bestAcc, bestEpoch: this.bestEpoch, history: this.history,
+      lrTrace: this.lrTrace, classes: this.data.classes, normalization: { mean: this.data.mean, std: this.data.std }, finished,
+    };
+  }
+
+  #saveCheckpoint(file: string, finished = false): void {
+    const rng = getRngState();
+    try {
+      saveCheckpoint(file, {
+        model: this.model.stateDict(), optimizer: this.optimizer.stateDict().tensors, ema: this.ema?.tensors ?? null, rng, meta: this.#state(finished),
+      });
+    } finally {
+      rng.dispose();
+    }
+    this.#emit({ type: 'checkpoint', file });
+  }
+
+  #restore(file: string): void {
+    const ck = loadCheckpoint<TrainState>(file);
+    try {
+      const m = ck.meta;
+      try {
+        this.model.loadStateDict(ck.model);
+      } catch (e) {
+        throw new CheckpointError(file, `its model.* tensors do not fit ${this.recipe.model}: ${(e as Error).message}`);
+      }
+      this.optimizer.loadStateDict({ tensors: ck.optimizer, meta: m.optimizer });
+      this.scheduler.loadStateDict(m.schedule);
+      if (this.ema) {
+        if (!ck.ema || !m.ema) throw new CheckpointError(file, 'the recipe has EMA on but the checkpoint holds no ema.* tensors');
+        this.ema.loadStateDict({ tensors: ck.ema, meta: m.ema });
+      }
+      if (ck.rng) setRngState(ck.rng);
+      if (m.loader.batchSize !== this.recipe.batchSize || m.loader.trainSize !== this.data.train.length) {
+        throw new CheckpointError(file, `the training set changed: the checkpoint was made with ${m.loader.trainSize} images in batches of ${m.loader.batchSize}, now ${this.data.train.length} in batches of ${this.recipe.batchSize}`);
+      }
+      this.epoch = m.epoch;
+      this.batch = m.batch;
+      this.step = m.step;
+      this.bestAcc = m.bestAcc;
+      this.bestEpoch = m.bestEpoch;
+      this.history = m.history;
+      this.lrTrace = m.lrTrace;
+      this.#partial = m.partial;
+      this.#resumed = true;
+    } finally {
+      ck.dispose();
+    }
+  }
+
+  #writeLog(): void {
+    writeFileAtomic(this.files.log, this.history.map((h) => JSON.stringify(h)).join('\n') + (this.history.length ? '\n' : ''));
+  }
+
+  async #writeReport(): Promise<void> {
+    if (!this.#lastEval) return;
+    await writeRunReport(this.files.report, {
+      recipe: this.recipe, history: this.history, lrTrace: this.lrTrace, classes: this.data.classes, evalSet: this.data.eval,
+      evalResult: this.#lastEval, bestAcc: this.bestAcc, bestEpoch: this.bestEpoch, numParams: this.model.numParameters(),
+    });
+  }
+
+  /** Frees the model, optimizer state, EMA and datasets. */
+  dispose(): void {
+    this.optimizer?.dispose();
+    this.ema?.dispose();
+    this.model?.dispose();
+    this.data.dispose();
+  }
+}
+
+/** Decides 'auto' settings and the output folder, in place. */
+export function finalizeRecipe(r: Recipe): void {
+  const bf16 = r.bf16 === 'auto' ? cpuHasBf16() : r.bf16;
+  r.bf16 = bf16;
+  r.channelsLast = r.channelsLast === 'auto' ? bf16 : r.channelsLast;
+  r.outDir ??= defaultOutDir(r);
+}
+
+function checkClasses(r: Recipe, d: RunData): number {
+  const n = d.classes.length;
+  if (r.numClasses !== null && r.numClasses < n) {
+    throw new RecipeError(`recipe: numClasses is ${r.numClasses} but ${r.dataset} has ${n} classes`);
+  }
+  return r.numClasses ?? n;
+}
+
+function checkChannels(r: Recipe, d: RunData): number {
+  const c = d.inputShape[0];
+  if (r.inChannels !== null && r.inChannels !== c) {
+    throw new RecipeError(`recipe: inChannels is ${r.inChannels} but ${r.dataset} images have ${c} channel${c === 1 ? '' : 's'}`);
+  }
+  return c;
+}
+
