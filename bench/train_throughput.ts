@@ -1,0 +1,75 @@
+// Issue 4's throughput benchmark: whole training epochs including data loading and
+// augmentation (random crop with padding, horizontal flip, normalisation on batches), convkit
+// against PyTorch (Python) on the same libtorch, same model, batch and augmentation, in one run.
+//   node dist/bench/train_throughput.js [--threads 2] [--epochs 1] [--cases resnet20,resnet18,efficientnet_b0]
+import { performance } from 'node:perf_hooks';
+import { F, autocast, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
+import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
+import { createModel } from '../src/models/index.js';
+import { SGD } from '../src/train/optim/index.js';
+import { arg, median, runPython, table } from './common.js';
+
+interface Case { model: string; channels: number; size: number; images: number }
+const CASES: Record<string, Case> = {
+  resnet20: { model: 'resnet20', channels: 1, size: 28, images: 60000 },
+  resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400 },
+  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200 },
+};
+type Mode = 'fp32' | 'bf16cl';
+const BATCH = 128;
+
+function dataset(c: Case): Dataset {
+  if (c.model === 'resnet20') {
+    const all = fashionMnist({ split: 'train' });
+    return c.images >= all.length ? all : subset(all, Array.from({ length: c.images }, (_, i) => i));
+  }
+  return synthetic({ count: c.images, shape: [c.channels, c.size, c.size], numClasses: 10 });
+}
+
+async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<number[]> {
+  manualSeed(0);
+  const model = createModel(c.model, { numClasses: 10, inChannels: c.channels });
+  const cl = mode === 'bf16cl';
+  if (cl) model.to({ memoryFormat: 'channelsLast' });
+  model.train();
+  const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const loader = new DataLoader(dataset(c), {
+    batchSize: BATCH, shuffle: true, dropLast: true,
+    transform: [{ name: 'randomCrop', size: c.size, padding: c.size <= 28 ? 2 : 4 }, { name: 'randomHorizontalFlip' }, { name: 'normalize', mean: [0.5], std: [0.25] }],
+  });
+  const rates: number[] = [];
+  for (let e = 0; e < epochs; e++) {
+    const t0 = performance.now();
+    for await (const { x, y } of loader.batches(e)) {
+      tidy(() => {
+        const input = cl ? x.contiguous('channelsLast') : x;
+        opt.zeroGrad();
+        const loss = cl ? autocast(() => F.crossEntropy(model.call(input) as never, y)) : F.crossEntropy(model.call(input) as never, y);
+        loss.backward();
+        opt.step();
+      });
+      x.dispose();
+      y.dispose();
+    }
+    rates.push((loader.numBatches * BATCH) / ((performance.now() - t0) / 1000));
+  }
+  model.dispose();
+  return rates;
+}
+
+const threads = arg('threads', 2), epochs = arg('epochs', 1);
+const i = process.argv.indexOf('--cases');
+const names = i >= 0 ? process.argv[i + 1].split(',') : Object.keys(CASES);
+setNumThreads(threads);
+const rows: (string | number)[][] = [];
+for (const name of names) {
+  const c = CASES[name];
+  for (const mode of ['fp32', 'bf16cl'] as Mode[]) {
+    const ck = median(await convkitEpochs(c, mode, epochs));
+    const py = median(runPython<{ images_per_s: number[] }>('train_throughput.py',
+      [threads, c.model, c.images, BATCH, c.size, c.channels, mode, epochs], threads).images_per_s);
+    rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, mode === 'fp32' ? 'fp32' : 'bf16 autocast + channels-last', c.images, ck, py, ck / py]);
+  }
+}
+console.log(`training throughput, whole epochs incl. data loading and augmentation, batch ${BATCH}, ${threads} threads (images/s)`);
+console.log(table(['model', 'precision', 'images/epoch', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'], rows));
