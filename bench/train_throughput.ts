@@ -11,7 +11,7 @@ import { arg, median, runPython, table } from './common.js';
 
 interface Case { model: string; channels: number; size: number; images: number }
 const CASES: Record<string, Case> = {
-  resnet20: { model: 'resnet20', channels: 1, size: 28, images: 60000 },
+  resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000) },
   resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400 },
   efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200 },
 };

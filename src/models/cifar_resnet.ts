@@ -9,7 +9,7 @@
 import { F, type Tensor } from '../engine/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
-import { BasicBlock, checkInputShape, conv3x3, initResNetWeights, makeLayer, type LayerState, type ShortcutFactory } from './resnet.js';
+import { BasicBlock, checkDropRate, checkInputShape, conv3x3, initResNetWeights, makeLayer, poolAndClassify, type LayerState, type ShortcutFactory } from './resnet.js';
 
 export const CIFAR_MEAN: [number, number, number] = [0.4914, 0.4822, 0.4465];
 export const CIFAR_STD: [number, number, number] = [0.247, 0.2435, 0.2616];
@@ -65,8 +65,7 @@ export class CifarResNet extends Module {
     this.depth = depth;
     this.inChannels = o.inChannels ?? 3;
     this.numClasses = o.numClasses ?? 10;
-    this.dropRate = o.dropRate ?? 0;
-    if (!(this.dropRate >= 0 && this.dropRate < 1)) throw new RangeError(`${modelName}: dropRate must be in [0, 1), got ${this.dropRate}`);
+    this.dropRate = checkDropRate(modelName, o.dropRate ?? 0);
     const s: LayerState = { inplanes: 16, dilation: 1, groups: 1, baseWidth: 64 };
     this.conv1 = conv3x3(this.inChannels, 16);
     this.bn1 = new BatchNorm2d(16);
@@ -87,9 +86,7 @@ export class CifarResNet extends Module {
   }
 
   forwardHead(features: Tensor): Tensor {
-    let y = this.avgpool.call(features).flatten(1);
-    if (this.dropRate > 0) y = F.dropout(y, this.dropRate, this.training);
-    return this.fc.call(y);
+    return poolAndClassify(this.avgpool, this.fc, this.dropRate, this.training, features);
   }
 
   forward(x: Tensor): Tensor {

@@ -190,6 +190,13 @@ export function makeLayer(
  * Linear left at its default; zeroInitResidual zeroes each block's last BN weight, so every
  * residual branch starts at zero and each block starts as the identity (Goyal et al. 2017).
  */
+/** The head both ResNet layouts share: global average pool, dropout, the classifier. */
+export function poolAndClassify(pool: AdaptiveAvgPool2d, fc: Linear, dropRate: number, training: boolean, features: Tensor): Tensor {
+  let y = pool.call(features).flatten(1);
+  if (dropRate > 0) y = F.dropout(y, dropRate, training);
+  return fc.call(y);
+}
+
 export function initResNetWeights(model: Module, zeroInitResidual = false): void {
   for (const m of model.modules()) {
     if (m instanceof Conv2d) init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
@@ -219,7 +226,7 @@ export interface ResNetOptions extends ModelOptions {
 /** Inputs below the output stride reach layer4 as a padded 1x1 map. */
 export const RESNET_MIN_INPUT = 32;
 
-function checkDropRate(model: string, p: number): number {
+export function checkDropRate(model: string, p: number): number {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${model}: dropRate must be in [0, 1), got ${p}`);
   return p;
 }
@@ -271,9 +278,7 @@ export class ResNet extends Module {
 
   /** Global average pool, dropout (dropRate) and the classifier. */
   forwardHead(features: Tensor): Tensor {
-    let y = this.avgpool.call(features).flatten(1);
-    if (this.dropRate > 0) y = F.dropout(y, this.dropRate, this.training);
-    return this.fc.call(y);
+    return poolAndClassify(this.avgpool, this.fc, this.dropRate, this.training, features);
   }
 
   forward(x: Tensor): Tensor {

@@ -14,6 +14,8 @@ export interface EvalOptions {
   channelsLast?: boolean;
   /** keep up to this many misclassified samples (default 0) */
   maxMisclassified?: number;
+  /** average the logits of each image and its horizontal mirror (flip test-time augmentation) */
+  flip?: boolean;
   /** called after each batch: batches done, batches in all */
   onBatch?: (done: number, total: number) => void;
 }
@@ -63,7 +65,9 @@ export async function evaluate(model: ClassifierModule, loader: DataLoader, o: E
     for await (const batch of loader.batches(0)) {
       try {
         const r = tidy(() => noGrad(() => {
-          const logits = logitsOf(forward(model, batch.x, o)).float();
+          const logits = o.flip
+            ? logitsOf(forward(model, batch.x, o)).float().add(logitsOf(forward(model, batch.x.flip([3]), o)).float()).div(2)
+            : logitsOf(forward(model, batch.x, o)).float();
           const loss = F.crossEntropy(logits, batch.y, { reduction: 'sum' }).item();
           const [k1, k5] = topkCorrect(logits, batch.y, [1, 5]);
           const probs = logits.softmax(1);

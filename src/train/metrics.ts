@@ -179,4 +179,6 @@ export interface EpochRecord {
   /** resident set size after the epoch, and the process peak so far (MB) */
   rssMB: number;
   peakRssMB: number;
+  /** this evaluation averaged each image with its mirror (flip TTA; the final epoch when the recipe asks) */
+  evalFlip?: boolean;
 }

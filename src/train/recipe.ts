@@ -81,6 +81,8 @@ export interface Recipe {
   /** clip the global gradient norm to this (0: off) */
   clipGradNorm: number;
   /** bfloat16 autocast: true, false or 'auto' (on when the CPU has avx512_bf16 / amx) */
+  /** the final evaluation averages the logits of each image and its horizontal mirror (flip TTA) */
+  evalFlip: boolean;
   bf16: boolean | 'auto';
   /** channels-last memory format: true, false or 'auto' (follows bf16) */
   channelsLast: boolean | 'auto';
@@ -116,11 +118,11 @@ const DEFAULTS: Recipe = {
   limitTrain: null,
   limitTest: null,
   valFraction: 0,
-  epochs: 10,
+  epochs: 11,
   batchSize: 128,
   evalBatchSize: 500,
   optimizer: 'sgd',
-  lr: 0.1,
+  lr: 0.2,
   backboneLr: null,
   momentum: 0.9,
   nesterov: true,
@@ -143,6 +145,7 @@ const DEFAULTS: Recipe = {
   mixSwitchProb: 0.5,
   ema: 0,
   clipGradNorm: 0,
+  evalFlip: true,
   bf16: 'auto',
   channelsLast: 'auto',
   seed: 0,
@@ -197,7 +200,7 @@ const CHECKS: Record<keyof Recipe, Check> = {
   labelSmoothing: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
   augment: augments, mean: orNull(numList), std: orNull(numList), mixup: num(0), cutmix: num(0), mixProb: num(0, 1), mixSwitchProb: num(0, 1),
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
-  bf16: boolAuto, channelsLast: boolAuto,
+  evalFlip: bool, bf16: boolAuto, channelsLast: boolAuto,
   seed: int(0), outDir: orNull(str), threads: orNull(int(1)), prefetch: int(0),
   init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0),
 };

@@ -338,7 +338,10 @@ export class Trainer {
   async #endEpoch(sums: EpochSums): Promise<void> {
     const r = this.recipe;
     const e = this.epoch;
-    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean };
+    // flip test-time augmentation doubles an evaluation, so it is kept for the final one (as
+    // timm's validate --tta): the per-epoch curve is plain, the run's final accuracy is with TTA
+    const flip = r.evalFlip && e + 1 === r.epochs;
+    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, flip };
     this.#emit({ type: 'evalStart', epoch: e, what: 'model' });
     const ev = await evaluate(this.model, this.evalLoader, { numClasses: this.numClasses, ...amp, maxMisclassified: r.reportImages });
     let emaEv: EvalResult | null = null;
@@ -352,7 +355,7 @@ export class Trainer {
       epoch: e + 1, step: this.step, trainLoss: sums.lossSum / sums.seen, trainAcc: sums.correct / sums.seen, evalSplit: this.data.evalSplit,
       valLoss: ev.loss, valAcc: ev.top1, valTop5: ev.top5, emaAcc: emaEv?.top1 ?? null, emaLoss: emaEv?.loss ?? null,
       lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9), epochSeconds: sums.seconds,
-      rssMB: mem, peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
+      rssMB: mem, peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6, evalFlip: flip,
     };
     this.history.push(record);
     const best = ev.top1 > this.bestAcc;
