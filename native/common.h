@@ -117,5 +117,6 @@ void Def(Napi::Env env, Napi::Object exports, const char* name, F body) {
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitNNOps(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
+void InitFastGrads(Napi::Env env, Napi::Object exports);
 
 }  // namespace convkit

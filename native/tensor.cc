@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <cmath>
 #include <cstring>
@@ -329,6 +330,19 @@ static void SetAutocast(bool enabled, at::ScalarType dtype) {
   if (!enabled) at::autocast::clear_cache();
 }
 
+// One profiling session at a time; its destructor writes the Chrome trace.
+static std::unique_ptr<torch::autograd::profiler::RecordProfile> g_profile;
+
+static void StartProfile(const std::string& path) {
+  if (g_profile) throw std::runtime_error("a profile is already being recorded");
+  g_profile = std::make_unique<torch::autograd::profiler::RecordProfile>(path);
+}
+
+static void StopProfile() {
+  if (!g_profile) throw std::runtime_error("no profile is being recorded");
+  g_profile.reset();
+}
+
 static void InitTensor(Napi::Env env, Napi::Object exports) {
   TensorHandle::Init(env, exports);
   exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
@@ -447,6 +461,8 @@ static void InitTensor(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "cudaDeviceCount", [](Args& a) { return static_cast<int64_t>(torch::cuda::device_count()); });
   Def(env, exports, "libtorchVersion", [](Args& a) -> Napi::Value { return Napi::String::New(a.env(), Version()); });
   Def(env, exports, "setAutocast", [](Args& a) { SetAutocast(a.b(0), a.dtype(1)); });
+  Def(env, exports, "startProfile", [](Args& a) { StartProfile(a.str(0)); });
+  Def(env, exports, "stopProfile", [](Args& a) { StopProfile(); });
 }
 
 }  // namespace convkit
@@ -456,6 +472,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitOps(env, exports);
   convkit::InitNNOps(env, exports);
   convkit::InitAllocator(env, exports);
+  convkit::InitFastGrads(env, exports);
   return exports;
 }
 

@@ -30,3 +30,29 @@ export const setRngState = (state: Tensor): void => native.setRngState(state.han
 export const cudaAvailable = (): boolean => native.cudaAvailable();
 export const cudaDeviceCount = (): number => native.cudaDeviceCount();
 export const libtorchVersion = (): string => native.libtorchVersion();
+
+/**
+ * The CPU memory cache (native/allocator.cc): freed blocks of 64 KB and more are kept for reuse,
+ * which spares a training step the page faults of fresh memory. The cache holds at most
+ * `limit` bytes (default a quarter of physical memory; the least recently freed blocks go first).
+ */
+export interface CacheInfo {
+  /** false when CONVKIT_CACHING_ALLOCATOR=0 turned the cache off */
+  enabled: boolean;
+  cachedBytes: number;
+  limit: number;
+  /** blocks of 64 KB and more served from the cache since the start */
+  hits: number;
+  /** blocks of 64 KB and more that had to come from the system (each first touch page-faults) */
+  misses: number;
+}
+export function cacheInfo(): CacheInfo {
+  const [hits, misses] = native.cacheCounts() as [number, number];
+  return { enabled: native.allocatorEnabled(), cachedBytes: native.cachedBytes(), limit: native.cacheLimit(), hits, misses };
+}
+/** Returns every cached block to the system, as torch.cuda.empty_cache does for the GPU. */
+export const emptyCache = (): void => native.emptyCache();
+export function setCacheLimit(bytes: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`setCacheLimit: expected a byte count >= 0, got ${bytes}`);
+  native.setCacheLimit(bytes);
+}

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import {
-  F, Tensor, cat, dispose, getNumThreads, manualSeed, noGrad, ones, randint, randn, setNumThreads, tensor, tidy, zeros,
+  F, Tensor, cacheInfo, cat, dispose, emptyCache, getNumThreads, manualSeed, noGrad, ones, randint, randn, setCacheLimit, setNumThreads, tensor, tidy, zeros,
 } from '../../src/engine/index.js';
 
 setFlagsFromString('--expose-gc');
@@ -255,4 +255,53 @@ test(`training loop: ${STEPS} steps of a small conv net keep resident memory fla
   for (const w of state) assert.ok(!w.isDisposed);
   assert.ok(tidy(() => runningVar.min().item()) > 0);
   dispose(state);
+});
+
+describe('CPU memory cache', () => {
+  const MB = 2 ** 20;
+  const block = (mb: number): Tensor => zeros([(mb * MB) / 4]);
+  const info = cacheInfo();
+  const skip = info.enabled ? false : 'CONVKIT_CACHING_ALLOCATOR=0';
+
+  test('holds freed blocks for reuse, up to its limit, and gives them back', { skip }, (t) => {
+    t.after(() => setCacheLimit(info.limit));
+    emptyCache();
+    assert.equal(cacheInfo().cachedBytes, 0);
+    dispose([block(1), block(2)]);
+    assert.ok(cacheInfo().cachedBytes >= 3 * MB, `cached ${cacheInfo().cachedBytes} bytes after freeing 3 MB`);
+    // a request that fits a cached block takes it out of the cache
+    const again = block(2);
+    assert.ok(cacheInfo().cachedBytes < 2 * MB);
+    again.dispose();
+    emptyCache();
+    assert.equal(cacheInfo().cachedBytes, 0);
+  });
+
+  test('a full cache drops its least recently freed blocks for new ones', { skip }, (t) => {
+    t.after(() => setCacheLimit(info.limit));
+    emptyCache();
+    setCacheLimit(10 * MB);
+    assert.equal(cacheInfo().limit, 10 * MB);
+    // first 3 MB blocks (as in an fp32 epoch), then 1 MB blocks (a bf16 one): the stale sizes
+    // must make room, or every 1 MB block would come fresh from the system
+    dispose([block(3), block(3), block(3)]);
+    dispose(Array.from({ length: 8 }, () => block(1)));
+    const full = cacheInfo().cachedBytes;
+    assert.ok(full <= 10 * MB, `the cache holds ${full} bytes, over its 10 MB limit`);
+    // the 1 MB blocks are what the cache kept: asking for them again empties it by 8 MB
+    const again = Array.from({ length: 8 }, () => block(1));
+    const served = full - cacheInfo().cachedBytes;
+    dispose(again);
+    assert.ok(served >= 8 * MB, `only ${served / MB} MB of the eight 1 MB blocks came from the cache`);
+    emptyCache();
+  });
+
+  test('lowering the limit trims the cache; a bad limit is refused', { skip }, (t) => {
+    t.after(() => setCacheLimit(info.limit));
+    dispose([block(2), block(2)]);
+    setCacheLimit(MB);
+    assert.ok(cacheInfo().cachedBytes <= MB);
+    assert.throws(() => setCacheLimit(-1), /setCacheLimit: expected a byte count >= 0, got -1/);
+    assert.throws(() => setCacheLimit(1.5), /got 1.5/);
+  });
 });

@@ -585,6 +585,16 @@ section('inplace');
   ip('foreach norm', inputs, 'out = (torch._foreach_norm([a0, a1]), torch._foreach_norm([a0, a1], 1))', (I) => [...F.foreach.norm(A(I)), ...F.foreach.norm(A(I), 1)]);
 }
 
+// SiLU in bfloat16 takes native/fast_grads.cc's composed kernels when it needs a gradient: it must
+// agree with PyTorch's bfloat16 silu and silu_backward within bfloat16 rounding, in both layouts.
+section('bfloat16 silu');
+{
+  const xb = rn(4, 6, 5, 5).mul(3).bfloat16();
+  add('silu bfloat16', { xb }, 'F.silu(xb)', ({ xb }) => F.silu(xb), { rtol: 2e-2, atol: 2e-2 });
+  add('silu bfloat16 channels-last', { xb }, 'F.silu(xb.contiguous(memory_format=torch.channels_last))',
+    ({ xb }) => F.silu(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
+}
+
 // ---- autocast ---------------------------------------------------------------------------------------
 section('autocast');
 {
