@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 
 #include "common.h"
@@ -330,16 +331,25 @@ static void SetAutocast(bool enabled, at::ScalarType dtype) {
   if (!enabled) at::autocast::clear_cache();
 }
 
-// One profiling session at a time; its destructor writes the Chrome trace.
-static std::unique_ptr<torch::autograd::profiler::RecordProfile> g_profile;
+// One profiling session at a time; destroying the recorder writes the Chrome trace.
+struct Profile {
+  std::ofstream file;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> recorder;
+};
+static std::unique_ptr<Profile> g_profile;
 
 static void StartProfile(const std::string& path) {
-  if (g_profile) throw std::runtime_error("a profile is already being recorded");
-  g_profile = std::make_unique<torch::autograd::profiler::RecordProfile>(path);
+  if (g_profile) throw std::runtime_error("profile: a profile is already being recorded");
+  auto p = std::make_unique<Profile>();
+  p->file.open(path);
+  if (!p->file) throw std::runtime_error("profile: cannot write the trace file " + path);
+  p->recorder = std::make_unique<torch::autograd::profiler::RecordProfile>(p->file);
+  g_profile = std::move(p);
 }
 
 static void StopProfile() {
-  if (!g_profile) throw std::runtime_error("no profile is being recorded");
+  if (!g_profile) throw std::runtime_error("profile: no profile is being recorded");
+  g_profile->recorder.reset();
   g_profile.reset();
 }
 

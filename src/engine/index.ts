@@ -5,4 +5,5 @@ export * from './create.js';
 export { tidy, dispose } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './autograd.js';
 export * from './runtime.js';
+export { profile } from './profile.js';
 export * as F from './functional.js';
