@@ -205,10 +205,13 @@ function smallConvNet(batch: number) {
 // The same loop without ever yielding to the event loop: every tensor handle made leaves a small
 // native shell behind until Node runs its finalizer, which Node 20 defers to the event loop
 // (N-API finalizers of modules built for NAPI_VERSION 8). Tensor memory itself is freed by
-// tidy(); the shells (~225 bytes each, ~60 per step here) pile up until the loop ends.
+// tidy(), but the tensors under 64 KB that the caching allocator leaves to malloc interleave
+// with the live shells, and the malloc heap fragments and grows. Finalizing shells during GC
+// (a NAPI_EXPERIMENTAL build) was tried and is not enough: even a gc() every 100 steps leaves
+// ~5 KB a step. The fix is a handle table (no per-tensor shells) or pooling small buffers too.
 test('fully synchronous training loop (never yields to the event loop)', {
   timeout: 60_000,
-  todo: 'handle shells are finalized only when the event loop turns: resident memory grows ~10-60 KB per step in a loop that never yields',
+  todo: 'handle shells wait for the event loop and small buffers fragment the malloc heap: resident memory grows ~10-150 KB per step in a loop that never yields',
 }, (t) => {
   const threads = getNumThreads();
   setNumThreads(1);
