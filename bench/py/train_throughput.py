@@ -1,7 +1,7 @@
 # PyTorch side of bench/train_throughput: whole training epochs including data loading and
 # augmentation (random crop with padding + horizontal flip + normalisation, done on batches of
 # tensors, the fastest way to do them in PyTorch), SGD with Nesterov momentum.
-# argv: threads model images batch size channels mode(fp32|bf16cl) epochs
+# argv: threads model images batch size channels mode(fp32|fp32cl|bf16cl) epochs
 # Prints one JSON line: {"images_per_s": [...per epoch...]}
 import gzip, json, sys, time
 import numpy as np
@@ -45,7 +45,7 @@ def main(threads, name, images, batch, size, channels, mode, epochs):
     torch.manual_seed(0)
     x_all, y_all = fashion_mnist(images) if name == "resnet20" else synthetic(images, channels, size)
     model = build(name, channels)
-    cl = mode == "bf16cl"
+    cl = mode in ("fp32cl", "bf16cl")
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -61,7 +61,7 @@ def main(threads, name, images, batch, size, channels, mode, epochs):
             if cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cl):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16cl"):
                 loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()

@@ -4,7 +4,10 @@
 //   optim.<key>   the optimizer's tensors (momentum buffers, Adam moments, ...)
 //   ema.<key>     the EMA model's state dict, when EMA is on
 //   rng.torch     libtorch's default generator state (uint8), as torch.get_rng_state()
-//   __metadata__  {"format": "convkit-checkpoint", "convkit": "<JSON: epoch, step, recipe, ...>"}
+//   __metadata__  {"format": "convkit-checkpoint", "format_version": "1",
+//                  "convkit": "<JSON: epoch, step, recipe, ...>"}
+// The format's version sits beside the caller's JSON, not inside it, so that no key of the
+// caller's state can shadow it (files from before kept it inside as "version": still read).
 //
 // model.safetensors holds the model's state dict alone under its PyTorch names ({"format": "pt"}
 // metadata, as Hugging Face writes), loadable by torch via safetensors and by loadStateDict.
@@ -62,9 +65,8 @@ export function saveCheckpoint<M>(file: string, c: CheckpointContents<M>): void 
   put('optim', c.optimizer);
   put('ema', c.ema);
   if (c.rng) tensors['rng.torch'] = c.rng;
-  const meta = JSON.stringify({ version: CHECKPOINT_VERSION, ...c.meta });
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, convkit: meta });
+  writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, format_version: String(CHECKPOINT_VERSION), convkit: JSON.stringify(c.meta) });
 }
 
 /** The JSON training state of a checkpoint, without loading any tensor. */
@@ -83,8 +85,12 @@ function parseMeta<M>(file: string, metadata: Record<string, string> | undefined
   } catch (e) {
     throw new CheckpointError(file, `its training state (metadata "convkit") is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (meta === null || typeof meta !== 'object' || (meta as { version?: unknown }).version !== CHECKPOINT_VERSION) {
-    throw new CheckpointError(file, `unsupported checkpoint version ${JSON.stringify((meta as { version?: unknown } | null)?.version)}; this convkit reads version ${CHECKPOINT_VERSION}`);
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    throw new CheckpointError(file, `its training state (metadata "convkit") must be a JSON object, got ${JSON.stringify(meta)}`);
+  }
+  const version = metadata.format_version !== undefined ? Number(metadata.format_version) : (meta as { version?: unknown }).version;
+  if (version !== CHECKPOINT_VERSION) {
+    throw new CheckpointError(file, `unsupported checkpoint version ${JSON.stringify(metadata.format_version ?? version ?? null)}; this convkit reads version ${CHECKPOINT_VERSION}`);
   }
   return meta as M;
 }

@@ -80,11 +80,11 @@ export interface Recipe {
   ema: number;
   /** clip the global gradient norm to this (0: off) */
   clipGradNorm: number;
-  /** bfloat16 autocast: true, false or 'auto' (on when the CPU has avx512_bf16 / amx) */
   /** the final evaluation averages the logits of each image and its horizontal mirror (flip TTA) */
   evalFlip: boolean;
+  /** bfloat16 autocast: true, false or 'auto' (on when the CPU has avx512_bf16 / amx) */
   bf16: boolean | 'auto';
-  /** channels-last memory format: true, false or 'auto' (follows bf16) */
+  /** channels-last memory format: true, false or 'auto' (on: faster on CPUs in fp32 and bf16 alike) */
   channelsLast: boolean | 'auto';
 
   seed: number;

@@ -12,7 +12,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 import sharp from 'sharp';
 import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../../src/engine/index.js';
-import { readSafetensors } from '../../src/io/index.js';
+import { parseSafetensorsHeader, readSafetensors, writeSafetensors } from '../../src/io/index.js';
 import {
   saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights, removeStaleTempFiles, writeFileAtomic,
   ConfusionMatrix, topkCorrect, encodePng, ProgressBar, SGD,
@@ -45,7 +45,8 @@ test('a checkpoint holds model., optim., ema. and rng.torch tensors and JSON met
   const names = Object.keys(readSafetensors(file));
   assert.ok(names.includes('model.conv1.weight') && names.includes('model.bn1.running_mean') && names.includes('ema.fc.bias'));
   assert.ok(names.includes('rng.torch') && names.some((n) => n.startsWith('optim.state.')));
-  assert.deepEqual(readCheckpointMeta(file), { version: 1, epoch: 3, step: 42, history: [{ a: 1 }] });
+  assert.deepEqual(readCheckpointMeta(file), { epoch: 3, step: 42, history: [{ a: 1 }] });
+  assert.equal(parseSafetensorsHeader(file).metadata?.format_version, '1');
   const ck = loadCheckpoint<{ epoch: number }>(file);
   assert.equal(ck.meta.epoch, 3);
   assert.ok(ck.rng!.equal(rng));
@@ -143,6 +144,21 @@ test('a failure in the middle of a write leaves the previous checkpoint intact',
   ck.dispose();
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-')), [], 'no temp file is left behind');
   for (const t of [...Object.values(v1), ...Object.values(v2)]) t.dispose();
+});
+
+test("the format's version cannot be shadowed by the state's keys; older files and newer versions", () => {
+  const file = path.join(tmp, 'versions.safetensors');
+  const t = { w: full([2], 1) };
+  saveCheckpoint(file, { model: t, meta: { version: 7, epoch: 1 } });
+  assert.deepEqual(readCheckpointMeta(file), { version: 7, epoch: 1 });
+  // a file written before format_version existed: the version inside the JSON
+  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', convkit: JSON.stringify({ version: 1, epoch: 2 }) });
+  assert.equal(readCheckpointMeta<{ epoch: number }>(file).epoch, 2);
+  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', format_version: '2', convkit: '{"epoch": 2}' });
+  assert.throws(() => readCheckpointMeta(file), /versions\.safetensors: unsupported checkpoint version "2"; this convkit reads version 1/);
+  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', format_version: '1', convkit: '[1, 2]' });
+  assert.throws(() => readCheckpointMeta(file), /must be a JSON object, got \[1,2\]/);
+  t.w.dispose();
 });
 
 test('SIGKILL while a large checkpoint is being written leaves a loadable file', async () => {

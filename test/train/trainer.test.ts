@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Trainer, resolveRecipe, loadRecipeFile, RecipeError, type Recipe } from '../../src/train/index.js';
+import { Trainer, cpuHasBf16, finalizeRecipe, resolveRecipe, loadRecipeFile, RecipeError, type Recipe } from '../../src/train/index.js';
 import { readSafetensors } from '../../src/io/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import './tiny_model.js';
@@ -178,4 +178,15 @@ test('recipe files: YAML and JSON, keys checked', () => {
   assert.throws(() => loadRecipeFile(json), /r\.json: unknown key "epoch" \(did you mean "epochs"\?\)/);
   fs.writeFileSync(json, '{"model": ');
   assert.throws(() => loadRecipeFile(json), /not valid JSON/);
+});
+
+test("'auto' settings are decided before the run: bf16 by the CPU, channels-last on", () => {
+  const auto = resolveRecipe({ outDir: path.join(tmp, 'auto') });
+  finalizeRecipe(auto);
+  assert.equal(auto.bf16, cpuHasBf16());
+  assert.equal(auto.channelsLast, true);
+  const fixed = resolveRecipe({ bf16: true, channelsLast: false, outDir: path.join(tmp, 'fixed') });
+  finalizeRecipe(fixed);
+  assert.equal(fixed.bf16, true);
+  assert.equal(fixed.channelsLast, false);
 });
