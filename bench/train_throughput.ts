@@ -1,13 +1,14 @@
 // Issue 4's throughput benchmark: whole training epochs including data loading and
 // augmentation (random crop with padding, horizontal flip, normalisation on batches), convkit
 // against PyTorch (Python) on the same libtorch, same model, batch and augmentation, in one run.
-// Each side reports the median epoch: resnet20 runs 1 epoch of 60k images, the short synthetic
+// Each side reports the median epoch: resnet20 and airbench_s (the default recipe's model, with
+// its recipe's batch of 256 and flip-only augmentation) run 1 epoch of 60k images, the short synthetic
 // cases 3 epochs, so that one epoch's warm-up (first-touch page faults, oneDNN primitive
 // creation; ~2 s for either side) does not stand for a whole run.
 // Modes: fp32 (NCHW), fp32 channels-last, and bf16 autocast + channels-last where the CPU has
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
-//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases resnet20,resnet18,efficientnet_b0] [--rounds R] [--bf16]
+//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_s,resnet20,resnet18,efficientnet_b0] [--rounds R] [--bf16]
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
@@ -16,18 +17,19 @@ import { SGD } from '../src/train/optim/index.js';
 import { cpuHasBf16 } from '../src/train/recipe.js';
 import { arg, median, runPython, table } from './common.js';
 
-interface Case { model: string; channels: number; size: number; images: number; epochs: number }
+/** pad: the random crop's padding (0: no crop, flip only) */
+interface Case { model: string; channels: number; size: number; images: number; epochs: number; batch: number; pad: number }
 const CASES: Record<string, Case> = {
-  resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000), epochs: 1 },
-  resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400, epochs: 3 },
-  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200, epochs: 3 },
+  airbench_s: { model: 'airbench_s', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 256, pad: 0 },
+  resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 128, pad: 2 },
+  resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400, epochs: 3, batch: 128, pad: 4 },
+  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200, epochs: 3, batch: 128, pad: 4 },
 };
 type Mode = 'fp32' | 'fp32cl' | 'bf16cl';
 const MODE_NAMES: Record<Mode, string> = { fp32: 'fp32', fp32cl: 'fp32 channels-last', bf16cl: 'bf16 autocast + channels-last' };
-const BATCH = 128;
 
 function dataset(c: Case): Dataset {
-  if (c.model === 'resnet20') {
+  if (c.size === 28) {
     const all = fashionMnist({ split: 'train' });
     return c.images >= all.length ? all : subset(all, Array.from({ length: c.images }, (_, i) => i));
   }
@@ -42,9 +44,10 @@ async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<numbe
   if (cl) model.to({ memoryFormat: 'channelsLast' });
   model.train();
   const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 });
+  const crop = c.pad > 0 ? [{ name: 'randomCrop', size: c.size, padding: c.pad }] : [];
   const loader = new DataLoader(dataset(c), {
-    batchSize: BATCH, shuffle: true, dropLast: true,
-    transform: [{ name: 'randomCrop', size: c.size, padding: c.size <= 28 ? 2 : 4 }, { name: 'randomHorizontalFlip' }, { name: 'normalize', mean: [0.5], std: [0.25] }],
+    batchSize: c.batch, shuffle: true, dropLast: true,
+    transform: [...crop, { name: 'randomHorizontalFlip' }, { name: 'normalize', mean: [0.5], std: [0.25] }],
   });
   const rates: number[] = [];
   for (let e = 0; e < epochs; e++) {
@@ -60,7 +63,7 @@ async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<numbe
       x.dispose();
       y.dispose();
     }
-    rates.push((loader.numBatches * BATCH) / ((performance.now() - t0) / 1000));
+    rates.push((loader.numBatches * c.batch) / ((performance.now() - t0) / 1000));
   }
   model.dispose();
   emptyCache();  // the next case starts from an empty cache, as each Python case starts a new process
@@ -84,12 +87,12 @@ for (const name of names) {
     for (let round = 0; round < rounds; round++) {
       ckRates.push(...await convkitEpochs(c, mode, epochs));
       pyRates.push(...runPython<{ images_per_s: number[] }>('train_throughput.py',
-        [threads, c.model, c.images, BATCH, c.size, c.channels, mode, epochs], threads).images_per_s);
+        [threads, c.model, c.images, c.batch, c.size, c.channels, mode, epochs, c.pad], threads).images_per_s);
     }
     const ck = median(ckRates);
     const py = median(pyRates);
-    rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, MODE_NAMES[mode], `${c.images} x ${epochs} x ${rounds}`, ck, py, ck / py]);
+    rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, MODE_NAMES[mode], c.batch, `${c.images} x ${epochs} x ${rounds}`, ck, py, ck / py]);
   }
 }
-console.log(`training throughput, whole epochs incl. data loading and augmentation, batch ${BATCH}, ${threads} threads (images/s, median epoch)`);
-console.log(table(['model', 'precision', 'images x epochs x rounds', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'], rows));
+console.log(`training throughput, whole epochs incl. data loading and augmentation, ${threads} threads (images/s, median epoch)`);
+console.log(table(['model', 'precision', 'batch', 'images x epochs x rounds', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'], rows));

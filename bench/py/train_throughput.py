@@ -1,14 +1,14 @@
 # PyTorch side of bench/train_throughput: whole training epochs including data loading and
 # augmentation (random crop with padding + horizontal flip + normalisation, done on batches of
 # tensors, the fastest way to do them in PyTorch), SGD with Nesterov momentum.
-# argv: threads model images batch size channels mode(fp32|fp32cl|bf16cl) epochs
+# argv: threads model images batch size channels mode(fp32|fp32cl|bf16cl) epochs pad (0: flip only)
 # Prints one JSON line: {"images_per_s": [...per epoch...]}
 import gzip, json, sys, time
 import numpy as np
 import torch, torchvision
 import torch.nn.functional as F
 sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/test/helpers")
-from ref_models import cifar_resnet20
+from ref_models import airbench_s, cifar_resnet20
 
 def fashion_mnist(n):
     with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
@@ -24,11 +24,15 @@ def synthetic(n, c, s, classes=10):
 def build(name, channels):
     if name == "resnet20":
         return cifar_resnet20(num_classes=10, in_channels=channels)
+    if name == "airbench_s":
+        return airbench_s(num_classes=10, in_channels=channels)
     m = getattr(torchvision.models, name)(num_classes=10)
     return m
 
 def augment(x, pad):
     n, c, h, w = x.shape
+    if pad == 0:
+        return torch.where(torch.rand(n, 1, 1, 1) < 0.5, x.flip(3), x)
     xp = F.pad(x, (pad, pad, pad, pad))
     top = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1))
     left = torch.randint(0, 2 * pad + 1, (n, 1, 1, 1))
@@ -39,11 +43,11 @@ def augment(x, pad):
     flip = torch.rand(n, 1, 1, 1) < 0.5
     return torch.where(flip, out.flip(3), out)
 
-def main(threads, name, images, batch, size, channels, mode, epochs):
-    threads, images, batch, size, channels, epochs = map(int, (threads, images, batch, size, channels, epochs))
+def main(threads, name, images, batch, size, channels, mode, epochs, pad):
+    threads, images, batch, size, channels, epochs, pad = map(int, (threads, images, batch, size, channels, epochs, pad))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x_all, y_all = fashion_mnist(images) if name == "resnet20" else synthetic(images, channels, size)
+    x_all, y_all = fashion_mnist(images) if size == 28 else synthetic(images, channels, size)
     model = build(name, channels)
     cl = mode in ("fp32cl", "bf16cl")
     if cl:
@@ -56,7 +60,7 @@ def main(threads, name, images, batch, size, channels, mode, epochs):
         perm = torch.randperm(images)
         for b in range(images // batch):
             idx = perm[b * batch:(b + 1) * batch]
-            x = augment(x_all[idx].float().div_(255).sub_(0.5).div_(0.25), 2 if size <= 28 else 4)
+            x = augment(x_all[idx].float().div_(255).sub_(0.5).div_(0.25), pad)
             y = y_all[idx]
             if cl:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -69,4 +73,4 @@ def main(threads, name, images, batch, size, channels, mode, epochs):
     print(json.dumps({"images_per_s": rates}))
 
 if __name__ == "__main__":
-    main(*sys.argv[1:9])
+    main(*sys.argv[1:10])

@@ -47,6 +47,7 @@ optimisation:
   --augment <json>           training transforms, e.g. '[{"name":"randomCrop","size":28,"padding":2}]'
   --no-augment               no augmentation
   --ema <decay>              keep an EMA of the weights (e.g. 0.999) and evaluate it too
+  --eval-translate <px>      the final evaluation also averages views shifted by +-px (0: off)
   --clip-grad <norm>         clip the gradient norm
   --bf16 <on|off|auto>       bfloat16 autocast (auto: on when the CPU has AVX-512 BF16)
   --channels-last <on|off|auto>   NHWC activations (auto: on; faster on CPUs in fp32 too)
@@ -75,7 +76,7 @@ const OPTIONS: OptionSpec = {
   optimizer: { type: 'string' }, lr: { type: 'string' }, momentum: { type: 'string' }, 'weight-decay': { type: 'string' },
   'no-nesterov': { type: 'boolean' }, schedule: { type: 'string' }, 'warmup-epochs': { type: 'string' }, 'min-lr': { type: 'string' },
   'label-smoothing': { type: 'string' }, mixup: { type: 'string' }, cutmix: { type: 'string' }, augment: { type: 'string' },
-  'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
+  'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'eval-translate': { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
   'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' },
   'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
   'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
@@ -127,6 +128,7 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   if (flag(p, 'no-augment')) r.augment = [];
   put('ema', numOpt(p, 'ema', C, 0, 0.999999));
   put('clipGradNorm', numOpt(p, 'clip-grad', C, 0));
+  put('evalTranslate', intOpt(p, 'eval-translate', C, 0));
   put('bf16', autoBoolOpt(p, 'bf16', C));
   put('channelsLast', autoBoolOpt(p, 'channels-last', C));
   put('seed', intOpt(p, 'seed', C, 0));

@@ -8,3 +8,4 @@ export * from './mobilenet.js';
 export * from './scaling.js';
 export * from './inception.js';
 export * from './sequence.js';
+export * from './airbench.js';

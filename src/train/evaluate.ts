@@ -16,6 +16,11 @@ export interface EvalOptions {
   maxMisclassified?: number;
   /** average the logits of each image and its horizontal mirror (flip test-time augmentation) */
   flip?: boolean;
+  /**
+   * also average the views shifted diagonally by +-translate pixels (reflect padding), weighed
+   * half as much as the unshifted view, as airbench's test-time augmentation (0: off)
+   */
+  translate?: number;
   /** called after each batch: batches done, batches in all */
   onBatch?: (done: number, total: number) => void;
 }
@@ -44,6 +49,24 @@ export function logitsOf(out: Tensor | Tensor[]): Tensor {
   return Array.isArray(out) ? out[0] : out;
 }
 
+/** The image shifted by (dy, dx) pixels with reflect padding: [N, C, H, W] in, same shape out. */
+export function translate(x: Tensor, dy: number, dx: number): Tensor {
+  const [h, w] = [x.size(2), x.size(3)];
+  const p = Math.max(Math.abs(dy), Math.abs(dx));
+  return F.pad(x, [p, p, p, p], 'reflect').narrow(2, p - dy, h).narrow(3, p - dx, w);
+}
+
+/** The logits averaged over the test-time views EvalOptions asks for (mirror, diagonal shifts). */
+function ttaLogits(model: ClassifierModule, x: Tensor, o: EvalOptions): Tensor {
+  // each view in its own scope: only its logits outlive it, not its activations
+  const once = (v: Tensor): Tensor => tidy(() => logitsOf(forward(model, v, o)).float());
+  const mirrored = (v: Tensor): Tensor => (o.flip ? once(v).add(once(v.flip([3]))).div(2) : once(v));
+  const t = o.translate ?? 0;
+  if (t <= 0) return mirrored(x);
+  const shifted = mirrored(translate(x, t, t)).add(mirrored(translate(x, -t, -t)));
+  return mirrored(x).mul(0.5).add(shifted.mul(0.25));
+}
+
 /** One forward pass with the run's precision and memory format. */
 export function forward(model: ClassifierModule, x: Tensor, o: { bf16?: boolean; channelsLast?: boolean }): Tensor | Tensor[] {
   const input = o.channelsLast ? x.contiguous('channelsLast') : x;
@@ -65,9 +88,7 @@ export async function evaluate(model: ClassifierModule, loader: DataLoader, o: E
     for await (const batch of loader.batches(0)) {
       try {
         const r = tidy(() => noGrad(() => {
-          const logits = o.flip
-            ? logitsOf(forward(model, batch.x, o)).float().add(logitsOf(forward(model, batch.x.flip([3]), o)).float()).div(2)
-            : logitsOf(forward(model, batch.x, o)).float();
+          const logits = ttaLogits(model, batch.x, o);
           const loss = F.crossEntropy(logits, batch.y, { reduction: 'sum' }).item();
           const [k1, k5] = topkCorrect(logits, batch.y, [1, 5]);
           const probs = logits.softmax(1);

@@ -181,4 +181,6 @@ export interface EpochRecord {
   peakRssMB: number;
   /** this evaluation averaged each image with its mirror (flip TTA; the final epoch when the recipe asks) */
   evalFlip?: boolean;
+  /** ... and with its views shifted diagonally by +-evalTranslate pixels (0 or absent: not) */
+  evalTranslate?: number;
 }

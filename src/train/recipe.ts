@@ -82,6 +82,8 @@ export interface Recipe {
   clipGradNorm: number;
   /** the final evaluation averages the logits of each image and its horizontal mirror (flip TTA) */
   evalFlip: boolean;
+  /** the final evaluation also averages the views shifted diagonally by +-N pixels (0: off) */
+  evalTranslate: number;
   /** bfloat16 autocast: true, false or 'auto' (on when the CPU has avx512_bf16 / amx) */
   bf16: boolean | 'auto';
   /** channels-last memory format: true, false or 'auto' (on: faster on CPUs in fp32 and bf16 alike) */
@@ -106,9 +108,14 @@ export interface Recipe {
   reportImages: number;
 }
 
-/** The default recipe: ResNet-20 on Fashion-MNIST, aiming at >= 94% test accuracy in 10 epochs on 2 cores. */
+/**
+ * The default recipe: airbench's small net on Fashion-MNIST, aiming at 94% test accuracy in
+ * under 10 minutes on 2 cores without bfloat16 (8 epochs of ~60 s on an AVX2 machine). Short
+ * runs want little augmentation: the mirror alone (random 2-pixel crops cost 0.5 points at 8
+ * epochs), label smoothing 0.2 as airbench, and flip test-time augmentation at the end.
+ */
 const DEFAULTS: Recipe = {
-  model: 'resnet20',
+  model: 'airbench_s',
   modelOptions: {},
   numClasses: 10,
   inChannels: 1,
@@ -118,8 +125,8 @@ const DEFAULTS: Recipe = {
   limitTrain: null,
   limitTest: null,
   valFraction: 0,
-  epochs: 11,
-  batchSize: 128,
+  epochs: 8,
+  batchSize: 256,
   evalBatchSize: 500,
   optimizer: 'sgd',
   lr: 0.2,
@@ -135,8 +142,8 @@ const DEFAULTS: Recipe = {
   warmupEpochs: 1,
   warmupFactor: 0.1,
   minLr: 0,
-  labelSmoothing: 0.1,
-  augment: [{ name: 'randomCrop', size: 28, padding: 2 }, { name: 'randomHorizontalFlip' }],
+  labelSmoothing: 0.2,
+  augment: [{ name: 'randomHorizontalFlip' }],
   mean: null,
   std: null,
   mixup: 0,
@@ -146,6 +153,7 @@ const DEFAULTS: Recipe = {
   ema: 0,
   clipGradNorm: 0,
   evalFlip: true,
+  evalTranslate: 0,
   bf16: 'auto',
   channelsLast: 'auto',
   seed: 0,
@@ -200,7 +208,7 @@ const CHECKS: Record<keyof Recipe, Check> = {
   labelSmoothing: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
   augment: augments, mean: orNull(numList), std: orNull(numList), mixup: num(0), cutmix: num(0), mixProb: num(0, 1), mixSwitchProb: num(0, 1),
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
-  evalFlip: bool, bf16: boolAuto, channelsLast: boolAuto,
+  evalFlip: bool, evalTranslate: int(0), bf16: boolAuto, channelsLast: boolAuto,
   seed: int(0), outDir: orNull(str), threads: orNull(int(1)), prefetch: int(0),
   init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0),
 };

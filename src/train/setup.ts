@@ -59,6 +59,8 @@ export interface GroupSpec {
 export function buildParamGroups(model: ClassifierModule, r: Recipe, head: Head): GroupSpec[] {
   const groups = new Map<string, GroupSpec>();
   for (const [, p] of model.namedParameters()) {
+    // weights the model keeps fixed (airbench's whitening) are not trained
+    if (!p.requiresGrad) continue;
     const isHead = head.params.has(p);
     const decayed = r.decayNormAndBias || p.ndim > 1;
     const label = `${isHead ? 'head' : 'backbone'}${decayed ? '' : ' (no decay)'}`;

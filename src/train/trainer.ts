@@ -8,9 +8,9 @@
 // the position (epoch, batch) and the running sums of an interrupted epoch.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tidy, type Tensor } from '../engine/index.js';
+import { F, emptyCache, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tidy, type Tensor } from '../engine/index.js';
 import type { DataLoader } from '../data/index.js';
-import type { Module } from '../nn/index.js';
+import type { Module, Parameter } from '../nn/index.js';
 import { modelEntry } from '../models/index.js';
 import type { Optimizer, OptimizerMeta } from './optim/index.js';
 import type { Scheduler, SchedulerState } from './schedule.js';
@@ -120,6 +120,8 @@ export class Trainer {
   #lastEval: EvalResult | null = null;
   #stop = false;
   #resumed = false;
+  /** parameters the model itself keeps fixed (requiresGrad false when built) */
+  #fixed = new Set<Parameter>();
   readonly #listeners: TrainerListener[] = [];
   readonly #opts: TrainerOptions;
   readonly #traceEvery: number;
@@ -141,6 +143,7 @@ export class Trainer {
       checkTransforms(specs);
       built = this.model = buildModel(recipe, this.numClasses, inChannels).model;
       if (recipe.channelsLast) this.model.to({ memoryFormat: 'channelsLast' });
+      this.#fixed = new Set(this.model.parameters().filter((p) => !p.requiresGrad));
       this.head = findHead(this.model);
       this.groups = buildParamGroups(this.model, recipe, this.head);
       this.optimizer = buildOptimizer(this.groups, recipe);
@@ -217,6 +220,8 @@ export class Trainer {
       trainSize: this.data.train.length, evalSize: this.data.eval.length, evalSplit: this.data.evalSplit, numParams: this.model.numParameters(),
       groups: this.groups.map((g) => ({ label: g.label, params: g.params.reduce((n, p) => n + p.numel(), 0), lr: g.lr, weightDecay: g.weightDecay })),
     });
+    // a fresh run (not resumed, no init weights) lets the model set data-dependent weights first
+    if (!this.#resumed && this.step === 0 && !this.recipe.init) await initFromData(this.model, this.data, this.recipe);
     let interrupted = false;
     while (this.epoch < this.recipe.epochs) {
       const sums = await this.#trainEpoch();
@@ -325,7 +330,7 @@ export class Trainer {
   #setTrainMode(epoch: number): void {
     const frozen = epoch < this.recipe.freezeBackboneEpochs;
     this.model.train();
-    for (const p of this.model.parameters()) p.requiresGrad = !frozen || this.head.params.has(p);
+    for (const p of this.model.parameters()) p.requiresGrad = !this.#fixed.has(p) && (!frozen || this.head.params.has(p));
     if (!frozen) return;
     const headPrefix = this.head.name;
     for (const [name, m] of this.model.namedModules()) {
@@ -338,10 +343,12 @@ export class Trainer {
   async #endEpoch(sums: EpochSums): Promise<void> {
     const r = this.recipe;
     const e = this.epoch;
-    // flip test-time augmentation doubles an evaluation, so it is kept for the final one (as
+    // test-time augmentation multiplies an evaluation's cost, so it is kept for the final one (as
     // timm's validate --tta): the per-epoch curve is plain, the run's final accuracy is with TTA
-    const flip = r.evalFlip && e + 1 === r.epochs;
-    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, flip };
+    const final = e + 1 === r.epochs;
+    const flip = r.evalFlip && final;
+    const translate = final ? r.evalTranslate : 0;
+    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, flip, translate };
     this.#emit({ type: 'evalStart', epoch: e, what: 'model' });
     const ev = await evaluate(this.model, this.evalLoader, { numClasses: this.numClasses, ...amp, maxMisclassified: r.reportImages });
     let emaEv: EvalResult | null = null;
@@ -355,7 +362,7 @@ export class Trainer {
       epoch: e + 1, step: this.step, trainLoss: sums.lossSum / sums.seen, trainAcc: sums.correct / sums.seen, evalSplit: this.data.evalSplit,
       valLoss: ev.loss, valAcc: ev.top1, valTop5: ev.top5, emaAcc: emaEv?.top1 ?? null, emaLoss: emaEv?.loss ?? null,
       lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9), epochSeconds: sums.seconds,
-      rssMB: mem, peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6, evalFlip: flip,
+      rssMB: mem, peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6, evalFlip: flip, evalTranslate: translate,
     };
     this.history.push(record);
     const best = ev.top1 > this.bestAcc;
@@ -466,6 +473,31 @@ export class Trainer {
     this.model?.dispose();
     this.data.dispose();
   }
+}
+
+/** How many training images a model's data-dependent initialisation sees (airbench uses 5000). */
+const DATA_INIT_IMAGES = 5000;
+
+/**
+ * Models that set weights from data before training (airbench's whitening) get the first
+ * training images, transformed as for evaluation (normalised, no random augmentation).
+ */
+async function initFromData(model: ClassifierModule, data: RunData, r: Recipe): Promise<void> {
+  const m = model as ClassifierModule & { initFromData?: (images: Tensor) => void };
+  if (typeof m.initFromData !== 'function') return;
+  const n = Math.min(DATA_INIT_IMAGES, data.train.length);
+  const loader = evalLoader(data.train, { ...r, evalBatchSize: n, prefetch: 0 }, data.mean, data.std);
+  for await (const batch of loader.batches(0)) {
+    try {
+      m.initFromData(batch.x);
+    } finally {
+      batch.x.dispose();
+      batch.y.dispose();
+    }
+    break;
+  }
+  // the patches of 5000 images are a few hundred MB the training steps would never reuse
+  emptyCache();
 }
 
 /** Decides 'auto' settings and the output folder, in place. */

@@ -87,3 +87,76 @@ def tv_in_channels(arch, in_channels=1, **kwargs):
     # assigning to an existing attribute keeps its place in the state dict
     m.conv1 = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
     return m
+
+
+# ---- Airbench (Jordan 2024, arXiv:2404.00498, airbench94.py), convkit's src/models/airbench.ts ----
+
+class ConvGroup(nn.Module):
+    """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, as airbench's ConvGroup."""
+
+    def __init__(self, cin, cout, momentum):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.activ = nn.GELU()
+
+    def forward(self, x):
+        x = self.activ(self.norm1(self.pool(self.conv1(x))))
+        return self.activ(self.norm2(self.conv2(x)))
+
+
+class Airbench(nn.Module):
+    """A frozen 2x2 whitening conv (2*C*4 filters), GELU, three ConvGroups, maxpool 3, bias-free fc, x 1/9."""
+
+    def __init__(self, widths=(64, 256, 256), num_classes=10, in_channels=3, bn_momentum=0.4):
+        super().__init__()
+        d = in_channels * 4
+        self.whiten = nn.Conv2d(in_channels, 2 * d, 2, padding=0, bias=False)
+        self.whiten.weight.requires_grad = False
+        self.act = nn.GELU()
+        self.block1 = ConvGroup(2 * d, widths[0], bn_momentum)
+        self.block2 = ConvGroup(widths[0], widths[1], bn_momentum)
+        self.block3 = ConvGroup(widths[1], widths[2], bn_momentum)
+        self.pool = nn.MaxPool2d(3)
+        self.head = nn.Linear(widths[2], num_classes, bias=False)
+
+    def init_whitening(self, images, eps=5e-4):
+        """airbench's init_whitening_conv: eigenvectors of the patches' second moment over sqrt(eigenvalue),
+        then their negatives; each eigenvector's sign is fixed (largest component positive) so both sides agree."""
+        c = images.shape[1]
+        patches = images.unfold(2, 2, 1).unfold(3, 2, 1).transpose(1, 3).reshape(-1, c, 2, 2).double()
+        flat = patches.reshape(len(patches), -1)
+        values, vectors = torch.linalg.eigh(flat.T @ flat / len(flat))
+        values, vectors = values.flip(0), vectors.T.flip(0)
+        vectors = vectors * torch.sign(vectors.gather(1, vectors.abs().argmax(1, keepdim=True)))
+        filters = (vectors / torch.sqrt(values + eps)[:, None]).reshape(-1, c, 2, 2).float()
+        with torch.no_grad():
+            self.whiten.weight.copy_(torch.cat([filters, -filters]))
+
+    def forward(self, x):
+        x = self.block3(self.block2(self.block1(self.act(self.whiten(x)))))
+        return self.head(self.pool(x).flatten(1)) / 9
+
+
+def airbench94(**kw):
+    return Airbench(widths=(64, 256, 256), **kw)
+
+
+def airbench_s(**kw):
+    return Airbench(widths=(32, 64, 128), **kw)
+
+
+def whitening_images(n=16, c=1, h=12, w=12):
+    """Deterministic images both sides can make: sin(0.37 i) + cos(0.11 i) * (i mod 7) over the flat index i."""
+    i = torch.arange(n * c * h * w, dtype=torch.float64)
+    return (torch.sin(0.37 * i) + torch.cos(0.11 * i) * (i % 7)).reshape(n, c, h, w).float()
+
+
+def airbench_whitened(in_channels=1, **kw):
+    """airbench_s with its whitening filters computed from whitening_images()."""
+    m = airbench_s(in_channels=in_channels, **kw)
+    m.init_whitening(whitening_images(c=in_channels))
+    return m
