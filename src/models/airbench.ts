@@ -2,7 +2,7 @@
 // arXiv:2404.00498): the fastest-to-accuracy small CNN we know of, for training on a CPU budget.
 //
 // A frozen 2x2 "whitening" convolution, whose filters are the eigenvectors of the training
-// images' 2x2 patch covariance scaled by 1/sqrt(eigenvalue) and their negatives, then GELU; three
+// images' 2x2 patch second moment (their covariance, the images being normalised) scaled by 1/sqrt(eigenvalue) and their negatives, then GELU; three
 // groups of conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU; a 3x3 max-pool and a
 // bias-free linear head whose logits are scaled by 1/9. Pooling right after the first conv of
 // each group is what makes it cheap: every other convolution runs at a quarter of the pixels.
@@ -89,6 +89,9 @@ export class Airbench extends Module {
 
   /** Sets the whitening filters from normalised images [N, C, H, W] (a few thousand suffice). */
   initFromData(images: Tensor): void {
+    if (images.ndim !== 4 || images.size(1) !== this.inChannels) {
+      throw new Error(`${this.modelName}.initFromData: expected normalised images [N, ${this.inChannels}, H, W], found [${images.shape.join(', ')}]`);
+    }
     this.setWhitening(tidy(() => whiteningFilters(images, WHITEN_KERNEL)));
   }
 

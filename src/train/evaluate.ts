@@ -53,6 +53,7 @@ export function logitsOf(out: Tensor | Tensor[]): Tensor {
 export function translate(x: Tensor, dy: number, dx: number): Tensor {
   const [h, w] = [x.size(2), x.size(3)];
   const p = Math.max(Math.abs(dy), Math.abs(dx));
+  if (p >= h || p >= w) throw new RangeError(`translate: a shift of ${p} pixels needs images larger than ${p}x${p}, found ${h}x${w}`);
   return F.pad(x, [p, p, p, p], 'reflect').narrow(2, p - dy, h).narrow(3, p - dx, w);
 }
 

@@ -101,6 +101,7 @@ test('airbench: config, fixed whitening, options and bad input', () => {
     tidy(() => assert.deepEqual(m.eval().call(randn([2, 1, 25, 25])).shape, [2, 3]));
     assert.throws(() => tidy(() => m.call(randn([2, 1, 24, 24]))), /airbench: expected an input of shape \[N, 1, H, W\] with H, W >= 25, found \[2, 1, 24, 24\]/);
     assert.throws(() => new Airbench({ widths: [8, 16] as unknown as [number, number, number] }), /widths must be three positive integers, got \[8,16\]/);
+    assert.throws(() => tidy(() => m.initFromData(randn([4, 3, 12, 12]))), /airbench.initFromData: expected normalised images \[N, 1, H, W\], found \[4, 3, 12, 12\]/);
   } finally {
     m.dispose();
   }

@@ -16,6 +16,7 @@ test('translate shifts an image by (dy, dx) with reflect padding', () => {
     assert.deepEqual(translate(x, -1, -1).flatten().toArray(), [5, 6, 7, 6, 9, 10, 11, 10, 13, 14, 15, 14, 9, 10, 11, 10]);
     assert.deepEqual(translate(x, 0, 2).flatten().toArray(), [2, 1, 0, 1, 6, 5, 4, 5, 10, 9, 8, 9, 14, 13, 12, 13]);
     assert.ok(translate(x, 0, 0).equal(x));
+    assert.throws(() => translate(x, 4, 0), /translate: a shift of 4 pixels needs images larger than 4x4, found 4x4/);
   });
 });
 
