@@ -18,11 +18,15 @@ options:
   --num-classes <n>     classifier outputs (files convkit did not write)
   --data-root <dir>     the dataset's folder
   --split <train|test>  which split (default test)
-  --limit <n>           a seeded random subset of n images
+  --limit <n>           a seeded random subset of n images (those train --limit-test n
+                        evaluates with seed 0)
   --batch-size <n>      default 500
   --image-size <h,w>    image folders: decode to this size
   --ema                 evaluate a training checkpoint's EMA weights
   --bf16 <on|off>       bfloat16 autocast (default off)
+  --flip                test-time augmentation: average with the mirrored image
+                        (what convkit train's final evaluation does by default)
+  --translate <px>      test-time augmentation: also average views shifted by +-px
   --json                print the results as JSON
   --quiet               no progress bar
 ${IMPORT_HELP}
@@ -34,7 +38,7 @@ export async function run(args: string[]): Promise<number> {
   const p = parse(C, args, {
     model: { type: 'string' }, 'num-classes': { type: 'string' }, 'data-root': { type: 'string' }, split: { type: 'string' },
     limit: { type: 'string' }, 'batch-size': { type: 'string' }, 'image-size': { type: 'string' }, ema: { type: 'boolean' },
-    bf16: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
+    bf16: { type: 'string' }, flip: { type: 'boolean' }, translate: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
   }, { minPositionals: 2, maxPositionals: 2 });
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   const [file, dataset] = p.positionals;
@@ -61,6 +65,7 @@ export async function run(args: string[]): Promise<number> {
     ev = await evaluateCheckpoint(file, dataset, {
       model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1), dataRoot: str(p, 'data-root'), split,
       limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
+      flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0),
       onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
     });
   } catch (e) {
@@ -72,13 +77,14 @@ export async function run(args: string[]): Promise<number> {
   const r = ev.result;
   if (flag(p, 'json')) {
     console.log(JSON.stringify({
-      checkpoint: ev.checkpoint, model: ev.model, dataset: ev.dataset, split: ev.split, weights: ev.weights, count: r.count,
+      checkpoint: ev.checkpoint, model: ev.model, dataset: ev.dataset, split: ev.split, weights: ev.weights, tta: ev.tta, count: r.count,
       top1: r.top1, top5: r.top5, loss: r.loss, classes: ev.classes, perClass: ev.report.classes,
       macro: ev.report.macro, weighted: ev.report.weighted, confusion: r.confusion.toJSON(),
     }, null, 2));
     return 0;
   }
-  console.log(`${ev.checkpoint} (${ev.model}${ev.weights === 'ema' ? ', EMA weights' : ''}) on ${ev.dataset} ${ev.split}: ${r.count} images`);
+  const tta = [ev.tta.flip ? 'flip' : '', ev.tta.translate > 0 ? `translate ${ev.tta.translate}px` : ''].filter(Boolean).join(' + ');
+  console.log(`${ev.checkpoint} (${ev.model}${ev.weights === 'ema' ? ', EMA weights' : ''}) on ${ev.dataset} ${ev.split}: ${r.count} images${tta ? `, test-time augmentation: ${tta}` : ''}`);
   console.log(`top-1 ${(100 * r.top1).toFixed(2)}%   top-5 ${(100 * r.top5).toFixed(2)}%   loss ${r.loss.toFixed(4)}\n`);
   console.log(formatClassReport(ev.report));
   console.log('\nconfusion matrix (rows: true class, columns: predicted):');

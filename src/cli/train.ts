@@ -217,11 +217,17 @@ function reporter(quiet: boolean): (e: TrainerEvent) => void {
   };
 }
 
+/** Which test-time augmentation the final figures used, so that `convkit eval` can repeat them. */
+function ttaNote(e: { evalFlip?: boolean; evalTranslate?: number }): string {
+  const opts = [e.evalFlip ? '--flip' : '', (e.evalTranslate ?? 0) > 0 ? `--translate ${e.evalTranslate}` : ''].filter(Boolean);
+  return opts.length ? ` (test-time augmentation: convkit eval ${opts.join(' ')})` : '';
+}
+
 function printSummary(r: TrainResult): void {
   const last = r.last;
   const lines = [
     `done: ${r.epochs} epochs in ${formatDuration(r.seconds)}`,
-    last ? `final ${last.evalSplit} top-1 ${pct(last.valAcc)}, top-5 ${pct(last.valTop5)}, loss ${last.valLoss.toFixed(4)}${last.emaAcc !== null ? `, EMA top-1 ${pct(last.emaAcc)}` : ''}` : '',
+    last ? `final ${last.evalSplit} top-1 ${pct(last.valAcc)}, top-5 ${pct(last.valTop5)}, loss ${last.valLoss.toFixed(4)}${last.emaAcc !== null ? `, EMA top-1 ${pct(last.emaAcc)}` : ''}${ttaNote(last)}` : '',
     `best top-1 ${pct(r.bestAcc)} at epoch ${r.bestEpoch}`,
     `files: ${r.files.model}, ${r.files.best}, ${r.files.report}`,
   ];

@@ -25,6 +25,9 @@ export interface RunData {
 }
 
 /** A seeded random subset of `limit` samples (kept in dataset order), or the dataset itself. */
+/** the salt of --limit-test's subset; `convkit eval --limit` uses it too, so that with seed 0 both pick the same images */
+export const TEST_SUBSET_SALT = 0x7e5;
+
 export function limitDataset(d: Dataset, limit: number | null, seed: number, salt: number): Dataset {
   if (limit === null || limit >= d.length) return d;
   const pick = Array.from(Rng.fromKeys(seed, salt).permutation(d.length).subarray(0, limit)).sort((a, b) => a - b);
@@ -107,7 +110,7 @@ export function buildRunData(r: Recipe, modelConfig?: ModelConfig): RunData {
       train = limitDataset(fullTrain, r.limitTrain, r.seed, 0x117);
       const test = openDataset(r, 'test', modelConfig);
       owned.push(test);
-      evalSet = limitDataset(test, r.limitTest, r.seed, 0x7e5);
+      evalSet = limitDataset(test, r.limitTest, r.seed, TEST_SUBSET_SALT);
       evalSplit = 'test';
     }
     const classes = [...fullTrain.classes];

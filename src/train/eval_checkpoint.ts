@@ -6,7 +6,7 @@ import type { Module } from '../nn/index.js';
 import { createModel, modelEntry } from '../models/index.js';
 import { parseSafetensorsHeader } from '../io/index.js';
 import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights, readCheckpointMeta } from './checkpoint.js';
-import { evalLoader, limitDataset, normalization, openDataset } from './data.js';
+import { evalLoader, limitDataset, normalization, openDataset, TEST_SUBSET_SALT } from './data.js';
 import { evaluate, type ClassifierModule, type EvalResult } from './evaluate.js';
 import { DATASETS, RecipeError, type AugmentSpec } from './recipe.js';
 import type { ClassReport } from './metrics.js';
@@ -19,12 +19,16 @@ export interface EvalCheckpointOptions {
   numClasses?: number;
   dataRoot?: string;
   split?: 'train' | 'test';
-  /** evaluate a seeded random subset of n images */
+  /** evaluate a seeded random subset of n images (those `convkit train --limit-test n` picks with seed 0) */
   limit?: number;
   batchSize?: number;
   /** training checkpoints: evaluate the EMA weights */
   ema?: boolean;
   bf16?: boolean;
+  /** test-time augmentation: average each image's logits with its mirror's */
+  flip?: boolean;
+  /** test-time augmentation: also average the views shifted by +-translate pixels (0: off) */
+  translate?: number;
   imageSize?: [number, number];
   onBatch?: (done: number, total: number) => void;
 }
@@ -35,6 +39,8 @@ export interface CheckpointEvaluation {
   dataset: string;
   split: 'train' | 'test';
   weights: 'model' | 'ema';
+  /** the test-time augmentation used */
+  tta: { flip: boolean; translate: number };
   classes: string[];
   result: EvalResult;
   report: ClassReport;
@@ -92,7 +98,7 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
   };
   const full = openDataset(spec, split, entry.config);
   try {
-    const data = limitDataset(full, o.limit ?? null, 0, 0xe7a1);
+    const data = limitDataset(full, o.limit ?? null, 0, TEST_SUBSET_SALT);
     const channels = full.inputShape[0];
     const numClasses = spec.numClasses ?? full.classes.length;
     if (numClasses < full.classes.length) {
@@ -106,9 +112,10 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
     try {
       loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
       const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0 }, mean, std);
-      const result = await evaluate(model, loader, { numClasses, bf16: o.bf16 ?? false, onBatch: o.onBatch });
+      const tta = { flip: o.flip ?? false, translate: o.translate ?? 0 };
+      const result = await evaluate(model, loader, { numClasses, bf16: o.bf16 ?? false, ...tta, onBatch: o.onBatch });
       return {
-        checkpoint: file, model: src.model, dataset, split, weights: o.ema ? 'ema' : 'model', classes: full.classes,
+        checkpoint: file, model: src.model, dataset, split, weights: o.ema ? 'ema' : 'model', tta, classes: full.classes,
         result, report: result.confusion.report(full.classes),
       };
     } finally {

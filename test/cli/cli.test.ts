@@ -90,6 +90,7 @@ test('train end to end, then eval, inspect, summary and models on its outputs', 
   assert.match(r.stderr, /^ *\d+% epoch 1\/1 \d+\/16 /m, 'progress lines every ~10% when stderr is not a terminal');
   assert.match(r.stderr, /epoch 1: train loss [\d.]+ acc [\d.]+% \| test loss [\d.]+ top-1 [\d.]+% top-5 [\d.]+% \| EMA top-1/);
   assert.match(r.stderr, /best top-1/);
+  assert.match(r.stderr, /final test top-1 [\d.]+%.*\(test-time augmentation: convkit eval --flip\)/, 'the summary says how to repeat its figure');
   const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(log.length, 1);
   for (const k of ['epoch', 'trainLoss', 'trainAcc', 'valLoss', 'valAcc', 'valTop5', 'emaAcc', 'lr', 'imagesPerSec', 'epochSeconds', 'rssMB']) {
@@ -114,6 +115,19 @@ test('train end to end, then eval, inspect, summary and models on its outputs', 
   assert.ok(j.top1 > 0.1 && j.top5 >= j.top1 && j.loss > 0);
   assert.equal(j.perClass.length, 10);
   assert.equal(j.confusion.flat().reduce((a, b) => a + b, 0), 300);
+  // with the final evaluation's test-time augmentation, eval repeats the run's final figure
+  // (--limit picks the images that train's --limit-test picked with seed 0)
+  const full = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '300', '--json', '--flip']);
+  assert.equal(full.code, 0, full.stderr);
+  const jf = JSON.parse(full.stdout) as { top1: number; tta: unknown; count: number };
+  assert.deepEqual(jf.tta, { flip: true, translate: 0 });
+  const finalAcc = log[0].valAcc as number;
+  assert.equal(jf.count, 300);
+  assert.ok(Math.abs(jf.top1 - finalAcc) < 1e-9, `eval --flip ${jf.top1} against the run's final ${finalAcc}`);
+  const shifted = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '100', '--json', '--flip', '--translate', '1']);
+  assert.equal(shifted.code, 0, shifted.stderr);
+  assert.deepEqual((JSON.parse(shifted.stdout) as { tta: unknown }).tta, { flip: true, translate: 1 });
+  assert.match(cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--translate', 'x']).stderr, /--translate must be an integer >= 0, got 'x'/);
   // the training checkpoint evaluates the same way (here its EMA weights), and as a table
   const emaEv = cli(['eval', path.join(out, 'last.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '300', '--ema']);
   assert.equal(emaEv.code, 0, emaEv.stderr);
