@@ -1,14 +1,14 @@
 // Issue 4's throughput benchmark: whole training epochs including data loading and
 // augmentation (random crop with padding, horizontal flip, normalisation on batches), convkit
 // against PyTorch (Python) on the same libtorch, same model, batch and augmentation, in one run.
-// Each side reports the median epoch: resnet20 and airbench_s (the default recipe's model, with
+// Each side reports the median epoch: resnet20 and airbench_m (the default recipe's model, with
 // its recipe's batch of 256 and flip-only augmentation) run 1 epoch of 60k images, the short synthetic
 // cases 3 epochs, so that one epoch's warm-up (first-touch page faults, oneDNN primitive
 // creation; ~2 s for either side) does not stand for a whole run.
 // Modes: fp32 (NCHW), fp32 channels-last, and bf16 autocast + channels-last where the CPU has
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
-//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_s,resnet20,resnet18,efficientnet_b0] [--rounds R] [--bf16]
+//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0] [--rounds R] [--bf16]
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
@@ -20,7 +20,7 @@ import { arg, median, runPython, table } from './common.js';
 /** pad: the random crop's padding (0: no crop, flip only) */
 interface Case { model: string; channels: number; size: number; images: number; epochs: number; batch: number; pad: number }
 const CASES: Record<string, Case> = {
-  airbench_s: { model: 'airbench_s', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 256, pad: 0 },
+  airbench_m: { model: 'airbench_m', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 256, pad: 0 },
   resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 128, pad: 2 },
   resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400, epochs: 3, batch: 128, pad: 4 },
   efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200, epochs: 3, batch: 128, pad: 4 },

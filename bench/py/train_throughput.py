@@ -8,7 +8,7 @@ import numpy as np
 import torch, torchvision
 import torch.nn.functional as F
 sys.path.insert(0, __file__.rsplit("/", 3)[0] + "/test/helpers")
-from ref_models import airbench_s, cifar_resnet20
+from ref_models import airbench_m, cifar_resnet20
 
 def fashion_mnist(n):
     with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
@@ -24,8 +24,8 @@ def synthetic(n, c, s, classes=10):
 def build(name, channels):
     if name == "resnet20":
         return cifar_resnet20(num_classes=10, in_channels=channels)
-    if name == "airbench_s":
-        return airbench_s(num_classes=10, in_channels=channels)
+    if name == "airbench_m":
+        return airbench_m(num_classes=10, in_channels=channels)
     m = getattr(torchvision.models, name)(num_classes=10)
     return m
 

@@ -9,7 +9,7 @@ interface Command {
 
 // Loaded on demand: `convkit inspect` need not load the model zoo.
 const COMMANDS: Record<string, Command> = {
-  train: { summary: 'train a model (default: airbench_s on Fashion-MNIST)', load: () => import('./train.js') },
+  train: { summary: 'train a model (default: airbench_m on Fashion-MNIST)', load: () => import('./train.js') },
   eval: { summary: 'evaluate a checkpoint on a dataset', load: () => import('./eval.js') },
   models: { summary: 'list the registered models with parameters and MACs', load: () => import('./models.js') },
   summary: { summary: 'layer-by-layer summary of a model', load: () => import('./summary.js') },

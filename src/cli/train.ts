@@ -1,4 +1,4 @@
-// convkit train: runs a recipe (the default: airbench_s on Fashion-MNIST) with a progress bar,
+// convkit train: runs a recipe (the default: airbench_m on Fashion-MNIST) with a progress bar,
 // checkpoints every epoch, and resumes with --resume. Ctrl-C stops after the current step with a
 // checkpoint that resumes there (exit code 130); a second Ctrl-C exits at once.
 import * as fs from 'node:fs';

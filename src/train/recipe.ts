@@ -115,7 +115,7 @@ export interface Recipe {
  * epochs), label smoothing 0.2 as airbench, and flip test-time augmentation at the end.
  */
 const DEFAULTS: Recipe = {
-  model: 'airbench_s',
+  model: 'airbench_m',
   modelOptions: {},
   numClasses: 10,
   inChannels: 1,

@@ -75,12 +75,12 @@ test('train with no recipe options plans the default recipe', () => {
   const r = cli(['train', '--dry-run']);
   assert.equal(r.code, 0, r.stderr);
   const recipe = JSON.parse(r.stdout) as Record<string, unknown>;
-  assert.equal(recipe.model, 'airbench_s');
+  assert.equal(recipe.model, 'airbench_m');
   assert.equal(recipe.dataset, 'fashion-mnist');
   assert.equal(recipe.numClasses, 10);
   assert.equal(recipe.inChannels, 1);
   assert.equal(typeof recipe.bf16, 'boolean', "'auto' is decided");
-  assert.match(String(recipe.outDir), /^runs\/airbench_s-fashion-mnist-\d{8}-\d{6}$/);
+  assert.match(String(recipe.outDir), /^runs\/airbench_m-fashion-mnist-\d{8}-\d{6}$/);
 });
 
 test('train end to end, then eval, inspect, summary and models on its outputs', () => {

@@ -149,6 +149,10 @@ def airbench_s(**kw):
     return Airbench(widths=(32, 64, 128), **kw)
 
 
+def airbench_m(**kw):
+    return Airbench(widths=(32, 64, 256), **kw)
+
+
 def whitening_images(n=16, c=1, h=12, w=12):
     """Deterministic images both sides can make: sin(0.37 i) + cos(0.11 i) * (i mod 7) over the flat index i."""
     i = torch.arange(n * c * h * w, dtype=torch.float64)

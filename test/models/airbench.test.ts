@@ -13,6 +13,7 @@ import { assertClose, checkGradients, checkParity, disposeResult, runOracle, typ
 
 const cases: { oracle: OracleCase; model: string; opts: Record<string, unknown> }[] = [
   { model: 'airbench_s', opts: { inChannels: 1 }, oracle: { id: 'airbench_s', name: 'airbench_s', seed: 11, builder: 'ref_models.airbench_s', kwargs: { in_channels: 1 }, input: [3, 1, 28, 28] } },
+  { model: 'airbench_m', opts: { inChannels: 1 }, oracle: { id: 'airbench_m', name: 'airbench_m', seed: 15, builder: 'ref_models.airbench_m', kwargs: { in_channels: 1 }, input: [2, 1, 28, 28] } },
   { model: 'airbench94', opts: {}, oracle: { id: 'airbench94', name: 'airbench94', seed: 12, builder: 'ref_models.airbench94', input: [2, 3, 32, 32] } },
   {
     model: 'airbench_s', opts: { inChannels: 1, numClasses: 7 },
@@ -29,7 +30,7 @@ after(() => {
   for (const r of refs.values()) disposeResult(r);
 });
 
-for (const c of cases.slice(0, 3)) {
+for (const c of cases.slice(0, 4)) {
   test(`parity: ${c.oracle.id}`, () => {
     const ref = refs.get(c.oracle.id)!;
     const model = createModel(c.model, c.opts);
