@@ -24,10 +24,10 @@ export interface RunData {
   dispose(): void;
 }
 
-/** A seeded random subset of `limit` samples (kept in dataset order), or the dataset itself. */
 /** the salt of --limit-test's subset; `convkit eval --limit` uses it too, so that with seed 0 both pick the same images */
 export const TEST_SUBSET_SALT = 0x7e5;
 
+/** A seeded random subset of `limit` samples (kept in dataset order), or the dataset itself. */
 export function limitDataset(d: Dataset, limit: number | null, seed: number, salt: number): Dataset {
   if (limit === null || limit >= d.length) return d;
   const pick = Array.from(Rng.fromKeys(seed, salt).permutation(d.length).subarray(0, limit)).sort((a, b) => a - b);
