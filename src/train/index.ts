@@ -23,6 +23,7 @@ export {
   type ClassMetrics, type ClassReport, type EpochRecord,
 } from './metrics.js';
 export { evaluate, forward, logitsOf, type ClassifierModule, type EvalOptions, type EvalResult, type Misclassified } from './evaluate.js';
+export { probeBf16, type Bf16Probe, type ProbeOptions } from './amp_probe.js';
 export { evaluateCheckpoint, type EvalCheckpointOptions, type CheckpointEvaluation } from './eval_checkpoint.js';
 export {
   buildRunData, openDataset, limitDataset, normalization, trainTransforms, trainLoader, evalLoader, checkTransforms,

@@ -23,6 +23,7 @@ import { cpuHasBf16, defaultOutDir, resolveRecipe, RecipeError, type Recipe } fr
 import { buildRunData, checkTransforms, evalLoader, trainLoader, trainTransforms, type RunData } from './data.js';
 import { buildModel, buildOptimizer, buildParamGroups, buildSchedule, checkScheduleOptions, findHead, type GroupSpec, type Head } from './setup.js';
 import { evaluate, forward, logitsOf, type ClassifierModule, type EvalResult } from './evaluate.js';
+import { probeBf16, type Bf16Probe } from './amp_probe.js';
 import type { EpochRecord } from './metrics.js';
 import { writeRunReport } from './run_report.js';
 
@@ -59,6 +60,7 @@ interface EpochSums {
 }
 
 export type TrainerEvent =
+  | ({ type: 'bf16Probe' } & Bf16Probe)
   | { type: 'start'; recipe: Recipe; outDir: string; resumed: boolean; epoch: number; batch: number; trainSize: number; evalSize: number; evalSplit: 'val' | 'test'; numParams: number; groups: { label: string; params: number; lr: number; weightDecay: number }[] }
   | { type: 'epochStart'; epoch: number; epochs: number; startBatch: number; numBatches: number }
   | { type: 'step'; epoch: number; batch: number; numBatches: number; step: number; loss: number; acc: number; lr: number; imagesPerSec: number }
@@ -161,7 +163,8 @@ export class Trainer {
 
   /**
    * A new run. The recipe is completed with the defaults and checked; 'auto' settings are
-   * decided here, so recipe.json and the checkpoints record what actually ran.
+   * decided here (bf16 on a CPU with native bf16: by timing, when run() starts), so recipe.json
+   * and the checkpoints record what actually ran.
    */
   static create(recipe: Partial<Recipe> = {}, opts: TrainerOptions = {}): Trainer {
     const r = resolveRecipe(recipe);
@@ -213,6 +216,7 @@ export class Trainer {
   async run(): Promise<TrainResult> {
     const t0 = performance.now();
     fs.mkdirSync(this.outDir, { recursive: true });
+    if (this.recipe.bf16 === 'auto') await this.#chooseBf16();
     writeFileAtomic(this.files.recipe, `${JSON.stringify(this.recipe, null, 2)}\n`);
     this.#writeLog();
     this.#emit({
@@ -283,6 +287,24 @@ export class Trainer {
       t = performance.now();
     }
     return sums;
+  }
+
+  /** bf16 'auto' on a CPU with native bf16: times both precisions on a batch of training images. */
+  async #chooseBf16(): Promise<void> {
+    const r = this.recipe;
+    const loader = evalLoader(this.data.train, { ...r, evalBatchSize: r.batchSize, prefetch: 0 }, this.data.mean, this.data.std);
+    for await (const batch of loader.batches(0)) {
+      try {
+        const p = probeBf16(this.model, batch.x, batch.y, { channelsLast: r.channelsLast as boolean });
+        r.bf16 = p.bf16;
+        this.#emit({ type: 'bf16Probe', ...p });
+      } finally {
+        batch.x.dispose();
+        batch.y.dispose();
+      }
+      break;
+    }
+    if (r.bf16 === 'auto') r.bf16 = false; // an empty training set: nothing to time
   }
 
   /** The learning rate the next step will use (the head's group). */
@@ -500,10 +522,10 @@ async function initFromData(model: ClassifierModule, data: RunData, r: Recipe): 
   emptyCache();
 }
 
-/** Decides 'auto' settings and the output folder, in place. */
+/** Decides 'auto' settings (but bf16 where the CPU has it natively) and the output folder, in place. */
 export function finalizeRecipe(r: Recipe): void {
-  const bf16 = r.bf16 === 'auto' ? cpuHasBf16() : r.bf16;
-  r.bf16 = bf16;
+  // where bf16 is native, whether it pays depends on the model: run() times both (amp_probe.ts)
+  if (r.bf16 === 'auto' && !cpuHasBf16()) r.bf16 = false;
   // channels-last pays on CPUs in fp32 too (oneDNN's native layout: no reorder around each
   // convolution): EfficientNet-B0 trains 1.6x faster with it on an AVX2 machine, ResNet-20 1.06-1.14x
   r.channelsLast = r.channelsLast === 'auto' ? true : r.channelsLast;

@@ -79,7 +79,7 @@ test('train with no recipe options plans the default recipe', () => {
   assert.equal(recipe.dataset, 'fashion-mnist');
   assert.equal(recipe.numClasses, 10);
   assert.equal(recipe.inChannels, 1);
-  assert.equal(typeof recipe.bf16, 'boolean', "'auto' is decided");
+  assert.ok(typeof recipe.bf16 === 'boolean' || recipe.bf16 === 'auto', "'auto' is decided, or left to run()'s timing");
   assert.match(String(recipe.outDir), /^runs\/airbench_m-fashion-mnist-\d{8}-\d{6}$/);
 });
 
