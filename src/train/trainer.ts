@@ -305,6 +305,8 @@ export class Trainer {
       break;
     }
     if (r.bf16 === 'auto') r.bf16 = false; // an empty training set: nothing to time
+    // the probe cached blocks of both precisions; training reuses only one kind (peak RSS 1125 MB, not 845)
+    emptyCache();
   }
 
   /** The learning rate the next step will use (the head's group). */
