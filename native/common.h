@@ -119,4 +119,11 @@ void InitNNOps(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitFastGrads(Napi::Env env, Napi::Object exports);
 
+// at::conv2d, with a faster weight gradient for bf16 training (conv_bf16.cc).
+void InitConvBf16(Napi::Env env, Napi::Object exports);
+at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
+at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  c10::string_view padding, at::IntArrayRef dilation, int64_t groups);
+
 }  // namespace convkit

@@ -19,7 +19,7 @@ static void InitConvNormPool(Napi::Env env, Napi::Object e) {
   // conv2d(x, w, b?, stride, padding, dilation, groups); same argument order for conv1d
   Def(env, e, "conv2d", [](Args& a) {
     return ConvPadded(a, 4, [&](auto pad) {
-      return at::conv2d(a.t(0), a.t(1), a.optT(2), a.ints(3), pad, a.ints(5), a.i64(6));
+      return Conv2d(a.t(0), a.t(1), a.optT(2), a.ints(3), pad, a.ints(5), a.i64(6));
     });
   });
   Def(env, e, "conv1d", [](Args& a) {

@@ -483,6 +483,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitNNOps(env, exports);
   convkit::InitAllocator(env, exports);
   convkit::InitFastGrads(env, exports);
+  convkit::InitConvBf16(env, exports);
   return exports;
 }
 

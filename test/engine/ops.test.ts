@@ -8,6 +8,7 @@ import {
   multinomial, oneHot, ones, rand, randint, randn, randperm, setRngState, stack, tensor, tidy, where, zeros,
   type DType,
 } from '../../src/engine/index.js';
+import { native } from '../../src/engine/native.js';
 import { OpSuite, assertEqualTensor, type OpCase } from '../helpers/oracle.js';
 
 manualSeed(0);
@@ -593,6 +594,35 @@ section('bfloat16 silu');
   add('silu bfloat16', { xb }, 'F.silu(xb)', ({ xb }) => F.silu(xb), { rtol: 2e-2, atol: 2e-2 });
   add('silu bfloat16 channels-last', { xb }, 'F.silu(xb.contiguous(memory_format=torch.channels_last))',
     ({ xb }) => F.silu(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
+}
+
+// Convolutions under bf16 autocast with a weight gradient take native/conv_bf16.cc's GEMM where the
+// output is small; forced here for every shape, they must agree with PyTorch (oneDNN's kernel)
+// within bfloat16 rounding: values, and the float32 gradients of input, weight and bias.
+section('bfloat16 conv2d weight gradient');
+{
+  const gemmConv = (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvOptions): Tensor => {
+    native.setBf16ConvWgrad('gemm');
+    try {
+      return autocast(() => F.conv2d(x.contiguous('channelsLast'), w.contiguous('channelsLast'), b, o));
+    } finally {
+      native.setBf16ConvWgrad('auto');
+    }
+  };
+  const py = (args: string): string =>
+    `with torch.autocast("cpu", dtype=torch.bfloat16):\n    out = F.conv2d(x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last), ${args})`;
+  const tol = { rtol: 2e-2, atol: 2e-2, gradRtol: 2e-2, gradAtol: 0.1 };
+  add('bf16 conv2d 3x3 on a 3x3 map, bias', { x: rn(6, 8, 3, 3), w: rn(12, 8, 3, 3), b: rn(12) }, py('b, padding=1'),
+    ({ x, w, b }) => gemmConv(x, w, b, { padding: 1 }), tol);
+  add('bf16 conv2d 3x3 stride 2', { x: rn(4, 5, 7, 7), w: rn(6, 5, 3, 3) }, py('None, stride=2, padding=1'),
+    ({ x, w }) => gemmConv(x, w, null, { stride: 2, padding: 1 }), tol);
+  add('bf16 conv2d 1x1', { x: rn(4, 16, 4, 4), w: rn(8, 16, 1, 1), b: rn(8) }, py('b'), ({ x, w, b }) => gemmConv(x, w, b, {}), tol);
+  add('bf16 conv2d dilation 2', { x: rn(3, 4, 5, 5), w: rn(4, 4, 3, 3) }, py('None, padding=2, dilation=2'),
+    ({ x, w }) => gemmConv(x, w, null, { padding: 2, dilation: 2 }), tol);
+  add('bf16 conv2d 2x3 kernel, stride (1, 2)', { x: rn(3, 4, 5, 6), w: rn(5, 4, 2, 3), b: rn(5) }, py('b, stride=(1, 2), padding=(1, 0)'),
+    ({ x, w, b }) => gemmConv(x, w, b, { stride: [1, 2], padding: [1, 0] }), tol);
+  add('bf16 conv2d 7x7 stride 2 on 1 channel', { x: rn(2, 1, 12, 12), w: rn(4, 1, 7, 7) }, py('None, stride=2, padding=3'),
+    ({ x, w }) => gemmConv(x, w, null, { stride: 2, padding: 3 }), tol);
 }
 
 // ---- autocast ---------------------------------------------------------------------------------------
