@@ -8,7 +8,8 @@
 // Modes: fp32 (NCHW), fp32 channels-last, and bf16 autocast + channels-last where the CPU has
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
-//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0] [--rounds R] [--bf16]
+//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
+//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16]
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
@@ -72,9 +73,14 @@ async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<numbe
 
 const threads = arg('threads', 2);
 const rounds = arg('rounds', 1);
-const i = process.argv.indexOf('--cases');
-const names = i >= 0 ? process.argv[i + 1].split(',') : Object.keys(CASES);
-const modes: Mode[] = cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl'];
+const list = (name: string): string[] | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1].split(',') : undefined;
+};
+const names = list('cases') ?? Object.keys(CASES);
+const modes = (list('modes') ?? (cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl'])) as Mode[];
+for (const m of modes) if (!(m in MODE_NAMES)) throw new Error(`--modes: unknown mode '${m}' (fp32, fp32cl, bf16cl)`);
+for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
 setNumThreads(threads);
 const rows: (string | number)[][] = [];
 for (const name of names) {

@@ -118,9 +118,15 @@ void InitOps(Napi::Env env, Napi::Object exports);
 void InitNNOps(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
 void InitFastGrads(Napi::Env env, Napi::Object exports);
+// x, whose gradient is handed back channels-last when x is channels-last (fast_grads.cc)
+at::Tensor KeepGradLayout(const at::Tensor& x);
 
-// at::conv2d, with a faster weight gradient for bf16 training (conv_bf16.cc).
-void InitConvBf16(Napi::Env env, Napi::Object exports);
+// at::conv2d, with faster weight gradients where libtorch's are slow (conv2d.cc)
+void InitConv2d(Napi::Env env, Napi::Object exports);
+// depthwise_wgrad.cc
+bool DepthwiseWeightGradSupports(const at::Tensor& x);
+at::Tensor DepthwiseWeightGrad(const at::Tensor& gradOut, const at::Tensor& input, at::IntArrayRef wsize,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation);
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups);
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,

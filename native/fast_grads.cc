@@ -37,7 +37,26 @@ at::Tensor Silu(const at::Tensor& x) {
   return bf16Training ? SiluBf16::apply(x) : at::silu(x);
 }
 
+// The gradients that libtorch's slice_backward and adaptive_avg_pool2d_backward hand back are
+// contiguous (NCHW) even for a channels-last input. Met in the backward pass by a channels-last
+// gradient (the other branch of a residual block, the layer before), they make elementwise
+// kernels run strided: ReLU's backward on a 128x16x28x28 bf16 map takes 6.6 ms with one operand
+// of each layout against 0.13 ms with both channels-last, ~14 ms of a ResNet-20 step. This
+// identity hands the gradient back in its input's layout (one copy, where it differs).
+struct KeepGradLayout : public torch::autograd::Function<KeepGradLayout> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) { return x.alias(); }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {grads[0].contiguous(at::MemoryFormat::ChannelsLast)};
+  }
+};
+
 }  // namespace
+
+at::Tensor KeepGradLayout(const at::Tensor& x) {
+  bool channelsLast = x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
+  return channelsLast && x.requires_grad() && at::GradMode::is_enabled() ? KeepGradLayout::apply(x) : x;
+}
 
 void InitFastGrads(Napi::Env env, Napi::Object e) {
   Def(env, e, "silu", [](Args& a) { return Silu(a.t(0)); });

@@ -29,7 +29,7 @@ static void InitViews(Napi::Env env, Napi::Object e) {
   Def(env, e, "expand", [](Args& a) { return a.t(0).expand(a.ints(1)); });
   Def(env, e, "narrow", [](Args& a) { return a.t(0).narrow(a.i64(1), a.i64(2), a.i64(3)); });
   Def(env, e, "slice", [](Args& a) {
-    return a.t(0).slice(a.i64(1), a.optI64(2), a.optI64(3), a.missing(4) ? 1 : a.i64(4));
+    return KeepGradLayout(a.t(0)).slice(a.i64(1), a.optI64(2), a.optI64(3), a.missing(4) ? 1 : a.i64(4));
   });
   Def(env, e, "select", [](Args& a) { return a.t(0).select(a.i64(1), a.i64(2)); });
   Def(env, e, "flatten", [](Args& a) { return a.t(0).flatten(a.i64(1), a.i64(2)); });

@@ -320,6 +320,18 @@ static std::string Version() {
          std::to_string(TORCH_VERSION_PATCH);
 }
 
+// Any stride is valid for a dim of size 1, and at::contiguous keeps the one it finds: a batch of
+// 1-channel images in NCHW already counts as channels-last, with NCHW strides, and a convolution
+// reading it (its weight as ambiguous) writes NCHW, so the stem of a channels-last model runs
+// NCHW and hands mixed layouts to the layers after it. Canonical strides make the layout explicit.
+static at::Tensor ChannelsLast(const at::Tensor& t) {
+  at::Tensor c = t.contiguous(at::MemoryFormat::ChannelsLast);
+  if (c.dim() != 4) return c;
+  int64_t channels = c.size(1), width = c.size(3);
+  std::vector<int64_t> canonical{channels * c.size(2) * width, 1, width * channels, channels};
+  return c.strides() == at::IntArrayRef(canonical) ? c : c.as_strided(c.sizes(), canonical, c.storage_offset());
+}
+
 static void SetAutocast(bool enabled, at::ScalarType dtype) {
 #if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
   at::autocast::set_autocast_enabled(at::kCPU, enabled);
@@ -427,7 +439,7 @@ static void InitTensor(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "clone", [](Args& a) { return a.t(0).clone(); });
   Def(env, exports, "contiguous", [](Args& a) {
     bool cl = !a.missing(1) && a.b(1);
-    return a.t(0).contiguous(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+    return cl ? ChannelsLast(a.t(0)) : a.t(0).contiguous();
   });
 
   // autograd
@@ -483,7 +495,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitNNOps(env, exports);
   convkit::InitAllocator(env, exports);
   convkit::InitFastGrads(env, exports);
-  convkit::InitConvBf16(env, exports);
+  convkit::InitConv2d(env, exports);
   return exports;
 }
 

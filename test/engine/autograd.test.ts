@@ -197,6 +197,17 @@ describe('grad mode', () => {
   }));
 });
 
+describe('channels-last layout', () => {
+  test('a 1-channel batch made channels-last has canonical strides, and a convolution keeps the layout', () => tidy(() => {
+    const x = randn([4, 1, 5, 6]).contiguous('channelsLast');
+    assert.deepEqual(x.strides, [30, 1, 6, 1]);
+    const w = randn([3, 1, 3, 3]).contiguous('channelsLast');
+    assert.deepEqual(w.strides, [9, 1, 3, 1]);
+    assert.ok(F.conv2d(x, w, null, { padding: 1 }).isChannelsLast());
+    assert.ok(F.conv2d(x, randn([3, 1, 3, 3]), null, { padding: 1 }).isChannelsLast(), 'a channels-last input alone decides');
+  }));
+});
+
 describe('gradFn names match PyTorch', () => {
   const cases: [string, string, (x: Tensor, w: Tensor, img: Tensor, c: Tensor) => Tensor][] = [
     // x * 2 in Python wraps 2 in a tensor (MulBackward0); the engine calls mul(Tensor, Scalar),

@@ -596,33 +596,52 @@ section('bfloat16 silu');
     ({ xb }) => F.silu(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
 }
 
-// Convolutions under bf16 autocast with a weight gradient take native/conv_bf16.cc's GEMM where the
-// output is small; forced here for every shape, they must agree with PyTorch (oneDNN's kernel)
-// within bfloat16 rounding: values, and the float32 gradients of input, weight and bias.
-section('bfloat16 conv2d weight gradient');
+// native/conv2d.cc computes two kinds of weight gradient itself: bf16 convolutions with small
+// outputs as a GEMM, depthwise convolutions (float32 and bf16) with a direct loop. Forced here for
+// every shape, they must agree with PyTorch (oneDNN's kernels): values, and the float32 gradients
+// of input, weight and bias, within float32 or bfloat16 rounding.
+section('conv2d weight gradients');
 {
-  const gemmConv = (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvOptions): Tensor => {
-    native.setBf16ConvWgrad('gemm');
+  const ownConv = (bf16: boolean) => (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvOptions): Tensor => {
+    native.setConvWgrad('gemm');
     try {
-      return autocast(() => F.conv2d(x.contiguous('channelsLast'), w.contiguous('channelsLast'), b, o));
+      const run = (): Tensor => F.conv2d(x.contiguous('channelsLast'), w.contiguous('channelsLast'), b, o);
+      return bf16 ? autocast(run) : run();
     } finally {
-      native.setBf16ConvWgrad('auto');
+      native.setConvWgrad('auto');
     }
   };
-  const py = (args: string): string =>
-    `with torch.autocast("cpu", dtype=torch.bfloat16):\n    out = F.conv2d(x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last), ${args})`;
-  const tol = { rtol: 2e-2, atol: 2e-2, gradRtol: 2e-2, gradAtol: 0.1 };
-  add('bf16 conv2d 3x3 on a 3x3 map, bias', { x: rn(6, 8, 3, 3), w: rn(12, 8, 3, 3), b: rn(12) }, py('b, padding=1'),
-    ({ x, w, b }) => gemmConv(x, w, b, { padding: 1 }), tol);
-  add('bf16 conv2d 3x3 stride 2', { x: rn(4, 5, 7, 7), w: rn(6, 5, 3, 3) }, py('None, stride=2, padding=1'),
-    ({ x, w }) => gemmConv(x, w, null, { stride: 2, padding: 1 }), tol);
-  add('bf16 conv2d 1x1', { x: rn(4, 16, 4, 4), w: rn(8, 16, 1, 1), b: rn(8) }, py('b'), ({ x, w, b }) => gemmConv(x, w, b, {}), tol);
-  add('bf16 conv2d dilation 2', { x: rn(3, 4, 5, 5), w: rn(4, 4, 3, 3) }, py('None, padding=2, dilation=2'),
-    ({ x, w }) => gemmConv(x, w, null, { padding: 2, dilation: 2 }), tol);
-  add('bf16 conv2d 2x3 kernel, stride (1, 2)', { x: rn(3, 4, 5, 6), w: rn(5, 4, 2, 3), b: rn(5) }, py('b, stride=(1, 2), padding=(1, 0)'),
-    ({ x, w, b }) => gemmConv(x, w, b, { stride: [1, 2], padding: [1, 0] }), tol);
-  add('bf16 conv2d 7x7 stride 2 on 1 channel', { x: rn(2, 1, 12, 12), w: rn(4, 1, 7, 7) }, py('None, stride=2, padding=3'),
-    ({ x, w }) => gemmConv(x, w, null, { stride: 2, padding: 3 }), tol);
+  const [bfConv, fConv] = [ownConv(true), ownConv(false)];
+  const conv = 'F.conv2d(x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last), ';
+  const bfPy = (args: string): string => `with torch.autocast("cpu", dtype=torch.bfloat16):\n    out = ${conv}${args})`;
+  const fPy = (args: string): string => `${conv}${args})`;
+  const bfTol = { rtol: 2e-2, atol: 2e-2, gradRtol: 2e-2, gradAtol: 0.1 };
+  add('bf16 conv2d 3x3 on a 3x3 map, bias', { x: rn(6, 8, 3, 3), w: rn(12, 8, 3, 3), b: rn(12) }, bfPy('b, padding=1'),
+    ({ x, w, b }) => bfConv(x, w, b, { padding: 1 }), bfTol);
+  add('bf16 conv2d 3x3 stride 2', { x: rn(4, 5, 7, 7), w: rn(6, 5, 3, 3) }, bfPy('None, stride=2, padding=1'),
+    ({ x, w }) => bfConv(x, w, null, { stride: 2, padding: 1 }), bfTol);
+  add('bf16 conv2d 1x1', { x: rn(4, 16, 4, 4), w: rn(8, 16, 1, 1), b: rn(8) }, bfPy('b'), ({ x, w, b }) => bfConv(x, w, b, {}), bfTol);
+  add('bf16 conv2d dilation 2', { x: rn(3, 4, 5, 5), w: rn(4, 4, 3, 3) }, bfPy('None, padding=2, dilation=2'),
+    ({ x, w }) => bfConv(x, w, null, { padding: 2, dilation: 2 }), bfTol);
+  add('bf16 conv2d 2x3 kernel, stride (1, 2)', { x: rn(3, 4, 5, 6), w: rn(5, 4, 2, 3), b: rn(5) }, bfPy('b, stride=(1, 2), padding=(1, 0)'),
+    ({ x, w, b }) => bfConv(x, w, b, { stride: [1, 2], padding: [1, 0] }), bfTol);
+  add('bf16 conv2d 7x7 stride 2 on 1 channel', { x: rn(2, 1, 12, 12), w: rn(4, 1, 7, 7) }, bfPy('None, stride=2, padding=3'),
+    ({ x, w }) => bfConv(x, w, null, { stride: 2, padding: 3 }), bfTol);
+  add('depthwise 3x3, bias', { x: rn(3, 8, 9, 9), w: rn(8, 1, 3, 3), b: rn(8) }, fPy('b, padding=1, groups=8'),
+    ({ x, w, b }) => fConv(x, w, b, { padding: 1, groups: 8 }), { rtol: 1e-4, atol: 1e-4 });
+  add('depthwise 5x5 stride 2', { x: rn(3, 6, 11, 11), w: rn(6, 1, 5, 5) }, fPy('None, stride=2, padding=2, groups=6'),
+    ({ x, w }) => fConv(x, w, null, { stride: 2, padding: 2, groups: 6 }), { rtol: 1e-4, atol: 1e-4 });
+  add('depthwise 3x5 kernel, dilation 2, stride (2, 1)', { x: rn(2, 5, 9, 8), w: rn(5, 1, 3, 5) }, fPy('None, stride=(2, 1), padding=(2, 1), dilation=2, groups=5'),
+    ({ x, w }) => fConv(x, w, null, { stride: [2, 1], padding: [2, 1], dilation: 2, groups: 5 }), { rtol: 1e-4, atol: 1e-4 });
+  // the slice and adaptive pooling of a channels-last tensor hand the gradient back channels-last
+  // (native/fast_grads.cc's KeepGradLayout), with the same values
+  const cl = 'x.contiguous(memory_format=torch.channels_last)';
+  add('strided slice of a channels-last tensor', { x: rn(2, 6, 5, 5) }, `${cl}[:, :, ::2, 1::2]`,
+    ({ x }) => x.contiguous('channelsLast').slice(2, 0, undefined, 2).slice(3, 1, undefined, 2));
+  add('adaptive average pooling of a channels-last tensor', { x: rn(2, 6, 5, 5) }, `F.adaptive_avg_pool2d(${cl}, 1)`,
+    ({ x }) => F.adaptiveAvgPool2d(x.contiguous('channelsLast'), [1, 1]));
+  add('bf16 depthwise 5x5', { x: rn(4, 16, 8, 8), w: rn(16, 1, 5, 5), b: rn(16) }, bfPy('b, padding=2, groups=16'),
+    ({ x, w, b }) => bfConv(x, w, b, { padding: 2, groups: 16 }), bfTol);
 }
 
 // ---- autocast ---------------------------------------------------------------------------------------

@@ -1,16 +1,21 @@
-// 2-D convolution under bfloat16 with a faster weight gradient where the output is small.
+// convkit's conv2d: at::conv2d, except where libtorch 1.13's weight gradient is far slower than
+// its forward pass. There the forward and the input gradient stay with oneDNN and the weight
+// gradient is computed here, in one of two ways:
 //
-// libtorch 1.13's oneDNN computes the bf16 weight gradient of a channels-last convolution at a
-// fraction of its forward speed when the output has few positions against a large weight: on
-// ResNet-18 at 32x32 px (layer3 and layer4 see 2x2 and 1x1 maps) a training step spends 119 ms
-// in weight gradients against 32 ms in the whole forward pass. The weight gradient is one
-// matrix product over the batch,
-//   dW[co, (kh, kw, ci)] = sum over (n, oh, ow) of g[(n, oh, ow), co] * cols[(n, oh, ow), (kh, kw, ci)],
-// which oneDNN's bf16 GEMM runs 1.5-3x faster there (im2col included). On larger maps oneDNN's
-// own kernel is faster, so the product is used only up to kMaxPositions output positions (the
-// crossover measured on every convolution of ResNet-18/20, airbench_m and EfficientNet-B0).
-// The input gradient stays with oneDNN, whose bf16 kernel is as fast as its forward.
-// CONVKIT_BF16_CONV_WGRAD=onednn (or setBf16ConvWgrad) turns this off, =gemm uses it everywhere.
+// - Small outputs in bf16: oneDNN's bf16 backward-weights kernel for a channels-last
+//   convolution runs at a fraction of its forward speed when the output has few positions
+//   against a large weight: on ResNet-18 at 32x32 px (layer3 and layer4 see 2x2 and 1x1 maps) a
+//   step spent 119 ms in weight gradients against 32 ms in the whole forward pass. The gradient
+//   is one matrix product over the batch,
+//     dW[co, (kh, kw, ci)] = sum over (n, oh, ow) of g[(n, oh, ow), co] * cols[(n, oh, ow), (kh, kw, ci)],
+//   which oneDNN's bf16 GEMM runs 1.5-3x faster there (im2col included). On larger maps
+//   oneDNN's own kernel is faster, so the product is used up to kMaxPositions output positions
+//   (the crossover measured on every convolution of ResNet-18/20, airbench_m and EfficientNet-B0).
+// - Depthwise convolutions (float32 and bf16, channels-last): a direct loop,
+//   depthwise_wgrad.cc.
+//
+// CONVKIT_CONV_WGRAD=onednn (or setConvWgrad) turns both off, =gemm takes the product for every
+// bf16 convolution (tests and benchmarks).
 #include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
 #include <torch/version.h>
@@ -31,19 +36,19 @@ using torch::autograd::variable_list;
 
 constexpr int64_t kMaxPositions = 16;
 
-// Where the weight gradient comes from: kAuto picks the GEMM for small outputs on CPUs whose bf16
-// GEMMs libtorch sends to oneDNN (AVX-512 core; elsewhere its bf16 GEMM is a scalar loop).
+// kAuto takes the product for small outputs on CPUs whose bf16 GEMMs libtorch sends to oneDNN
+// (AVX-512 core; elsewhere its bf16 GEMM is a scalar loop), and the depthwise loop.
 enum class WgradMode { kAuto, kGemm, kOnednn };
 
 WgradMode ParseMode(const std::string& s) {
   if (s == "auto") return WgradMode::kAuto;
   if (s == "gemm") return WgradMode::kGemm;
   if (s == "onednn") return WgradMode::kOnednn;
-  throw std::invalid_argument("bf16 convolution weight gradient: expected 'auto', 'gemm' or 'onednn', got '" + s + "'");
+  throw std::invalid_argument("convolution weight gradient: expected 'auto', 'gemm' or 'onednn', got '" + s + "'");
 }
 
 std::atomic<WgradMode> gMode{[] {
-  const char* flag = std::getenv("CONVKIT_BF16_CONV_WGRAD");
+  const char* flag = std::getenv("CONVKIT_CONV_WGRAD");
   try {
     return flag == nullptr ? WgradMode::kAuto : ParseMode(flag);
   } catch (const std::invalid_argument&) {
@@ -51,7 +56,7 @@ std::atomic<WgradMode> gMode{[] {
   }
 }()};
 
-bool UseGemm(int64_t positions) {
+bool UseProduct(int64_t positions) {
   static const bool oneDnnGemm = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   switch (gMode.load()) {
     case WgradMode::kGemm: return true;
@@ -86,15 +91,20 @@ at::Tensor WeightGrad(const at::Tensor& g, const at::Tensor& x, at::IntArrayRef 
   return at::mm(g2.t(), cols).view({co, wsize[2], wsize[3], wsize[1]}).permute({0, 3, 1, 2});
 }
 
-struct ConvBf16 : public torch::autograd::Function<ConvBf16> {
+// How the weight gradient is computed
+enum class Wgrad { kProduct, kDepthwise };
+
+struct ConvOwnWgrad : public torch::autograd::Function<ConvOwnWgrad> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b,
-                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, Wgrad how) {
+    int64_t groups = how == Wgrad::kDepthwise ? x.size(1) : 1;
     ctx->save_for_backward({x, w});
+    ctx->saved_data["groups"] = groups;
     ctx->saved_data["stride"] = stride.vec();
     ctx->saved_data["padding"] = padding.vec();
     ctx->saved_data["dilation"] = dilation.vec();
     ctx->saved_data["bias"] = b.has_value() && b->defined();
-    return at::convolution(x, w, b, stride, padding, dilation, false, {0, 0}, 1);
+    return at::convolution(x, w, b, stride, padding, dilation, false, {0, 0}, groups);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -105,17 +115,22 @@ struct ConvBf16 : public torch::autograd::Function<ConvBf16> {
                  ctx->saved_data["dilation"].toIntVector()};
     at::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
     bool hasBias = ctx->saved_data["bias"].toBool();
+    int64_t groups = ctx->saved_data["groups"].toInt();
     bool needX = ctx->needs_input_grad(0), needB = hasBias && ctx->needs_input_grad(2);
     at::Tensor gx, gb;
     if (needX || needB) {
       std::vector<int64_t> biasSize{w.size(0)};
       auto r = at::convolution_backward(g, x, w, hasBias ? c10::make_optional(at::IntArrayRef(biasSize)) : c10::nullopt,
-                                        geo.stride, geo.padding, geo.dilation, false, {0, 0}, 1, {needX, false, needB});
+                                        geo.stride, geo.padding, geo.dilation, false, {0, 0}, groups, {needX, false, needB});
       gx = std::get<0>(r);
       gb = std::get<2>(r);
     }
-    at::Tensor gw = ctx->needs_input_grad(1) ? WeightGrad(g, x, w.sizes(), geo) : at::Tensor();
-    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor gw;
+    if (ctx->needs_input_grad(1)) {
+      gw = groups == 1 ? WeightGrad(g, x, w.sizes(), geo)
+                       : DepthwiseWeightGrad(g, x, w.sizes(), geo.stride, geo.padding, geo.dilation);
+    }
+    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -147,11 +162,17 @@ at::Tensor Conv2d(const at::Tensor& input, const at::Tensor& weight, const c10::
   at::Tensor x = cast ? at::autocast::cached_cast(at::kBFloat16, input, at::kCPU) : input;
   at::Tensor w = cast ? at::autocast::cached_cast(at::kBFloat16, weight, at::kCPU) : weight;
   c10::optional<at::Tensor> b = cast && bias.has_value() ? c10::make_optional(at::autocast::cached_cast(at::kBFloat16, *bias, at::kCPU)) : bias;
-  bool fast = groups == 1 && x.dim() == 4 && w.dim() == 4 && x.device().is_cpu() &&
-              x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16 && at::GradMode::is_enabled() &&
-              w.requires_grad() && x.is_contiguous(at::MemoryFormat::ChannelsLast) && stride.size() == 2 &&
-              padding.size() == 2 && dilation.size() == 2 && UseGemm(OutputPositions(x, w, stride, padding, dilation));
-  return fast ? ConvBf16::apply(x, w, b, stride, padding, dilation) : at::conv2d(x, w, b, stride, padding, dilation, groups);
+  bool ownWgrad = gMode.load() != WgradMode::kOnednn && x.dim() == 4 && w.dim() == 4 && x.device().is_cpu() &&
+                  at::GradMode::is_enabled() && w.requires_grad() && x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+                  x.scalar_type() == w.scalar_type() && stride.size() == 2 && padding.size() == 2 && dilation.size() == 2;
+  if (ownWgrad && groups == 1 && x.scalar_type() == at::kBFloat16 && UseProduct(OutputPositions(x, w, stride, padding, dilation))) {
+    return ConvOwnWgrad::apply(x, w, b, stride, padding, dilation, Wgrad::kProduct);
+  }
+  bool depthwise = groups > 1 && groups == x.size(1) && w.size(0) == groups && w.size(1) == 1;
+  if (ownWgrad && depthwise && DepthwiseWeightGradSupports(x) && OutputPositions(x, w, stride, padding, dilation) != INT64_MAX) {
+    return ConvOwnWgrad::apply(x, w, b, stride, padding, dilation, Wgrad::kDepthwise);
+  }
+  return at::conv2d(x, w, b, stride, padding, dilation, groups);
 }
 
 at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
@@ -159,9 +180,9 @@ at::Tensor Conv2d(const at::Tensor& x, const at::Tensor& w, const c10::optional<
   return at::conv2d(x, w, b, stride, padding, dilation, groups);
 }
 
-void InitConvBf16(Napi::Env env, Napi::Object e) {
-  // setBf16ConvWgrad('auto' | 'gemm' | 'onednn'): for tests and benchmarks
-  Def(env, e, "setBf16ConvWgrad", [](Args& a) {
+void InitConv2d(Napi::Env env, Napi::Object e) {
+  // setConvWgrad('auto' | 'gemm' | 'onednn'): for tests and benchmarks
+  Def(env, e, "setConvWgrad", [](Args& a) {
     try {
       gMode = ParseMode(a.str(0));
     } catch (const std::invalid_argument&) {
