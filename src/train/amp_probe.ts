@@ -1,7 +1,8 @@
 // Whether bfloat16 autocast makes this model's training step faster on this CPU. Native bf16
-// does not pay everywhere: on a 2-core Zen 4 (AVX-512 BF16), airbench_m and ResNet-20 at 28 px
-// trained 1.2x and 1.5x faster in bf16, but EfficientNet-B0 at 64 px ran at 120 images/s in bf16
-// against 172 in fp32, in convkit and PyTorch alike. So `bf16: 'auto'` on such a CPU times both.
+// does not pay everywhere, and where it pays depends on the kernels: on a 2-core Zen 4 (AVX-512
+// BF16), EfficientNet-B0 at 64 px trained at 120 images/s in bf16 against 172 in fp32 while
+// oneDNN computed its depthwise weight gradients, and at 247 against 219 once convkit did. So
+// `bf16: 'auto'` on such a CPU times both.
 import { performance } from 'node:perf_hooks';
 import { F, getRngState, noGrad, setRngState, tidy, type Tensor } from '../engine/index.js';
 import { forward, logitsOf, type ClassifierModule } from './evaluate.js';
