@@ -1,8 +1,8 @@
 // A layer-by-layer summary of a model (as torchinfo prints): every module's name, type, output
 // shape, parameters and multiply-adds, measured with forward hooks on one eval pass.
-import { noGrad, tidy, zeros, isTensor, type Tensor } from '../engine/index.js';
+import { BYTES_PER_ELEMENT, isTensor, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
-import { layerMacs } from './macs.js';
+import { layerMacs, probePass, type CountMacsOptions } from './macs.js';
 
 export interface SummaryRow {
   /** dotted name in the model */
@@ -38,56 +38,40 @@ function shapesOf(out: unknown): number[][] {
 }
 
 /**
- * Runs one eval-mode forward pass on zeros of inputShape (batch included, e.g. [1, 3, 224, 224])
- * and reports every module that ran. Training mode is restored afterwards.
+ * Runs one probePass (eval mode, zeros of inputShape, batch included, e.g. [1, 3, 224, 224]) and
+ * reports every module that ran. A model built under withDevice('meta') is summarised shape-only.
  */
-export function summary(model: Module<[Tensor], unknown>, inputShape: number[]): SummaryReport {
-  if (!inputShape.every((d) => Number.isInteger(d) && d > 0)) {
-    throw new RangeError(`summary: inputShape must be positive integers, got [${inputShape.join(', ')}]`);
-  }
-  const seen = new Map<string, { type: string; shapes: number[][]; ownMacs: number; calls: number; leaf: boolean; params: number }>();
+export function summary(model: Module<[Tensor], unknown>, inputShape: number[], o: CountMacsOptions = {}): SummaryReport {
+  const seen = new Map<string, { type: string; shapes: number[][]; ownMacs: number; calls: number; params: number }>();
   const modules = model.namedModules().filter(([name]) => name !== '');
-  const removers = modules.map(([name, m]) => {
-    const leaf = m.children().length === 0;
-    return m.registerForwardHook((mod, _inputs, output) => {
-      const prev = seen.get(name);
-      const macs = leaf && isTensor(output) ? layerMacs(mod, output as Tensor) : 0;
-      if (prev) { prev.calls++; prev.ownMacs += macs; return; }
-      seen.set(name, { type: mod.typeName, shapes: shapesOf(output), ownMacs: macs, calls: 1, leaf, params: mod.numParameters() });
-    });
-  });
-  const wasTraining = model.training;
-  model.eval();
+  const removers = modules.map(([name, m]) => m.registerForwardHook((mod, inputs, output) => {
+    const macs = layerMacs(mod, inputs, output);
+    const prev = seen.get(name);
+    if (prev) { prev.calls++; prev.ownMacs += macs; return; }
+    seen.set(name, { type: mod.typeName, shapes: shapesOf(output), ownMacs: macs, calls: 1, params: mod.numParameters() });
+  }));
   try {
-    const first = model.parameters()[0];
-    tidy(() => noGrad(() => {
-      model.call(zeros(inputShape, { dtype: first?.dtype ?? 'float32', device: first?.device ?? 'cpu' }));
-    }));
+    probePass('summary', model, inputShape, o);
   } finally {
     for (const r of removers) r();
-    model.train(wasTraining);
   }
-  const leafMacs = [...seen].filter(([, s]) => s.leaf);
+  // a module's MACs are its own work (a layer's, or an attention's products) plus its descendants'
+  const own = [...seen];
   const rows: SummaryRow[] = modules.filter(([name]) => seen.has(name)).map(([name]) => {
     const s = seen.get(name)!;
-    const macs = s.leaf ? s.ownMacs : leafMacs.filter(([n]) => n.startsWith(`${name}.`)).reduce((a, [, l]) => a + l.ownMacs, 0);
+    const macs = own.filter(([n]) => n === name || n.startsWith(`${name}.`)).reduce((a, [, l]) => a + l.ownMacs, 0);
     return { name, type: s.type, depth: name.split('.').length, outputShapes: s.shapes, params: s.params, macs, calls: s.calls };
   });
-  const stateBytes = [...model.stateDict().values()].reduce((n, t) => n + t.numel() * bytesOf(t), 0);
+  const stateBytes = [...model.stateDict().values()].reduce((n, t) => n + t.numel() * BYTES_PER_ELEMENT[t.dtype], 0);
   return {
     model: model.typeName,
     inputShape: [...inputShape],
     rows,
     totalParams: model.numParameters(),
     trainableParams: model.numParameters(true),
-    totalMacs: leafMacs.reduce((a, [, l]) => a + l.ownMacs, 0),
+    totalMacs: own.reduce((a, [, l]) => a + l.ownMacs, 0),
     stateBytes,
   };
-}
-
-function bytesOf(t: Tensor): number {
-  const d = t.dtype;
-  return d === 'float64' || d === 'int64' ? 8 : d === 'float16' || d === 'bfloat16' || d === 'int16' ? 2 : d === 'uint8' || d === 'int8' || d === 'bool' ? 1 : 4;
 }
 
 /** 1234567 -> '1.23M' */

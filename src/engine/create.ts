@@ -2,6 +2,7 @@
 import { native, type Handle } from './native.js';
 import { BYTES_PER_ELEMENT, dtypeCode, dtypeOfTypedArray, type DType } from './dtype.js';
 import { Tensor, type NestedArray } from './tensor.js';
+import { defaultDevice } from './device.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -24,6 +25,8 @@ function checkShape(shape: number[], what: string): number[] {
 }
 
 const code = (opts: CreateOptions, fallback: DType = 'float32'): number => dtypeCode(opts.dtype ?? fallback);
+/** The device asked for, else withDevice's. */
+const dev = (opts: CreateOptions): string | undefined => opts.device ?? defaultDevice();
 
 /**
  * A tensor from JS data: a number, a boolean, nested arrays, or a typed array (with opts.shape).
@@ -50,8 +53,9 @@ export function tensor(data: NestedArray | ArrayBufferView, opts: CreateOptions 
 
 function finish(t: Tensor, opts: CreateOptions): Tensor {
   let out = t;
-  if ((opts.dtype && opts.dtype !== t.dtype) || (opts.device && opts.device !== 'cpu')) {
-    out = t.to({ dtype: opts.dtype, device: opts.device });
+  const device = dev(opts);
+  if ((opts.dtype && opts.dtype !== t.dtype) || (device && device !== 'cpu')) {
+    out = t.to({ dtype: opts.dtype, device });
     if (out !== t) t.dispose();
   }
   if (opts.requiresGrad) out.requiresGrad = true;
@@ -94,32 +98,32 @@ export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Ten
   return new Tensor(native.fromBuffer(bytes, shape, code));
 }
 
-export const empty = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.empty(checkShape(shape, 'empty'), code(opts), opts.device), opts);
-export const zeros = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.zeros(checkShape(shape, 'zeros'), code(opts), opts.device), opts);
-export const ones = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.ones(checkShape(shape, 'ones'), code(opts), opts.device), opts);
+export const empty = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.empty(checkShape(shape, 'empty'), code(opts), dev(opts)), opts);
+export const zeros = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.zeros(checkShape(shape, 'zeros'), code(opts), dev(opts)), opts);
+export const ones = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.ones(checkShape(shape, 'ones'), code(opts), dev(opts)), opts);
 export const full = (shape: number[], value: number | boolean, opts: CreateOptions = {}): Tensor =>
-  made(native.full(checkShape(shape, 'full'), value, code(opts, typeof value === 'boolean' ? 'bool' : 'float32'), opts.device), opts);
+  made(native.full(checkShape(shape, 'full'), value, code(opts, typeof value === 'boolean' ? 'bool' : 'float32'), dev(opts)), opts);
 export const zerosLike = (t: Tensor, opts: CreateOptions = {}): Tensor => zeros(t.shape, { dtype: t.dtype, device: t.device, ...opts });
 export const onesLike = (t: Tensor, opts: CreateOptions = {}): Tensor => ones(t.shape, { dtype: t.dtype, device: t.device, ...opts });
 export const fullLike = (t: Tensor, value: number, opts: CreateOptions = {}): Tensor => full(t.shape, value, { dtype: t.dtype, device: t.device, ...opts });
-export const eye = (n: number, opts: CreateOptions = {}): Tensor => made(native.eye(n, code(opts), opts.device), opts);
+export const eye = (n: number, opts: CreateOptions = {}): Tensor => made(native.eye(n, code(opts), dev(opts)), opts);
 
 /** Values in [start, end) by step: arange(5), arange(1, 10, 2). Integers give int64, as in PyTorch. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
   const [s, e] = end === undefined ? [0, start] : [start, end];
   const fallback: DType = [s, e, step].every(Number.isInteger) ? 'int64' : 'float32';
-  return made(native.arange(s, e, step, code(opts, fallback), opts.device), opts);
+  return made(native.arange(s, e, step, code(opts, fallback), dev(opts)), opts);
 }
 export const linspace = (start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor =>
-  made(native.linspace(start, end, steps, code(opts), opts.device), opts);
+  made(native.linspace(start, end, steps, code(opts), dev(opts)), opts);
 
 // Random tensors draw from libtorch's default generator: manualSeed(s) then randn(...) gives
 // the same numbers as torch.manual_seed(s); torch.randn(...) in PyTorch on the CPU.
-export const rand = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.rand(checkShape(shape, 'rand'), code(opts), opts.device), opts);
-export const randn = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.randn(checkShape(shape, 'randn'), code(opts), opts.device), opts);
+export const rand = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.rand(checkShape(shape, 'rand'), code(opts), dev(opts)), opts);
+export const randn = (shape: number[], opts: CreateOptions = {}): Tensor => made(native.randn(checkShape(shape, 'randn'), code(opts), dev(opts)), opts);
 export const randint = (low: number, high: number, shape: number[], opts: CreateOptions = {}): Tensor =>
-  made(native.randint(low, high, checkShape(shape, 'randint'), code(opts, 'int64'), opts.device), opts);
-export const randperm = (n: number, opts: CreateOptions = {}): Tensor => made(native.randperm(n, code(opts, 'int64'), opts.device), opts);
+  made(native.randint(low, high, checkShape(shape, 'randint'), code(opts, 'int64'), dev(opts)), opts);
+export const randperm = (n: number, opts: CreateOptions = {}): Tensor => made(native.randperm(n, code(opts, 'int64'), dev(opts)), opts);
 /** Draws 0/1 with probability p, or with the probabilities in `probs` when p is omitted. */
 export const bernoulli = (probs: Tensor, p?: number): Tensor => new Tensor(native.bernoulli(probs.handle, p));
 export const multinomial = (probs: Tensor, numSamples: number, replacement = false): Tensor =>

@@ -1,6 +1,7 @@
 // torch.nn.functional: the stateless building blocks that layers are made of.
 import { native, type Handle } from './native.js';
 import { Tensor } from './tensor.js';
+import { metaConv, metaEmbedding, metaLike, shapeOnly } from './device.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);
@@ -25,11 +26,13 @@ export interface ConvOptions {
 
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions = {}): Tensor {
   const padding = typeof o.padding === 'string' ? o.padding : pair(o.padding ?? 0);
+  if (shapeOnly(x)) return metaConv('conv2d', x, weight, pair(o.stride ?? 1), padding, pair(o.dilation ?? 1), o.groups ?? 1);
   return T(native.conv2d(x.handle, weight.handle, h(bias), pair(o.stride ?? 1), padding, pair(o.dilation ?? 1), o.groups ?? 1));
 }
 
 export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: { stride?: number; padding?: number | 'same' | 'valid'; dilation?: number; groups?: number } = {}): Tensor {
   const padding = typeof o.padding === 'string' ? o.padding : [o.padding ?? 0];
+  if (shapeOnly(x)) return metaConv('conv1d', x, weight, [o.stride ?? 1], padding, [o.dilation ?? 1], o.groups ?? 1);
   return T(native.conv1d(x.handle, weight.handle, h(bias), [o.stride ?? 1], padding, [o.dilation ?? 1], o.groups ?? 1));
 }
 
@@ -48,12 +51,13 @@ export interface BatchNormOptions {
 }
 /** Batch norm; in training it updates runningMean/runningVar in place, as PyTorch does. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+  if (shapeOnly(x)) return metaLike(x);
   return T(native.batchNorm(x.handle, h(runningMean), h(runningVar), h(o.weight), h(o.bias), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5));
 }
 export const layerNorm = (x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor =>
-  T(native.layerNorm(x.handle, normalizedShape, h(weight), h(bias), eps));
+  shapeOnly(x) ? metaLike(x) : T(native.layerNorm(x.handle, normalizedShape, h(weight), h(bias), eps));
 export const groupNorm = (x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor =>
-  T(native.groupNorm(x.handle, numGroups, h(weight), h(bias), eps));
+  shapeOnly(x) ? metaLike(x) : T(native.groupNorm(x.handle, numGroups, h(weight), h(bias), eps));
 
 export interface PoolOptions {
   kernelSize: Pair;
@@ -101,16 +105,16 @@ export const affineGrid = (theta: Tensor, size: number[], alignCorners = false):
   T(native.affineGrid(theta.handle, size, alignCorners));
 
 // activations
-export const relu = (x: Tensor): Tensor => T(native.relu(x.handle));
-export const relu6 = (x: Tensor): Tensor => T(native.relu6(x.handle));
-export const hardtanh = (x: Tensor, min = -1, max = 1): Tensor => T(native.hardtanh(x.handle, min, max));
+export const relu = (x: Tensor): Tensor => (shapeOnly(x) ? metaLike(x) : T(native.relu(x.handle)));
+export const relu6 = (x: Tensor): Tensor => (shapeOnly(x) ? metaLike(x) : T(native.relu6(x.handle)));
+export const hardtanh = (x: Tensor, min = -1, max = 1): Tensor => (shapeOnly(x) ? metaLike(x) : T(native.hardtanh(x.handle, min, max)));
 export const leakyRelu = (x: Tensor, negativeSlope = 0.01): Tensor => T(native.leakyRelu(x.handle, negativeSlope));
 export const elu = (x: Tensor, alpha = 1): Tensor => T(native.elu(x.handle, alpha));
 export const silu = (x: Tensor): Tensor => T(native.silu(x.handle));
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => T(native.gelu(x.handle, approximate));
 export const sigmoid = (x: Tensor): Tensor => T(native.sigmoid(x.handle));
 export const tanh = (x: Tensor): Tensor => T(native.tanh(x.handle));
-export const hardswish = (x: Tensor): Tensor => T(native.hardswish(x.handle));
+export const hardswish = (x: Tensor): Tensor => (shapeOnly(x) ? metaLike(x) : T(native.hardswish(x.handle)));
 export const hardsigmoid = (x: Tensor): Tensor => T(native.hardsigmoid(x.handle));
 export const softplus = (x: Tensor, beta = 1, threshold = 20): Tensor => T(native.softplus(x.handle, beta, threshold));
 export const mish = (x: Tensor): Tensor => T(native.mish(x.handle));
@@ -127,7 +131,8 @@ export function dropout2d(x: Tensor, p = 0.5, training = true): Tensor {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout2d: p must be in [0, 1], got ${p}`);
   return T(native.featureDropout(x.handle, p, training));
 }
-export const embedding = (indices: Tensor, weight: Tensor, paddingIdx?: number): Tensor => T(native.embedding(weight.handle, indices.handle, paddingIdx));
+export const embedding = (indices: Tensor, weight: Tensor, paddingIdx?: number): Tensor =>
+  shapeOnly(indices) ? metaEmbedding(indices, weight) : T(native.embedding(weight.handle, indices.handle, paddingIdx));
 
 // losses
 export interface CrossEntropyOptions {

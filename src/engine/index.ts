@@ -2,6 +2,7 @@
 export { Tensor, isTensor, detachedHandle, type MemoryFormat, type NestedArray, type Scalar, type TensorOrScalar } from './tensor.js';
 export { DTYPES, BYTES_PER_ELEMENT, isFloating, type DType, type TypedArray } from './dtype.js';
 export * from './create.js';
+export { withDevice, defaultDevice } from './device.js';
 export { tidy, dispose } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './autograd.js';
 export * from './runtime.js';

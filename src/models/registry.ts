@@ -1,6 +1,6 @@
 // The model registry: every family registers its names with a builder and its pretrained
 // configuration (input size, normalisation, interpolation), as timm's pretrained_cfg does.
-import type { Tensor } from '../engine/index.js';
+import type { DType, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 
 /** Options every constructor takes; families add their own. */
@@ -29,6 +29,17 @@ export interface ModelConfig {
   /** the torchvision builder of the same name exists (parity-tested against it) */
   torchvision: boolean;
   paper?: string;
+  /** what the model takes, when not an image batch [1, ...inputSize] (sequence models) */
+  exampleInput?: ExampleInput;
+}
+
+/** An input a registered model accepts, and the options it must be built with to accept it. */
+export interface ExampleInput {
+  /** batch included: [1, C, H, W] for an image model, [1, T, F] for a feature-sequence model */
+  shape: number[];
+  dtype: DType;
+  /** e.g. { inChannels: 1 } for a grayscale stem; {} when the defaults fit */
+  options: ModelOptions & Record<string, unknown>;
 }
 
 /** A classifier: training mode may return auxiliary outputs alongside the logits. */
@@ -66,6 +77,12 @@ export function createModel(name: string, opts: ModelOptions & Record<string, un
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${name}: ${key} must be a positive integer, got ${String(v)}`);
   }
   return e.build(opts);
+}
+
+/** The entry's declared example input, else one image at its inputSize with a stem to match. */
+export function exampleInput(e: ModelEntry): ExampleInput {
+  const [c, h, w] = e.config.inputSize;
+  return e.config.exampleInput ?? { shape: [1, c, h, w], dtype: 'float32', options: { inChannels: c } };
 }
 
 export function listModels(family?: string): ModelEntry[] {

@@ -4,12 +4,12 @@
 // trains row by row (28 steps of 28 pixels) with the image pipeline unchanged.
 //
 // Reference definitions with the same names and arithmetic: test/helpers/ref_seq.py.
-import { cat, tidy, zeros, type Tensor } from '../engine/index.js';
+import { cat, full, tidy, zeros, type Tensor } from '../engine/index.js';
 import {
   Dropout, Embedding, GRU, LSTM, LayerNorm, Linear, Module, Parameter, RNN, TransformerEncoder, TransformerEncoderLayer, init,
   type Activation,
 } from '../nn/index.js';
-import { registerModel, type ModelOptions } from './registry.js';
+import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
 
 export interface SequenceClassifierOptions extends ModelOptions {
   /**
@@ -108,8 +108,8 @@ function meanValid(h: Tensor, valid: Tensor | null): Tensor {
 }
 
 /** The number of valid steps per sequence ([N] int64), at least 1. */
-function lengths(valid: Tensor | null, n: number, t: number): Tensor {
-  if (!valid) return zeros([n], { dtype: 'int64' }).add(t);
+function lengths(valid: Tensor | null, n: number, t: number, device: string): Tensor {
+  if (!valid) return full([n], t, { dtype: 'int64', device });
   return valid.sum(1).clamp(1);
 }
 
@@ -154,7 +154,7 @@ export class RecurrentClassifier extends SequenceClassifier {
   #last(out: Tensor, valid: Tensor | null): Tensor {
     const [n, t] = out.shape;
     const H = this.hiddenSize;
-    const idx = lengths(valid, n, t).sub(1).view([n, 1, 1]).expand([n, 1, H]);
+    const idx = lengths(valid, n, t, out.device).sub(1).view([n, 1, 1]).expand([n, 1, H]);
     const fwd = out.narrow(2, 0, H).gather(1, idx).squeeze(1);
     if (this.rnn.numDirections === 1) return fwd;
     return cat([fwd, out.select(1, 0).narrow(1, H, H)], 1);
@@ -208,7 +208,7 @@ export class TransformerClassifier extends SequenceClassifier {
 /** h [N, T, C] at each sequence's last valid step. */
 function lastValid(h: Tensor, valid: Tensor | null): Tensor {
   const [n, t, c] = h.shape;
-  return h.gather(1, lengths(valid, n, t).sub(1).view([n, 1, 1]).expand([n, 1, c])).squeeze(1);
+  return h.gather(1, lengths(valid, n, t, h.device).sub(1).view([n, 1, 1]).expand([n, 1, c])).squeeze(1);
 }
 
 export const lstmClassifier = (o: RecurrentClassifierOptions = {}): RecurrentClassifier => new RecurrentClassifier({ ...o, cell: 'lstm' });
@@ -217,10 +217,11 @@ export const transformerClassifier = (o: TransformerClassifierOptions = {}): Tra
 
 // inputSize is [1, steps, features]: one "channel" of 28 rows of 28 pixels, as Fashion-MNIST
 // images arrive; mean/std are identity (scale pixels to [0, 1] and they are ready).
-const SEQ_CONFIG = {
-  family: 'sequence', inputSize: [1, 28, 28] as [number, number, number], minInputSize: 1,
-  mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number],
-  interpolation: 'bilinear' as const, cropPct: 1, torchvision: false,
+// Their example input is the same rows as a sequence batch [1, T, F], at the default inFeatures.
+const SEQ_CONFIG: ModelConfig = {
+  family: 'sequence', inputSize: [1, 28, 28], minInputSize: 1, mean: [0, 0, 0], std: [1, 1, 1],
+  interpolation: 'bilinear', cropPct: 1, torchvision: false,
+  exampleInput: { shape: [1, 28, DEFAULT_FEATURES], dtype: 'float32', options: {} },
 };
 
 registerModel<RecurrentClassifierOptions>({ name: 'lstm_classifier', config: { ...SEQ_CONFIG }, build: lstmClassifier });
