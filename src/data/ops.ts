@@ -7,6 +7,7 @@
 // uint8 batch stays uint8 and matches torchvision image for image.
 
 import { arange, cat, F, isFloating, linspace, ones, stack, tensor, tidy, where, zeros, type DType, type Tensor } from '../engine/index.js';
+import { pythonRound } from '../engine/math.js';
 import { indexTensor } from './dataset.js';
 
 export type Size2 = number | readonly [number, number];
@@ -104,14 +105,9 @@ export function cropBatch(x: Tensor, top: ArrayLike<number>, left: ArrayLike<num
   });
 }
 
-// Python's round (half to even), which torchvision's crop offsets use.
-export function pyRound(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 // torchvision's CenterCrop offset: round((size - out) / 2), or -(out - size) // 2 when it pads.
-const centerOffset = (size: number, out: number): number => (size >= out ? pyRound((size - out) / 2) : -Math.floor((out - size) / 2));
+const centerOffset = (size: number, out: number): number => (size >= out ? pythonRound((size - out) / 2) : -Math.floor((out - size) / 2));
 
 /** The centred window of `size`, as torchvision's CenterCrop (zero padding where the image is smaller). */
 export function centerCropBatch(x: Tensor, size: Size2): Tensor {

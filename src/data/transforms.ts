@@ -5,9 +5,10 @@
 // from JSON recipes.
 
 import { isFloating, randint, randn, tensor, type Tensor } from '../engine/index.js';
+import { pythonRound } from '../engine/math.js';
 import type { Batch } from './dataset.js';
 import {
-  centerCropBatch, cropBatch, dims4, eraseBatch, flipBatch, pyRound, resizeBatch, resizedCropBatch,
+  centerCropBatch, cropBatch, dims4, eraseBatch, flipBatch, resizeBatch, resizedCropBatch,
   type Box, type PadMode,
 } from './ops.js';
 import { torchUniform } from './rng.js';
@@ -191,8 +192,8 @@ function resizedCropBox(u: Float64Array, at: number, H: number, W: number, scale
   for (let k = 0; k < 10; k++) {
     const target = area * (scale[0] + (scale[1] - scale[0]) * u[at + 2 * k]!);
     const aspect = Math.exp(logRatio[0] + (logRatio[1] - logRatio[0]) * u[at + 2 * k + 1]!);
-    const w = pyRound(Math.sqrt(target * aspect));
-    const h = pyRound(Math.sqrt(target / aspect));
+    const w = pythonRound(Math.sqrt(target * aspect));
+    const h = pythonRound(Math.sqrt(target / aspect));
     if (w > 0 && w <= W && h > 0 && h <= H) {
       const top = Math.min(H - h, Math.floor(u[at + 20]! * (H - h + 1)));
       const left = Math.min(W - w, Math.floor(u[at + 21]! * (W - w + 1)));
@@ -202,8 +203,8 @@ function resizedCropBox(u: Float64Array, at: number, H: number, W: number, scale
   const inRatio = W / H; // fallback: the centre crop torchvision takes
   let w = W;
   let h = H;
-  if (inRatio < ratio[0]) h = pyRound(w / ratio[0]);
-  else if (inRatio > ratio[1]) w = pyRound(h * ratio[1]);
+  if (inRatio < ratio[0]) h = pythonRound(w / ratio[0]);
+  else if (inRatio > ratio[1]) w = pythonRound(h * ratio[1]);
   return { top: Math.floor((H - h) / 2), left: Math.floor((W - w) / 2), height: h, width: w };
 }
 
@@ -280,8 +281,8 @@ function erasingBox(u: Float64Array, at: number, H: number, W: number, p: number
   for (let k = 0; k < 10; k++) {
     const target = area * (scale[0] + (scale[1] - scale[0]) * u[at + 1 + 2 * k]!);
     const aspect = Math.exp(logRatio[0] + (logRatio[1] - logRatio[0]) * u[at + 2 + 2 * k]!);
-    const h = pyRound(Math.sqrt(target * aspect));
-    const w = pyRound(Math.sqrt(target / aspect));
+    const h = pythonRound(Math.sqrt(target * aspect));
+    const w = pythonRound(Math.sqrt(target / aspect));
     if (h < H && w < W && h > 0 && w > 0) {
       const top = Math.min(H - h, Math.floor(u[at + 21]! * (H - h + 1)));
       const left = Math.min(W - w, Math.floor(u[at + 22]! * (W - w + 1)));

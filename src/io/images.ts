@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import type { KernelEnum, Sharp, SharpOptions } from 'sharp';
+import { pythonRound } from '../engine/math.js';
 import { DatasetFileError } from './idx.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);
@@ -203,15 +204,10 @@ async function decodeRaw(input: Buffer, options: DecodeOptions): Promise<RawImag
   return toRaw(img);
 }
 
-// Python's round(): halves go to the even neighbour. torchvision's CenterCrop uses it.
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 // Where output row/column 0 reads from in the source; negative means zero padding first.
 function cropOffset(src: number, out: number): number {
-  return src >= out ? roundHalfEven((src - out) / 2) : -Math.floor((out - src) / 2);
+  return src >= out ? pythonRound((src - out) / 2) : -Math.floor((out - src) / 2);
 }
 
 /** Interleaved HWC (1 or 3 channels) to planar CHW, cropping/padding around the centre if sizes differ. */

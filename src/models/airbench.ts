@@ -12,9 +12,10 @@
 // of white noise, [I; -I]. Names (whiten, block1.conv1, block1.norm1, ..., head) are those of
 // the reference in test/helpers/ref_models.py.
 import { F, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, GELU, Linear, MaxPool2d, Module } from '../nn/index.js';
+import { BatchNorm2d, Conv2d, GELU, Linear, MaxPool2d, Module, chain } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
-import { checkImageInput } from './blocks.js';
+import { checkImageInput } from './checks.js';
+import { flatten } from './blocks.js';
 import { CIFAR_MEAN, CIFAR_STD } from './cifar_resnet.js';
 
 export interface AirbenchOptions extends ModelOptions {
@@ -48,8 +49,7 @@ export class ConvGroup extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = this.activ.call(this.norm1.call(this.pool.call(this.conv1.call(x))));
-    return this.activ.call(this.norm2.call(this.conv2.call(y)));
+    return chain(x, this.conv1, this.pool, this.norm1, this.activ, this.conv2, this.norm2, this.activ);
   }
 }
 
@@ -111,10 +111,19 @@ export class Airbench extends Module {
     }));
   }
 
-  forward(x: Tensor): Tensor {
+  /** The whitening and the three conv groups: the [N, widths[2], H/8, W/8] map before the head's pool. */
+  forwardFeatures(x: Tensor): Tensor {
     checkImageInput(this.modelName, x, this.inChannels, AIRBENCH_MIN_INPUT);
-    const y = this.block3.call(this.block2.call(this.block1.call(this.act.call(this.whiten.call(x)))));
-    return this.head.call(this.pool.call(y).flatten(1)).mul(1 / 9);
+    return chain(x, this.whiten, this.act, this.block1, this.block2, this.block3);
+  }
+
+  /** The 3x3 max-pool, the linear head and airbench's 1/9 logit scale. */
+  forwardHead(features: Tensor): Tensor {
+    return chain(features, this.pool, flatten, this.head, (t) => t.mul(1 / 9));
+  }
+
+  forward(x: Tensor): Tensor {
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

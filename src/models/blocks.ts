@@ -1,10 +1,9 @@
-// Shared building blocks of the mobile families (MobileNet, EfficientNet, ...), with
-// torchvision.ops' names and layouts: Conv2dNormActivation is a Sequential named '0' (conv),
+// Shared building blocks: every classifier's head (timm's forward_head), and the blocks of the
+// mobile families (MobileNet, EfficientNet, ...) with torchvision.ops' names and layouts: Conv2dNormActivation is a Sequential named '0' (conv),
 // '1' (norm), '2' (activation); SqueezeExcitation holds fc1 and fc2 as 1x1 convolutions.
 import type { Tensor } from '../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ReLU, Sequential, Sigmoid, init } from '../nn/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Module, ReLU, Sequential, Sigmoid, chain, init, type Layer, type Step } from '../nn/index.js';
 
-export type Layer = Module<[Tensor], Tensor>;
 /** Makes an activation layer: () => new SiLU(). */
 export type LayerFactory = () => Layer;
 /** Makes a normalisation layer for a channel count: (c) => new BatchNorm2d(c, { eps: 1e-3 }). */
@@ -21,36 +20,16 @@ export function makeDivisible(v: number, divisor = 8, minValue: number = divisor
   return rounded;
 }
 
-/** Python 3's round(): halves go to the even neighbour (torchvision rounds hidden widths so). */
-export function pythonRound(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+/** flatten(1), as a chain step. */
+export const flatten = (t: Tensor): Tensor => t.flatten(1);
 
 /**
- * Frees an intermediate result as soon as it has been consumed, so that an inference pass holds
- * only the live activations rather than all of them until its tidy() ends. Tensors in `live`
- * (a block's input, its output) and tensors a hook kept are left alone. Autograd holds its own
- * references to what backward needs, so this is safe in training too.
+ * A classifier's head, as timm's forward_head(x, pre_logits=False): the feature map pooled
+ * (global average pooling in most families) and flattened, then the classifier's steps
+ * (dropout, the last linear layer, ...).
  */
-export function release(t: Tensor, ...live: Tensor[]): void {
-  if (!t.kept && !live.includes(t)) t.dispose();
-}
-
-/** A Sequential that frees each intermediate output once the next layer has consumed it. */
-export class ReleasingSequential extends Sequential {
-  override get typeName(): string {
-    return 'Sequential';
-  }
-  override forward(x: Tensor): Tensor {
-    let out = x;
-    for (const [, m] of this.namedChildren()) {
-      const next = (m as Layer).call(out);
-      if (out !== x) release(out, next);
-      out = next;
-    }
-    return out;
-  }
+export function poolAndClassify(features: Tensor, pool: Step, ...classifier: Step[]): Tensor {
+  return chain(features, pool, flatten, ...classifier);
 }
 
 export interface ConvNormActOptions {
@@ -69,7 +48,7 @@ export interface ConvNormActOptions {
 }
 
 /** Conv2d, then a norm layer, then an activation, as torchvision.ops.misc.Conv2dNormActivation. */
-export class Conv2dNormActivation extends ReleasingSequential {
+export class Conv2dNormActivation extends Sequential {
   readonly outChannels: number;
 
   constructor(inChannels: number, outChannels: number, o: ConvNormActOptions = {}) {
@@ -119,15 +98,7 @@ export class SqueezeExcitation extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let s = this.avgpool.call(x);
-    for (const m of [this.fc1, this.activation, this.fc2, this.scale_activation]) {
-      const next = m.call(s);
-      release(s, next, x);
-      s = next;
-    }
-    const out = s.mul(x);
-    release(s, out, x);
-    return out;
+    return chain(x, this.avgpool, this.fc1, this.activation, this.fc2, this.scale_activation, (scale) => scale.mul(x));
   }
 }
 
@@ -145,13 +116,5 @@ export function initConvAndNorm(model: Module<unknown[], unknown>): void {
       init.ones_(m.weight);
       init.zeros_(m.bias);
     }
-  }
-}
-
-/** Checks a model's input: a 4-D batch with the stem's channel count and a large enough image. */
-export function checkImageInput(model: string, x: Tensor, inChannels: number, minSize: number): void {
-  const s = x.shape;
-  if (s.length !== 4 || s[1] !== inChannels || s[2] < minSize || s[3] < minSize) {
-    throw new Error(`${model}: expected an input of shape [N, ${inChannels}, H, W] with H, W >= ${minSize}, found [${s.join(', ')}]`);
   }
 }

@@ -7,9 +7,11 @@
 // parameters for 10 classes (0.27 M in the paper's table 6). Parameter names follow torchvision's
 // resnet (conv1, bn1, layer1.0.conv1, fc); the reference is test/helpers/ref_models.py.
 import { F, type Tensor } from '../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential } from '../nn/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential, chain } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
-import { BasicBlock, checkDropRate, checkInputShape, conv3x3, initResNetWeights, makeLayer, poolAndClassify, type LayerState, type ShortcutFactory } from './resnet.js';
+import { BasicBlock, conv3x3, dropoutStep, initResNetWeights, makeLayer, type LayerState, type ShortcutFactory } from './resnet.js';
+import { checkDropRate, checkImageInput } from './checks.js';
+import { poolAndClassify } from './blocks.js';
 
 export const CIFAR_MEAN: [number, number, number] = [0.4914, 0.4822, 0.4465];
 export const CIFAR_STD: [number, number, number] = [0.247, 0.2435, 0.2616];
@@ -80,17 +82,17 @@ export class CifarResNet extends Module {
 
   /** The stem and the three stages: the [N, 64, H/4, W/4] map before pooling. */
   forwardFeatures(x: Tensor): Tensor {
-    checkInputShape(this.modelName, x, this.inChannels, CIFAR_RESNET_MIN_INPUT);
-    const y = this.relu.call(this.bn1.call(this.conv1.call(x)));
-    return this.layer3.call(this.layer2.call(this.layer1.call(y)));
+    checkImageInput(this.modelName, x, this.inChannels, CIFAR_RESNET_MIN_INPUT);
+    return chain(x, this.conv1, this.bn1, this.relu, this.layer1, this.layer2, this.layer3);
   }
 
+  /** Global average pool, dropout (dropRate) and the classifier. */
   forwardHead(features: Tensor): Tensor {
-    return poolAndClassify(this.avgpool, this.fc, this.dropRate, this.training, features);
+    return poolAndClassify(features, this.avgpool, dropoutStep(this), this.fc);
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardHead(this.forwardFeatures(x));
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

@@ -6,12 +6,12 @@
 // (channels: makeDivisible(c * width, 8); repeats: ceil(n * depth)), which is what makes their
 // parameter counts equal torchvision's.
 import type { Tensor } from '../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Dropout, Linear, Module, SiLU, StochasticDepth, init } from '../nn/index.js';
-import { IMAGENET_MEAN, IMAGENET_STD, registerModel, type ModelConfig, type ModelOptions } from './registry.js';
 import {
-  Conv2dNormActivation, ReleasingSequential, SqueezeExcitation, checkImageInput, initConvAndNorm, makeDivisible, release,
-  type Layer, type NormFactory,
-} from './blocks.js';
+  AdaptiveAvgPool2d, BatchNorm2d, Dropout, Linear, Module, Sequential, SiLU, StochasticDepth, addShortcut, chain, init, type Layer,
+} from '../nn/index.js';
+import { IMAGENET_MEAN, IMAGENET_STD, registerModel, type ModelConfig, type ModelOptions } from './registry.js';
+import { Conv2dNormActivation, SqueezeExcitation, initConvAndNorm, makeDivisible, poolAndClassify, type NormFactory } from './blocks.js';
+import { checkImageInput } from './checks.js';
 
 /** One row of a stage table (Table 1 of the EfficientNet paper, Table 4 of EfficientNetV2). */
 export interface StageSpec {
@@ -91,7 +91,7 @@ interface BlockSpec extends StageSpec {
 
 /** Inverted residual with squeeze-excitation (MBConv), as torchvision's MBConv. */
 export class MBConv extends Module {
-  block: ReleasingSequential;
+  block: Sequential;
   stochastic_depth: StochasticDepth;
   readonly useResConnect: boolean;
   readonly outChannels: number;
@@ -108,7 +108,7 @@ export class MBConv extends Module {
     // the squeeze width is a quarter of the block's input width, not of the expanded width
     layers.push(new SqueezeExcitation(expanded, Math.max(1, Math.floor(c.inChannels / 4)), { activation: act }));
     layers.push(new Conv2dNormActivation(expanded, c.outChannels, { kernelSize: 1, norm, activation: null }));
-    this.block = new ReleasingSequential(...layers);
+    this.block = new Sequential(...layers);
     this.stochastic_depth = new StochasticDepth(c.sdProb, 'row');
     this.outChannels = c.outChannels;
   }
@@ -120,7 +120,7 @@ export class MBConv extends Module {
 
 /** Fused MBConv (EfficientNetV2): one kxk conv does expansion and the spatial work. */
 export class FusedMBConv extends Module {
-  block: ReleasingSequential;
+  block: Sequential;
   stochastic_depth: StochasticDepth;
   readonly useResConnect: boolean;
   readonly outChannels: number;
@@ -136,7 +136,7 @@ export class FusedMBConv extends Module {
       ? [new Conv2dNormActivation(c.inChannels, expanded, spatial),
         new Conv2dNormActivation(expanded, c.outChannels, { kernelSize: 1, norm, activation: null })]
       : [new Conv2dNormActivation(c.inChannels, c.outChannels, spatial)];
-    this.block = new ReleasingSequential(...layers);
+    this.block = new Sequential(...layers);
     this.stochastic_depth = new StochasticDepth(c.sdProb, 'row');
     this.outChannels = c.outChannels;
   }
@@ -150,21 +150,16 @@ function checkStride(c: StageSpec): void {
   if (c.stride !== 1 && c.stride !== 2) throw new RangeError(`EfficientNet block: stride must be 1 or 2, got ${c.stride}`);
 }
 
+/** The block, then stochastic depth and the identity shortcut where the shapes allow. */
 function residual(block: Layer, drop: StochasticDepth, useRes: boolean, x: Tensor): Tensor {
-  const y = block.call(x);
-  if (!useRes) return y;
-  const dropped = drop.call(y);
-  if (dropped !== y) release(y, x);
-  const out = dropped.add(x);
-  release(dropped, x);
-  return out;
+  return useRes ? chain(x, block, drop, addShortcut(x)) : block.call(x);
 }
 
 /** EfficientNet V1 and V2: features (stem, stages, head conv), avgpool, classifier (dropout, linear). */
 export class EfficientNet extends Module {
-  features: ReleasingSequential;
+  features: Sequential;
   avgpool = new AdaptiveAvgPool2d(1);
-  classifier: ReleasingSequential;
+  classifier: Sequential;
   readonly modelName: string;
   readonly inChannels: number;
   readonly minInputSize: number;
@@ -186,35 +181,32 @@ export class EfficientNet extends Module {
         stage.push(s.block === 'mbconv' ? new MBConv(spec, norm) : new FusedMBConv(spec, norm));
         blockId++;
       }
-      layers.push(new ReleasingSequential(...stage));
+      layers.push(new Sequential(...stage));
     }
     const lastIn = a.stages[a.stages.length - 1].outChannels;
     this.numFeatures = a.lastChannel ?? 4 * lastIn;
     layers.push(new Conv2dNormActivation(lastIn, this.numFeatures, { kernelSize: 1, norm, activation: () => new SiLU() }));
-    this.features = new ReleasingSequential(...layers);
-    this.classifier = new ReleasingSequential(new Dropout(a.dropout), new Linear(this.numFeatures, a.numClasses));
+    this.features = new Sequential(...layers);
+    this.classifier = new Sequential(new Dropout(a.dropout), new Linear(this.numFeatures, a.numClasses));
     this.modelName = a.name;
     this.inChannels = a.inChannels;
     this.minInputSize = a.minInputSize;
     initEfficientNet(this, a.zeroInitResidual ?? false);
   }
 
-  /** The pooled features before the classifier, [N, numFeatures]. */
+  /** The stem, the stages and the last 1x1 conv: the [N, numFeatures, H/32, W/32] map before pooling. */
   forwardFeatures(x: Tensor): Tensor {
     checkImageInput(this.modelName, x, this.inChannels, this.minInputSize);
-    const f = this.features.call(x);
-    const pooled = this.avgpool.call(f);
-    release(f, pooled);
-    const flat = pooled.flatten(1);
-    release(pooled, flat);
-    return flat;
+    return this.features.call(x);
+  }
+
+  /** Global average pool, then the classifier (dropout, linear). */
+  forwardHead(features: Tensor): Tensor {
+    return poolAndClassify(features, this.avgpool, this.classifier);
   }
 
   forward(x: Tensor): Tensor {
-    const flat = this.forwardFeatures(x);
-    const out = this.classifier.call(flat);
-    release(flat, out);
-    return out;
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

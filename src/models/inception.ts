@@ -3,9 +3,11 @@
 // same auxiliary heads and output order, same truncated-normal initialisation.
 import { F, cat, noGrad, type Tensor } from '../engine/index.js';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, Sequential, init, type Conv2dOptions,
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, Sequential, chain, init, release, type Conv2dOptions,
 } from '../nn/index.js';
 import { IMAGENET_MEAN, IMAGENET_STD, registerModel, type ModelOptions } from './registry.js';
+import { flatten, poolAndClassify } from './blocks.js';
+import { checkImageInput } from './checks.js';
 
 export interface InceptionOptions extends ModelOptions {
   /** auxiliary classifiers, whose logits training-mode forward also returns (default true) */
@@ -32,19 +34,8 @@ export class BasicConv2d extends Module {
     this.bn = new BatchNorm2d(outChannels, { eps: 0.001 });
   }
   forward(x: Tensor): Tensor {
-    return tidyChain(x, (t) => this.conv.call(t), (t) => this.bn.call(t), F.relu);
+    return chain(x, this.conv, this.bn, F.relu);
   }
-}
-
-/** Applies fns in turn, freeing each intermediate result as soon as the next one exists. */
-function tidyChain(x: Tensor, ...fns: ((t: Tensor) => Tensor)[]): Tensor {
-  let out = x;
-  for (const fn of fns) {
-    const next = fn(out);
-    if (out !== x && next !== out) out.dispose();
-    out = next;
-  }
-  return out;
 }
 
 /** torch.cat(branches, 1), freeing the branches. */
@@ -102,15 +93,6 @@ function truncNormal(w: Tensor, std: number): void {
   else init.truncNormal_(w, 0, std, -2, 2);
 }
 
-function checkInput(name: string, x: Tensor, inChannels: number, minSize: number): void {
-  if (x.ndim !== 4 || x.size(1) !== inChannels) {
-    throw new Error(`${name}: expected input [N, ${inChannels}, H, W], got [${x.shape.join(', ')}]`);
-  }
-  if (x.size(2) < minSize || x.size(3) < minSize) {
-    throw new Error(`${name}: input ${x.size(2)}x${x.size(3)} is smaller than the ${minSize}x${minSize} the architecture needs`);
-  }
-}
-
 function checkOptions(name: string, o: InceptionOptions): { numClasses: number; inChannels: number } {
   const numClasses = o.numClasses ?? 1000;
   const inChannels = o.inChannels ?? 3;
@@ -159,10 +141,7 @@ export class InceptionAux extends Module {
     this.dropout = new Dropout(dropRate);
   }
   forward(x: Tensor): Tensor {
-    return tidyChain(
-      x, (t) => F.adaptiveAvgPool2d(t, 4), (t) => this.conv.call(t), (t) => t.flatten(1),
-      (t) => this.fc1.call(t), F.relu, (t) => this.dropout.call(t), (t) => this.fc2.call(t),
-    );
+    return chain(x, (t) => F.adaptiveAvgPool2d(t, 4), this.conv, flatten, this.fc1, F.relu, this.dropout, this.fc2);
   }
 }
 
@@ -209,21 +188,40 @@ export class GoogLeNet extends Module<[Tensor], Tensor | Tensor[]> {
     if (o.initWeights ?? true) initInception(this as Module<unknown[], unknown>, 0.01);
   }
 
+  /** The trunk through inception5b: the [N, 1024, H/32, W/32] map before pooling. */
+  forwardFeatures(input: Tensor): Tensor {
+    return this.#trunk(input, false).features;
+  }
+
+  /** Global average pool, dropout and the classifier. */
+  forwardHead(features: Tensor): Tensor {
+    return poolAndClassify(features, this.avgpool, this.dropout, this.fc);
+  }
+
   /** Logits in eval mode; in training with aux heads [logits, aux1 (after 4a), aux2 (after 4d)], as torchvision's GoogLeNetOutputs. */
   forward(input: Tensor): Tensor | Tensor[] {
-    checkInput('googlenet', input, this.inChannels, 15);
     const withAux = this.training && this.auxLogits;
-    const start = this.transformInput ? transformInput(input) : input;
-    let x = tidyChain(start, ...[this.conv1, this.maxpool1, this.conv2, this.conv3, this.maxpool2, this.inception3a,
-      this.inception3b, this.maxpool3, this.inception4a].map((m) => (t: Tensor) => m.call(t)));
-    if (start !== input) start.dispose();
-    const aux1 = withAux && this.aux1 ? this.aux1.call(x) : null;
-    x = tidyChain(x, ...[this.inception4b, this.inception4c, this.inception4d].map((m) => (t: Tensor) => m.call(t)));
-    const aux2 = withAux && this.aux2 ? this.aux2.call(x) : null;
-    x = tidyChain(x, ...[this.inception4e, this.maxpool4, this.inception5a, this.inception5b, this.avgpool].map((m) => (t: Tensor) => m.call(t)),
-      (t) => t.flatten(1), (t) => this.dropout.call(t), (t) => this.fc.call(t));
+    const { features, aux } = this.#trunk(input, withAux);
+    const logits = this.forwardHead(features);
+    release(features, logits);
     // torchvision names these (logits, aux_logits2, aux_logits1) but fills them with (x, aux1, aux2)
-    return withAux ? [x, aux1!, aux2!] : x;
+    return withAux ? [logits, ...aux] : logits;
+  }
+
+  /** The trunk, and the aux heads' logits (after 4a and 4d) when asked for. */
+  #trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
+    checkImageInput('googlenet', input, this.inChannels, 15);
+    const aux: Tensor[] = [];
+    const auxHead = (head: InceptionAux | null) => (t: Tensor): Tensor => {
+      if (withAux && head) aux.push(head.call(t));
+      return t;
+    };
+    const start = this.transformInput ? transformInput(input) : input;
+    const features = chain(start, this.conv1, this.maxpool1, this.conv2, this.conv3, this.maxpool2, this.inception3a, this.inception3b,
+      this.maxpool3, this.inception4a, auxHead(this.aux1), this.inception4b, this.inception4c, this.inception4d, auxHead(this.aux2),
+      this.inception4e, this.maxpool4, this.inception5a, this.inception5b);
+    if (start !== input) start.dispose();
+    return { features, aux };
   }
 }
 
@@ -231,7 +229,6 @@ export class GoogLeNet extends Module<[Tensor], Tensor | Tensor[]> {
 
 const avgPool3 = (x: Tensor): Tensor => F.avgPool2d(x, { kernelSize: 3, stride: 1, padding: 1 });
 const maxPool3s2 = (x: Tensor): Tensor => F.maxPool2d(x, { kernelSize: 3, stride: 2 });
-const run = (x: Tensor, ...ms: Module[]): Tensor => tidyChain(x, ...ms.map((m) => (t: Tensor) => m.call(t)));
 
 export class InceptionA extends Module {
   branch1x1: BasicConv2d;
@@ -254,9 +251,9 @@ export class InceptionA extends Module {
   forward(x: Tensor): Tensor {
     return concat([
       this.branch1x1.call(x),
-      run(x, this.branch5x5_1, this.branch5x5_2),
-      run(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
-      tidyChain(x, avgPool3, (t) => this.branch_pool.call(t)),
+      chain(x, this.branch5x5_1, this.branch5x5_2),
+      chain(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
+      chain(x, avgPool3, this.branch_pool),
     ]);
   }
 }
@@ -276,7 +273,7 @@ export class InceptionB extends Module {
   forward(x: Tensor): Tensor {
     return concat([
       this.branch3x3.call(x),
-      run(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
+      chain(x, this.branch3x3dbl_1, this.branch3x3dbl_2, this.branch3x3dbl_3),
       maxPool3s2(x),
     ]);
   }
@@ -312,9 +309,9 @@ export class InceptionC extends Module {
   forward(x: Tensor): Tensor {
     return concat([
       this.branch1x1.call(x),
-      run(x, this.branch7x7_1, this.branch7x7_2, this.branch7x7_3),
-      run(x, this.branch7x7dbl_1, this.branch7x7dbl_2, this.branch7x7dbl_3, this.branch7x7dbl_4, this.branch7x7dbl_5),
-      tidyChain(x, avgPool3, (t) => this.branch_pool.call(t)),
+      chain(x, this.branch7x7_1, this.branch7x7_2, this.branch7x7_3),
+      chain(x, this.branch7x7dbl_1, this.branch7x7dbl_2, this.branch7x7dbl_3, this.branch7x7dbl_4, this.branch7x7dbl_5),
+      chain(x, avgPool3, this.branch_pool),
     ]);
   }
 }
@@ -337,8 +334,8 @@ export class InceptionD extends Module {
   }
   forward(x: Tensor): Tensor {
     return concat([
-      run(x, this.branch3x3_1, this.branch3x3_2),
-      run(x, this.branch7x7x3_1, this.branch7x7x3_2, this.branch7x7x3_3, this.branch7x7x3_4),
+      chain(x, this.branch3x3_1, this.branch3x3_2),
+      chain(x, this.branch7x7x3_1, this.branch7x7x3_2, this.branch7x7x3_3, this.branch7x7x3_4),
       maxPool3s2(x),
     ]);
   }
@@ -375,10 +372,9 @@ export class InceptionE extends Module {
   forward(x: Tensor): Tensor {
     return concat([
       this.branch1x1.call(x),
-      tidyChain(x, (t) => this.branch3x3_1.call(t), (t) => InceptionE.#split(t, this.branch3x3_2a, this.branch3x3_2b)),
-      tidyChain(x, (t) => this.branch3x3dbl_1.call(t), (t) => this.branch3x3dbl_2.call(t),
-        (t) => InceptionE.#split(t, this.branch3x3dbl_3a, this.branch3x3dbl_3b)),
-      tidyChain(x, avgPool3, (t) => this.branch_pool.call(t)),
+      chain(x, this.branch3x3_1, (t) => InceptionE.#split(t, this.branch3x3_2a, this.branch3x3_2b)),
+      chain(x, this.branch3x3dbl_1, this.branch3x3dbl_2, (t) => InceptionE.#split(t, this.branch3x3dbl_3a, this.branch3x3dbl_3b)),
+      chain(x, avgPool3, this.branch_pool),
     ]);
   }
 }
@@ -395,10 +391,7 @@ export class InceptionAuxV3 extends Module {
     this.fc = new Linear(768, numClasses);
   }
   forward(x: Tensor): Tensor {
-    return tidyChain(
-      x, (t) => F.avgPool2d(t, { kernelSize: 5, stride: 3 }), (t) => this.conv0.call(t), (t) => this.conv1.call(t),
-      (t) => F.adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), (t) => this.fc.call(t),
-    );
+    return chain(x, (t) => F.avgPool2d(t, { kernelSize: 5, stride: 3 }), this.conv0, this.conv1, (t) => F.adaptiveAvgPool2d(t, 1), flatten, this.fc);
   }
 }
 
@@ -443,24 +436,44 @@ export class Inception3 extends Module<[Tensor], Tensor | Tensor[]> {
     if (o.initWeights ?? true) initInception(this as Module<unknown[], unknown>, 0.1);
   }
 
+  /** The trunk through Mixed_7c: the [N, 2048, H', W'] map before pooling (8x8 at 299 px). */
+  forwardFeatures(input: Tensor): Tensor {
+    return this.#trunk(input, false).features;
+  }
+
+  /** Global average pool, dropout and the classifier. */
+  forwardHead(features: Tensor): Tensor {
+    return poolAndClassify(features, this.avgpool, this.dropout, this.fc);
+  }
+
   /** Logits in eval mode; in training with the aux head [logits, aux], as torchvision's InceptionOutputs. */
   forward(input: Tensor): Tensor | Tensor[] {
-    checkInput('inception_v3', input, this.inChannels, 75);
     const withAux = this.training && this.AuxLogits !== null;
     // checked up front rather than after the trunk has run: the aux head's 5x5 conv reads a 17x17 Mixed_6e map
     if (withAux && (input.size(2) < 299 || input.size(3) < 299)) {
       throw new Error(`inception_v3: training with the aux head needs input of at least 299x299 (a 17x17 Mixed_6e map), got ${input.size(2)}x${input.size(3)}; ` +
         'train at 299 px or build with auxLogits: false');
     }
+    const { features, aux } = this.#trunk(input, withAux);
+    const logits = this.forwardHead(features);
+    release(features, logits);
+    return withAux ? [logits, ...aux] : logits;
+  }
+
+  /** The trunk, and the aux head's logits (after Mixed_6e) when asked for. */
+  #trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
+    checkImageInput('inception_v3', input, this.inChannels, 75);
+    const aux: Tensor[] = [];
+    const auxHead = (t: Tensor): Tensor => {
+      if (withAux && this.AuxLogits) aux.push(this.AuxLogits.call(t));
+      return t;
+    };
     const start = this.transformInput ? transformInput(input) : input;
-    let x = tidyChain(start, ...[this.Conv2d_1a_3x3, this.Conv2d_2a_3x3, this.Conv2d_2b_3x3, this.maxpool1, this.Conv2d_3b_1x1,
+    const features = chain(start, this.Conv2d_1a_3x3, this.Conv2d_2a_3x3, this.Conv2d_2b_3x3, this.maxpool1, this.Conv2d_3b_1x1,
       this.Conv2d_4a_3x3, this.maxpool2, this.Mixed_5b, this.Mixed_5c, this.Mixed_5d, this.Mixed_6a, this.Mixed_6b,
-      this.Mixed_6c, this.Mixed_6d, this.Mixed_6e].map((m) => (t: Tensor) => m.call(t)));
+      this.Mixed_6c, this.Mixed_6d, this.Mixed_6e, auxHead, this.Mixed_7a, this.Mixed_7b, this.Mixed_7c);
     if (start !== input) start.dispose();
-    const aux = withAux ? this.AuxLogits!.call(x) : null;
-    x = tidyChain(x, ...[this.Mixed_7a, this.Mixed_7b, this.Mixed_7c, this.avgpool, this.dropout].map((m) => (t: Tensor) => m.call(t)),
-      (t) => t.flatten(1), (t) => this.fc.call(t));
-    return withAux ? [x, aux!] : x;
+    return { features, aux };
   }
 }
 

@@ -9,3 +9,4 @@ export * from './scaling.js';
 export * from './inception.js';
 export * from './sequence.js';
 export * from './airbench.js';
+export * from './weights.js';

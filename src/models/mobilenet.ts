@@ -1,11 +1,11 @@
 // MobileNetV2 (Sandler et al. 2018) with torchvision 0.14's module names
 // (features.N.conv.0.0.weight, ...), so its state dicts load by name.
 import { F, type Tensor } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, Dropout, Linear, Module, ReLU6, init, stochasticDepth } from '../nn/index.js';
+import { pythonRound } from '../engine/math.js';
+import { BatchNorm2d, Conv2d, Dropout, Linear, Module, ReLU6, Sequential, addShortcut, chain, init, stochasticDepth, type Layer } from '../nn/index.js';
 import { IMAGENET_MEAN, IMAGENET_STD, registerModel, type ModelOptions } from './registry.js';
-import {
-  Conv2dNormActivation, ReleasingSequential, checkImageInput, initConvAndNorm, makeDivisible, pythonRound, release, type Layer,
-} from './blocks.js';
+import { Conv2dNormActivation, initConvAndNorm, makeDivisible, poolAndClassify } from './blocks.js';
+import { checkImageInput } from './checks.js';
 
 /** [expand ratio t, output channels c, repeats n, first stride s], the paper's Table 2. */
 export type InvertedResidualRow = [t: number, c: number, n: number, s: number];
@@ -31,7 +31,7 @@ export interface MobileNetV2Options extends ModelOptions {
 
 /** Expand 1x1, depthwise 3x3, linear 1x1 projection; a residual when shapes allow. */
 export class InvertedResidual extends Module {
-  conv: ReleasingSequential;
+  conv: Sequential;
   readonly useResConnect: boolean;
   readonly outChannels: number;
 
@@ -48,24 +48,19 @@ export class InvertedResidual extends Module {
       new Conv2d(hidden, oup, 1, { bias: false }),
       new BatchNorm2d(oup),
     );
-    this.conv = new ReleasingSequential(...layers);
+    this.conv = new Sequential(...layers);
     this.outChannels = oup;
   }
 
   forward(x: Tensor): Tensor {
-    const y = this.conv.call(x);
-    if (!this.useResConnect) return y;
-    const dropped = stochasticDepth(y, this.dropPath, 'row', this.training);
-    if (dropped !== y) release(y, x);
-    const out = x.add(dropped);
-    release(dropped, x);
-    return out;
+    if (!this.useResConnect) return this.conv.call(x);
+    return chain(x, this.conv, (y) => stochasticDepth(y, this.dropPath, 'row', this.training), addShortcut(x));
   }
 }
 
 export class MobileNetV2 extends Module {
-  features: ReleasingSequential;
-  classifier: ReleasingSequential;
+  features: Sequential;
+  classifier: Sequential;
   readonly lastChannel: number;
   readonly inChannels: number;
 
@@ -91,21 +86,24 @@ export class MobileNetV2 extends Module {
       }
     }
     layers.push(new Conv2dNormActivation(input, this.lastChannel, { kernelSize: 1, activation: () => new ReLU6() }));
-    this.features = new ReleasingSequential(...layers);
-    this.classifier = new ReleasingSequential(new Dropout(o.dropRate ?? 0.2), new Linear(this.lastChannel, o.numClasses ?? 1000));
+    this.features = new Sequential(...layers);
+    this.classifier = new Sequential(new Dropout(o.dropRate ?? 0.2), new Linear(this.lastChannel, o.numClasses ?? 1000));
     initMobileNet(this, o.zeroInitResidual ?? false);
   }
 
-  forward(x: Tensor): Tensor {
+  /** The stem, the inverted residuals and the last 1x1 conv: the [N, lastChannel, H/32, W/32] map before pooling. */
+  forwardFeatures(x: Tensor): Tensor {
     checkImageInput('mobilenet_v2', x, this.inChannels, 1);
-    const f = this.features.call(x);
-    const pooled = F.adaptiveAvgPool2d(f, 1);
-    release(f, pooled);
-    const flat = pooled.flatten(1);
-    release(pooled, flat);
-    const out = this.classifier.call(flat);
-    release(flat, out);
-    return out;
+    return this.features.call(x);
+  }
+
+  /** Global average pool, then the classifier (dropout, linear). */
+  forwardHead(features: Tensor): Tensor {
+    return poolAndClassify(features, (t) => F.adaptiveAvgPool2d(t, 1), this.classifier);
+  }
+
+  forward(x: Tensor): Tensor {
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

@@ -3,9 +3,12 @@
 // Bottleneck sits on its 3x3 conv, not on the first 1x1 (He et al.'s v1 put it on the 1x1).
 // Field names and their order are torchvision's, so its state dicts load with no renaming.
 import { F, type Tensor } from '../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, init } from '../nn/index.js';
+import {
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, Module, ReLU, Sequential, addShortcut, chain, init, type Layer, type Step,
+} from '../nn/index.js';
 import { IMAGENET_MEAN, IMAGENET_STD, registerModel, type ModelConfig, type ModelOptions } from './registry.js';
-import { ReleasingSequential, release, type Layer } from './blocks.js';
+import { checkDropRate, checkImageInput } from './checks.js';
+import { poolAndClassify } from './blocks.js';
 
 export function conv3x3(inPlanes: number, outPlanes: number, stride = 1, groups = 1, dilation = 1): Conv2d {
   return new Conv2d(inPlanes, outPlanes, 3, { stride, padding: dilation, groups, dilation, bias: false });
@@ -15,36 +18,10 @@ export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d
   return new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
 }
 
-/**
- * Runs x through layers in turn, freeing each intermediate once the next layer has consumed it
- * (see blocks.ts release): inference then holds a few live activations, not all of them until
- * the caller's tidy() ends. x itself is the caller's and is left alone.
- */
-export function chain(x: Tensor, ...layers: Layer[]): Tensor {
-  let out = x;
-  for (const m of layers) {
-    const next = m.call(out);
-    if (out !== x) release(out, next);
-    out = next;
-  }
-  return out;
-}
-
-/**
- * Refuses input a model cannot take before any kernel runs, naming the model, the shape it wants
- * and the shape it got: [N, channels, >=minSize, >=minSize].
- */
-export function checkInputShape(model: string, x: Tensor, channels: number, minSize: number): void {
-  const s = x.shape;
-  if (s.length !== 4 || s[1] !== channels || s[2] < minSize || s[3] < minSize) {
-    throw new Error(`${model}: expected input [N, ${channels}, >=${minSize}, >=${minSize}], got [${s.join(', ')}]`);
-  }
-}
-
 export interface BlockOptions {
   stride?: number;
   /** the shortcut's module when the residual changes shape; null: the identity */
-  downsample?: Module | null;
+  downsample?: Layer | null;
   groups?: number;
   /** channels per group at 64 planes (torchvision's base_width) */
   baseWidth?: number;
@@ -69,7 +46,7 @@ export class BasicBlock extends ResidualBlock {
   relu: Module;
   conv2: Conv2d;
   bn2: BatchNorm2d;
-  downsample: Module | null;
+  downsample: Layer | null;
   readonly stride: number;
 
   constructor(inplanes: number, planes: number, o: BlockOptions = {}) {
@@ -88,7 +65,7 @@ export class BasicBlock extends ResidualBlock {
   }
 
   forward(x: Tensor): Tensor {
-    return residual(x, chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2), this.downsample, this.relu);
+    return chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2, addShortcut(x, this.downsample), this.relu);
   }
 
   residualNorm(): BatchNorm2d {
@@ -105,7 +82,7 @@ export class Bottleneck extends ResidualBlock {
   conv3: Conv2d;
   bn3: BatchNorm2d;
   relu: Module;
-  downsample: Module | null;
+  downsample: Layer | null;
   readonly stride: number;
 
   constructor(inplanes: number, planes: number, o: BlockOptions = {}) {
@@ -125,8 +102,9 @@ export class Bottleneck extends ResidualBlock {
   }
 
   forward(x: Tensor): Tensor {
-    const out = chain(x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2, this.relu, this.conv3, this.bn3);
-    return residual(x, out, this.downsample, this.relu);
+    return chain(
+      x, this.conv1, this.bn1, this.relu, this.conv2, this.bn2, this.relu, this.conv3, this.bn3, addShortcut(x, this.downsample), this.relu,
+    );
   }
 
   residualNorm(): BatchNorm2d {
@@ -134,27 +112,12 @@ export class Bottleneck extends ResidualBlock {
   }
 }
 
-/**
- * relu(out + shortcut(x)). out is normally the branch's own fresh tensor, so the sum goes in
- * place, as torchvision's `out += identity`; a branch whose layers were all swapped for
- * identities hands back x, which is the caller's and is not written to.
- */
-function residual(x: Tensor, out: Tensor, downsample: Module | null, relu: Module): Tensor {
-  const identity = downsample ? downsample.call(x) : x;
-  const sum = out === x || out.kept ? out.add(identity) : out.add_(identity);
-  if (identity !== x) release(identity);
-  if (sum !== out) release(out, x);
-  const y = relu.call(sum);
-  release(sum, y, x);
-  return y;
-}
-
 /** Builds the shortcut of a block whose input and output shapes differ. */
-export type ShortcutFactory = (inplanes: number, outplanes: number, stride: number) => Module;
+export type ShortcutFactory = (inplanes: number, outplanes: number, stride: number) => Layer;
 
 /** torchvision's downsample: a strided 1x1 conv and BN (the paper's option B). */
 export const projectionShortcut: ShortcutFactory = (inplanes, outplanes, stride) =>
-  new ReleasingSequential(conv1x1(inplanes, outplanes, stride), new BatchNorm2d(outplanes));
+  new Sequential(conv1x1(inplanes, outplanes, stride), new BatchNorm2d(outplanes));
 
 /** What makeLayer carries from one stage to the next (torchvision keeps it on self). */
 export interface LayerState {
@@ -182,7 +145,7 @@ export function makeLayer(
   const layers = [new block(s.inplanes, planes, { ...common, stride, downsample, dilation: previousDilation })];
   s.inplanes = outplanes;
   for (let i = 1; i < blocks; i++) layers.push(new block(s.inplanes, planes, { ...common, dilation: s.dilation }));
-  return new ReleasingSequential(...layers);
+  return new Sequential(...layers);
 }
 
 /**
@@ -190,13 +153,6 @@ export function makeLayer(
  * Linear left at its default; zeroInitResidual zeroes each block's last BN weight, so every
  * residual branch starts at zero and each block starts as the identity (Goyal et al. 2017).
  */
-/** The head both ResNet layouts share: global average pool, dropout, the classifier. */
-export function poolAndClassify(pool: AdaptiveAvgPool2d, fc: Linear, dropRate: number, training: boolean, features: Tensor): Tensor {
-  let y = pool.call(features).flatten(1);
-  if (dropRate > 0) y = F.dropout(y, dropRate, training);
-  return fc.call(y);
-}
-
 export function initResNetWeights(model: Module, zeroInitResidual = false): void {
   for (const m of model.modules()) {
     if (m instanceof Conv2d) init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
@@ -214,6 +170,11 @@ export function initResNetWeights(model: Module, zeroInitResidual = false): void
   }
 }
 
+/** F.dropout at the model's dropRate in training; nothing when the rate is 0. */
+export function dropoutStep(m: { dropRate: number; training: boolean }): Step {
+  return (t) => (m.dropRate > 0 ? F.dropout(t, m.dropRate, m.training) : t);
+}
+
 export interface ResNetOptions extends ModelOptions {
   /** convolution groups of the Bottleneck 3x3 (ResNeXt's cardinality) */
   groups?: number;
@@ -225,11 +186,6 @@ export interface ResNetOptions extends ModelOptions {
 
 /** Inputs below the output stride reach layer4 as a padded 1x1 map. */
 export const RESNET_MIN_INPUT = 32;
-
-export function checkDropRate(model: string, p: number): number {
-  if (!(p >= 0 && p < 1)) throw new RangeError(`${model}: dropRate must be in [0, 1), got ${p}`);
-  return p;
-}
 
 export class ResNet extends Module {
   conv1: Conv2d;
@@ -272,17 +228,17 @@ export class ResNet extends Module {
 
   /** The stem and the four stages: the [N, numFeatures, H/32, W/32] map before pooling. */
   forwardFeatures(x: Tensor): Tensor {
-    checkInputShape(this.modelName, x, this.inChannels, RESNET_MIN_INPUT);
+    checkImageInput(this.modelName, x, this.inChannels, RESNET_MIN_INPUT);
     return chain(x, this.conv1, this.bn1, this.relu, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4);
   }
 
   /** Global average pool, dropout (dropRate) and the classifier. */
   forwardHead(features: Tensor): Tensor {
-    return poolAndClassify(this.avgpool, this.fc, this.dropRate, this.training, features);
+    return poolAndClassify(features, this.avgpool, dropoutStep(this), this.fc);
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardHead(this.forwardFeatures(x));
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

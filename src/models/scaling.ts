@@ -2,6 +2,7 @@
 // width by beta^phi and resolution by gamma^phi, with alpha * beta^2 * gamma^2 ~ 2, so each unit
 // of phi about doubles the FLOPs. Any scaled variant is B0's stage table decoded by the same
 // builder as B1-B7, with the same rounding rules.
+import { withDevice } from '../engine/index.js';
 import { countMacs } from '../analyze/macs.js';
 import { EfficientNet, EFFICIENTNET_B0_STAGES, efficientnetCommonArch, scaleStages, type EfficientNetArch } from './efficientnet.js';
 import type { ModelOptions } from './registry.js';
@@ -106,22 +107,18 @@ export interface ScalingReport extends ScaledDims {
   macs: number;
 }
 
-/** Parameter count and MACs of a scaled variant at its resolution (one image). */
+/**
+ * Parameter count and MACs of a scaled variant at its resolution (one image), counted on the meta
+ * device: shapes only, so even a B7-sized variant is described without allocating its weights.
+ */
 export function describeScaling(spec: ScalingSpec, opts: ModelOptions = {}): ScalingReport {
-  const model = efficientnetScaled(spec, opts);
-  try {
-    const dims = compoundScaling(spec);
-    const arch = scaledArch(spec, opts);
-    const { total } = countMacs(model, [1, model.inChannels, dims.resolution, dims.resolution]);
-    return {
-      ...dims,
-      stages: arch.stages.map(({ inChannels, outChannels, numLayers }) => ({ inChannels, outChannels, numLayers })),
-      params: model.numParameters(),
-      macs: total,
-    };
-  } finally {
-    model.dispose();
-  }
+  const dims = compoundScaling(spec);
+  const arch = scaledArch(spec, opts);
+  const { params, macs } = withDevice('meta', () => {
+    const model = efficientnetScaled(spec, opts);
+    return { params: model.numParameters(), macs: countMacs(model, [1, model.inChannels, dims.resolution, dims.resolution]).total };
+  });
+  return { ...dims, stages: arch.stages.map(({ inChannels, outChannels, numLayers }) => ({ inChannels, outChannels, numLayers })), params, macs };
 }
 
 /** One line per report, for printing a scaling table. */

@@ -6,7 +6,7 @@
 // Reference definitions with the same names and arithmetic: test/helpers/ref_seq.py.
 import { cat, full, tidy, zeros, type Tensor } from '../engine/index.js';
 import {
-  Dropout, Embedding, GRU, LSTM, LayerNorm, Linear, Module, Parameter, RNN, TransformerEncoder, TransformerEncoderLayer, init,
+  Dropout, Embedding, GRU, LSTM, LayerNorm, Linear, Module, Parameter, RNN, TransformerEncoder, TransformerEncoderLayer, chain, init,
   type Activation,
 } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
@@ -137,14 +137,23 @@ export class RecurrentClassifier extends SequenceClassifier {
     this.pooling = o.pooling ?? 'last';
   }
 
-  forward(x: Tensor): Tensor {
+  /** The encoding of each sequence before the classifier: the RNN's output pooled over the valid steps, [N, hidden * directions]. */
+  forwardFeatures(x: Tensor): Tensor {
     return tidy(() => {
       const { input, valid } = this.prepare(x);
       const seq = this.embed ? this.embed.call(input) : input;
       const out = this.rnn.call(seq)[0];
-      const feat = this.pooling === 'mean' ? meanValid(out, valid) : this.#last(out, valid);
-      return this.head.call(this.dropout.call(feat));
+      return this.pooling === 'mean' ? meanValid(out, valid) : this.#last(out, valid);
     });
+  }
+
+  /** Dropout and the linear classifier. */
+  forwardHead(features: Tensor): Tensor {
+    return chain(features, this.dropout, this.head);
+  }
+
+  forward(x: Tensor): Tensor {
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 
   /**
@@ -191,7 +200,8 @@ export class TransformerClassifier extends SequenceClassifier {
     this.pooling = o.pooling ?? 'mean';
   }
 
-  forward(x: Tensor): Tensor {
+  /** The encoding of each sequence before the classifier: the encoder's output pooled over the valid steps, [N, dModel]. */
+  forwardFeatures(x: Tensor): Tensor {
     return tidy(() => {
       const { input, valid } = this.prepare(x);
       const t = input.size(1);
@@ -199,9 +209,17 @@ export class TransformerClassifier extends SequenceClassifier {
       const h0 = this.pos_drop.call(this.embed.call(input).add(this.pos_embed.narrow(1, 0, t)));
       const pad = valid ? valid.logicalNot() : null;
       const h = this.encoder.call(h0, { srcKeyPaddingMask: pad });
-      const feat = this.pooling === 'mean' ? meanValid(h, valid) : lastValid(h, valid);
-      return this.head.call(this.head_drop.call(feat));
+      return this.pooling === 'mean' ? meanValid(h, valid) : lastValid(h, valid);
     });
+  }
+
+  /** Dropout and the linear classifier. */
+  forwardHead(features: Tensor): Tensor {
+    return chain(features, this.head_drop, this.head);
+  }
+
+  forward(x: Tensor): Tensor {
+    return chain(x, (t) => this.forwardFeatures(t), (f) => this.forwardHead(f));
   }
 }
 

@@ -1,9 +1,51 @@
 // Containers: Sequential runs its children in order; ModuleList and ModuleDict only hold them.
 // Children live in numbered (or named) own fields so that their names are '0', '1', ... as in PyTorch.
+//
+// chain() is the one way layers run in turn, in Sequential and in every model's forward: each
+// intermediate result is freed as soon as the next step has consumed it, so an inference pass
+// holds a few live activations rather than all of them until its tidy() ends. Autograd holds
+// its own references to what backward needs, so this is safe in training too.
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 
-type Layer = Module<[Tensor], Tensor>;
+export type Layer = Module<[Tensor], Tensor>;
+/** A step of a chain: a layer (run with its hooks) or a function of one tensor. */
+export type Step = Layer | ((t: Tensor) => Tensor);
+
+/**
+ * Frees t now unless it is one of `live` (a block's input, its output) or was kept (by a hook,
+ * say). For a result the caller consumed and will not read again.
+ */
+export function release(t: Tensor, ...live: Tensor[]): void {
+  if (!t.kept && !live.includes(t)) t.dispose();
+}
+
+/** Runs x through the steps in turn, releasing each intermediate once the next step has run. x is the caller's and is left alone. */
+export function chain(x: Tensor, ...steps: Step[]): Tensor {
+  let out = x;
+  for (const step of steps) {
+    const next = step instanceof Module ? step.call(out) : step(out);
+    if (out !== x) release(out, next);
+    out = next;
+  }
+  return out;
+}
+
+/**
+ * The step that ends a residual block: out + shortcut(x), or out + x when there is no shortcut
+ * module. `out` is the branch's own fresh result, so the sum goes in place, as torchvision's
+ * `out += identity` (a branch that ends in a norm layer, as torchvision's do, can be written to;
+ * autograd refuses one whose backward needs its output). A branch that handed back x itself, or
+ * a kept tensor, is not written to.
+ */
+export function addShortcut(x: Tensor, shortcut: Layer | null = null): (out: Tensor) => Tensor {
+  return (out) => {
+    const identity = shortcut ? shortcut.call(x) : x;
+    const sum = out === x || out.kept ? out.add(identity) : out.add_(identity);
+    if (identity !== x) release(identity, sum);
+    return sum;
+  };
+}
 
 export class Sequential extends Module {
   /** new Sequential(a, b, c) names the children '0', '1', '2'; new Sequential({ conv: a, bn: b }) names them. */
@@ -32,10 +74,9 @@ export class Sequential extends Module {
     return this;
   }
 
+  /** The children in turn, each intermediate freed once consumed (see chain). */
   forward(x: Tensor): Tensor {
-    let out = x;
-    for (const [, m] of this.namedChildren()) out = (m as Layer).call(out);
-    return out;
+    return chain(x, ...(this.children() as Layer[]));
   }
 }
 

@@ -14,10 +14,11 @@ export {
   type Recipe, type OptimizerName, type ScheduleName, type AugmentSpec,
 } from './recipe.js';
 export {
-  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, readModelWeights, loadModelWeights, linearKeys,
+  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights,
   writeFileAtomic, copyFileAtomic, removeStaleTempFiles, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-  type CheckpointContents, type LoadedCheckpoint, type TensorMap, type LoadWeightsOptions, type LoadWeightsReport,
+  type CheckpointContents, type LoadedCheckpoint, type TensorMap,
 } from './checkpoint.js';
+export { readModelWeights, loadModelWeights, linearKeys, type LoadWeightsOptions, type LoadWeightsReport } from '../models/weights.js';
 export {
   RunningMean, ConfusionMatrix, topkCorrect, formatTable, formatClassReport, formatConfusion,
   type ClassMetrics, type ClassReport, type EpochRecord,

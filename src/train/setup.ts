@@ -6,7 +6,7 @@ import { SGD, Adam, AdamW, RMSprop, type Optimizer } from './optim/index.js';
 import {
   CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, OneCycleLR, SequentialLR, StepLR, type LRScheduler, type Scheduler,
 } from './schedule.js';
-import { loadModelWeights, type LoadWeightsReport } from './checkpoint.js';
+import { loadModelWeights, type LoadWeightsReport } from '../models/weights.js';
 import { RecipeError, type Recipe } from './recipe.js';
 import type { ClassifierModule } from './evaluate.js';
 

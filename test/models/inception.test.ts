@@ -106,7 +106,7 @@ test('registered with configs; inChannels, options and errors', () => {
       const y = m.call(randn([1, 1, 32, 32]));
       assert.ok(!Array.isArray(y));
       assert.deepEqual(y.shape, [1, 4]);
-      assert.throws(() => m.call(randn([1, 3, 32, 32])), /expected input \[N, 1, H, W\]/);
+      assert.throws(() => m.call(randn([1, 3, 32, 32])), /expected an input of shape \[N, 1, H, W\]/);
     }));
   } finally {
     m.dispose();
@@ -114,7 +114,7 @@ test('registered with configs; inChannels, options and errors', () => {
   assert.throws(() => googlenet({ inChannels: 1, transformInput: true }), /transformInput .* needs inChannels 3/);
   tidy(() => noGrad(() => {
     v3.eval();
-    assert.throws(() => v3.call(randn([1, 3, 74, 74])), /smaller than the 75x75/);
+    assert.throws(() => v3.call(randn([1, 3, 74, 74])), /inception_v3: expected an input of shape \[N, 3, H, W\] with H, W >= 75, found \[1, 3, 74, 74\]/);
     v3.train();
     assert.throws(() => v3.call(randn([2, 3, 120, 120])), /training with the aux head needs input of at least 299x299/);
   }));

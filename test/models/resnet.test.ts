@@ -134,10 +134,10 @@ test('a wrong input shape names the model, the expected shape and the one found'
   const c = resnet20().eval();
   try {
     const cases: [Classifier, number[], string][] = [
-      [m, [1, 1, 64, 64], 'resnet18: expected input [N, 3, >=32, >=32], got [1, 1, 64, 64]'],
-      [m, [1, 3, 16, 40], 'resnet18: expected input [N, 3, >=32, >=32], got [1, 3, 16, 40]'],
-      [m, [3, 64, 64], 'resnet18: expected input [N, 3, >=32, >=32], got [3, 64, 64]'],
-      [c, [2, 3, 2, 2], 'resnet20: expected input [N, 3, >=4, >=4], got [2, 3, 2, 2]'],
+      [m, [1, 1, 64, 64], 'resnet18: expected an input of shape [N, 3, H, W] with H, W >= 32, found [1, 1, 64, 64]'],
+      [m, [1, 3, 16, 40], 'resnet18: expected an input of shape [N, 3, H, W] with H, W >= 32, found [1, 3, 16, 40]'],
+      [m, [3, 64, 64], 'resnet18: expected an input of shape [N, 3, H, W] with H, W >= 32, found [3, 64, 64]'],
+      [c, [2, 3, 2, 2], 'resnet20: expected an input of shape [N, 3, H, W] with H, W >= 4, found [2, 3, 2, 2]'],
     ];
     for (const [model, shape, message] of cases) {
       tidy(() => assert.throws(() => noGrad(() => model.call(randn(shape))), { message }));

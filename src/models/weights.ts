@@ -1,0 +1,113 @@
+// Loading weights into a model, by name: from a weights file (a torchvision or timm safetensors or
+// .pth, convkit's model.safetensors) or from the model / EMA section of a convkit training
+// checkpoint. A file for another architecture fails listing the keys, and the model is untouched.
+import * as fs from 'node:fs';
+import type { Tensor } from '../engine/index.js';
+import { Linear, describeLoad, type LoadResult, type Module } from '../nn/index.js';
+import { parseSafetensorsHeader, readPth, readSafetensors } from '../io/index.js';
+
+/** The safetensors metadata "format" of a convkit training checkpoint (model.*, optim.*, ema.* tensors). */
+export const CHECKPOINT_FORMAT = 'convkit-checkpoint';
+
+/** A checkpoint that cannot be used: names the file and what is wrong. */
+export class CheckpointError extends Error {
+  constructor(readonly file: string, message: string, options?: { cause?: unknown }) {
+    super(`checkpoint ${file}: ${message}`, options);
+    this.name = 'CheckpointError';
+  }
+}
+
+/**
+ * A model state dict from any file convkit knows: a weights file (model.safetensors, a timm or
+ * torchvision safetensors), a training checkpoint (its model.* or, with prefer 'ema', its ema.*
+ * tensors) or a PyTorch .pth/.pt. The caller disposes the tensors.
+ */
+export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } = {}): Record<string, Tensor> {
+  if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
+  if (isZip(file)) return readPth(file);
+  const header = parseSafetensorsHeader(file);
+  const all = readSafetensors(file);
+  if (header.metadata?.format !== CHECKPOINT_FORMAT) return all;
+  const want = o.prefer === 'ema' && Object.keys(all).some((k) => k.startsWith('ema.')) ? 'ema.' : 'model.';
+  const out: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(all)) {
+    if (k.startsWith(want)) out[k.slice(want.length)] = t;
+    else t.dispose();
+  }
+  return out;
+}
+
+// torch.save's format is a zip archive; anything else must be safetensors
+function isZip(file: string): boolean {
+  const magic = Buffer.alloc(4);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, magic, 0, 4, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return magic.readUInt32LE(0) === 0x04034b50;
+}
+
+export interface LoadWeightsOptions {
+  strict?: boolean;
+  prefer?: 'model' | 'ema';
+  /** keys to leave out of the load */
+  skip?: (key: string) => boolean;
+  /**
+   * Transfer learning: Linear layers whose shape differs from the file's (a new class count)
+   * keep their fresh initialisation instead of failing the load.
+   */
+  ignoreMismatchedHead?: boolean;
+}
+
+export interface LoadWeightsReport extends LoadResult {
+  /** head keys left at their fresh initialisation */
+  skippedHead: string[];
+}
+
+/** The parameter names of every Linear layer (the classifier heads a class count shapes). */
+export function linearKeys(model: Module<never[], unknown>): Set<string> {
+  const keys = new Set<string>();
+  for (const [name, m] of model.namedModules()) {
+    if (m instanceof Linear) for (const [p] of m.ownParameters()) keys.add(name ? `${name}.${p}` : p);
+  }
+  return keys;
+}
+
+/**
+ * Loads weights from a file into a model. A file for another architecture fails with the
+ * missing, unexpected and mismatched keys listed, and the model untouched.
+ */
+export function loadModelWeights(model: Module<never[], unknown>, file: string, o: LoadWeightsOptions = {}): LoadWeightsReport {
+  const sd = readModelWeights(file, { prefer: o.prefer });
+  try {
+    const heads = o.ignoreMismatchedHead ? linearKeys(model) : new Set<string>();
+    const ownSd = model.stateDict();
+    const skippedHead = [...heads].filter((k) => k in sd && ownSd.has(k) && !sameShape(sd[k].shape, ownSd.get(k)!.shape));
+    const skip = (k: string): boolean => skippedHead.includes(k) || (o.skip?.(k) ?? false);
+    const kept = Object.fromEntries(Object.entries(sd).filter(([k]) => !skip(k)));
+    const own = new Map([...ownSd].filter(([k]) => !skip(k)));
+    const diff: LoadResult = {
+      missing: [...own.keys()].filter((k) => !(k in kept)),
+      unexpected: Object.keys(kept).filter((k) => !own.has(k)),
+      mismatched: [...own].filter(([k, t]) => k in kept && !sameShape(kept[k].shape, t.shape))
+        .map(([k, t]) => ({ key: k, expected: t.shape, found: kept[k].shape })),
+    };
+    const bad = diff.missing.length + diff.unexpected.length + diff.mismatched.length > 0;
+    if (bad && (o.strict ?? true)) {
+      const names = Object.keys(sd);
+      const heads = linearKeys(model);
+      const headOnly = diff.mismatched.length > 0 && diff.missing.length + diff.unexpected.length === 0 && diff.mismatched.every((m) => heads.has(m.key));
+      const hint = headOnly && !o.ignoreMismatchedHead ? ' (only the classifier differs: for a new class count, load with ignoreMismatchedHead; convkit train replaces the head unless --keep-head)' : '';
+      throw new CheckpointError(file, `does not fit model ${model.typeName}: ${describeLoad(diff)}${hint}` +
+        `\n  the file holds ${names.length} tensors: ${names.slice(0, 40).join(', ')}${names.length > 40 ? ', ...' : ''}`);
+    }
+    model.loadStateDict(kept, { strict: false });
+    return { ...diff, skippedHead };
+  } finally {
+    for (const t of Object.values(sd)) t.dispose();
+  }
+}
+
+const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
