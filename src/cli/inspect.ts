@@ -32,7 +32,7 @@ async function read(file: string): Promise<{ format: string; tensors: Entry[]; m
   const { readPthRaw } = await import('../io/pth.js');
   if (isZip(file)) {
     const raw = readPthRaw(file);
-    const tensors = Object.entries(raw).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));
+    const tensors = [...raw].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));
     return { format: 'pytorch (.pth zip)', tensors, metadata: {} };
   }
   const h = parseSafetensorsHeader(file);

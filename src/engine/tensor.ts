@@ -393,3 +393,9 @@ export function isTensor(v: unknown): v is Tensor {
 export function detachedHandle(t: Tensor): Handle {
   return native.detach(t.handle) as Handle;
 }
+
+/**
+ * Tensors by name, in order: a model's parameters and buffers under their dotted names (PyTorch's
+ * state_dict), or a weights file's contents. A Map, so order and any key (even __proto__) are kept.
+ */
+export type StateDict = Map<string, Tensor>;

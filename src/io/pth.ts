@@ -3,7 +3,7 @@
 // allow-list of the few torch globals a state dict needs; storages are zip entries, read once and
 // cut into tensors after every view has been checked to lie inside its storage.
 import { readSync, openSync, closeSync } from 'node:fs';
-import { BYTES_PER_ELEMENT, empty, type DType, type Tensor } from '../engine/index.js';
+import { BYTES_PER_ELEMENT, empty, type DType, type StateDict, type Tensor } from '../engine/index.js';
 import { PyCallable, PyDict, PyObject, PyTuple, describe, unpickle, type PyValue } from './pickle.js';
 import { ZipReader, type ZipEntry } from './zip.js';
 
@@ -31,7 +31,7 @@ export interface RawTensor {
 export const STATE_DICT_KEYS: readonly string[] = ['state_dict', 'model', 'model_state_dict'];
 
 /** Loads a state dict as engine tensors (contiguous, CPU). The caller owns and disposes them. */
-export function readPth(path: string, opts: PthOptions = {}): Record<string, Tensor> {
+export function readPth(path: string, opts: PthOptions = {}): StateDict {
   const made: Tensor[] = [];
   try {
     return loadPth(path, opts, (shape, dtype) => {
@@ -46,7 +46,7 @@ export function readPth(path: string, opts: PthOptions = {}): Record<string, Ten
 }
 
 /** Loads a state dict as raw bytes (no native memory). */
-export function readPthRaw(path: string, opts: PthOptions = {}): Record<string, RawTensor> {
+export function readPthRaw(path: string, opts: PthOptions = {}): Map<string, RawTensor> {
   return loadPth(path, opts, (shape, dtype) => {
     const data = new Uint8Array(numel(shape) * BYTES_PER_ELEMENT[dtype]);
     return { value: { dtype, shape, data }, bytes: data };
@@ -56,7 +56,7 @@ export function readPthRaw(path: string, opts: PthOptions = {}): Record<string, 
 /** Allocates the destination of one tensor: bytes to fill, and the value to return. */
 type Alloc<T> = (shape: number[], dtype: DType) => { value: T; bytes: Uint8Array };
 
-function loadPth<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Record<string, T> {
+function loadPth<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Map<string, T> {
   try {
     return loadPthUnnamed(path, opts, alloc);
   } catch (e) {
@@ -66,7 +66,7 @@ function loadPth<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Record<str
   }
 }
 
-function loadPthUnnamed<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Record<string, T> {
+function loadPthUnnamed<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Map<string, T> {
   refuseLegacy(path);
   const zip = ZipReader.open(path, { verifyCrc: opts.verifyCrc });
   try {
@@ -358,7 +358,7 @@ function pickKey(path: string, top: PyDict, key: string): PyDict {
 
 // ---- reading the storages -------------------------------------------------------------------------
 
-function materialize<T>(path: string, zip: ZipReader, prefix: string, dict: PyDict, maxBytes: number, alloc: Alloc<T>): Record<string, T> {
+function materialize<T>(path: string, zip: ZipReader, prefix: string, dict: PyDict, maxBytes: number, alloc: Alloc<T>): Map<string, T> {
   const byStorage = new Map<string, [string, TensorRef][]>();
   let total = 0;
   for (const [name, t] of dict.map as Map<string, TensorRef>) {
@@ -379,12 +379,8 @@ function materialize<T>(path: string, zip: ZipReader, prefix: string, dict: PyDi
       made.set(name, value);
     }
   }
-  const out: Record<string, T> = {};
-  // In the state dict's order; defineProperty so that a key named __proto__ stays a plain key.
-  for (const name of dict.map.keys() as IterableIterator<string>) {
-    Object.defineProperty(out, name, { value: made.get(name), enumerable: true, writable: true, configurable: true });
-  }
-  return out;
+  // in the state dict's order
+  return new Map([...(dict.map.keys() as IterableIterator<string>)].map((name): [string, T] => [name, made.get(name)!]));
 }
 
 function storageEntry(path: string, zip: ZipReader, prefix: string, key: string, group: [string, TensorRef][]): ZipEntry {

@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { empty } from '../engine/index.js';
-import type { DType, Tensor } from '../engine/index.js';
+import type { DType, StateDict, Tensor } from '../engine/index.js';
 
 /** The dtypes of the safetensors spec. */
 export type SafetensorsDType =
@@ -412,7 +412,7 @@ export function parseSafetensorsHeader(file: string): SafetensorsHeader {
  * order their bytes lie in the file. Each tensor's bytes go straight from the file into its own
  * memory. On any error, the tensors loaded so far are disposed.
  */
-export function readSafetensors(file: string, options: ReadSafetensorsOptions = {}): Record<string, Tensor> {
+export function readSafetensors(file: string, options: ReadSafetensorsOptions = {}): StateDict {
   const target = options.dtype;
   if (target !== undefined && !FLOAT_DTYPES.includes(target)) {
     throw new SafetensorsError(file, `option dtype must be one of ${FLOAT_DTYPES.join(', ')}, got ${describe(target)}`);
@@ -420,11 +420,11 @@ export function readSafetensors(file: string, options: ReadSafetensorsOptions = 
   return withFile(file, (fd) => {
     const header = readHeaderFromFd(file, fd);
     for (const t of header.tensors) engineDType(file, t); // refuse unsupported dtypes before allocating
-    const out: Record<string, Tensor> = {};
+    const out: StateDict = new Map();
     try {
-      for (const t of header.tensors) defineKey(out, t.name, loadTensor(file, fd, header.dataStart, t, target));
+      for (const t of header.tensors) out.set(t.name, loadTensor(file, fd, header.dataStart, t, target));
     } catch (e) {
-      for (const t of Object.values(out)) t.dispose();
+      for (const t of out.values()) t.dispose();
       throw e;
     }
     return out;
@@ -526,7 +526,7 @@ function widenU32(view: Uint8Array): void {
  */
 export function writeSafetensors(
   file: string,
-  tensors: Readonly<Record<string, Tensor>>,
+  tensors: ReadonlyMap<string, Tensor>,
   metadata?: Readonly<Record<string, string>>,
 ): void {
   const plan = planWrite(file, tensors, metadata);
@@ -535,7 +535,7 @@ export function writeSafetensors(
   try {
     fd = fs.openSync(tmp, 'wx');
     writeAll(fd, plan.prefix);
-    for (const e of plan.entries) writeTensor(file, fd, e, tensors[e.name]!);
+    for (const e of plan.entries) writeTensor(file, fd, e, tensors.get(e.name)!);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -551,7 +551,7 @@ export function writeSafetensors(
 
 function planWrite(
   file: string,
-  tensors: Readonly<Record<string, Tensor>>,
+  tensors: ReadonlyMap<string, Tensor>,
   metadata?: Readonly<Record<string, string>>,
 ): ReturnType<typeof encodeSafetensorsHeader> {
   if (metadata !== undefined) {
@@ -561,8 +561,8 @@ function planWrite(
       }
     }
   }
-  const names = Object.keys(tensors).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const specs = names.map((name) => describeForWrite(file, name, tensors[name]!));
+  const names = [...tensors.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const specs = names.map((name) => describeForWrite(file, name, tensors.get(name)!));
   return encodeSafetensorsHeader(specs, metadata);
 }
 

@@ -2,7 +2,7 @@
 // .pth, convkit's model.safetensors) or from the model / EMA section of a convkit training
 // checkpoint. A file for another architecture fails listing the keys, and the model is untouched.
 import * as fs from 'node:fs';
-import type { Tensor } from '../engine/index.js';
+import type { StateDict } from '../engine/index.js';
 import { Linear, describeLoad, type LoadResult, type Module } from '../nn/index.js';
 import { parseSafetensorsHeader, readPth, readSafetensors } from '../io/index.js';
 
@@ -22,16 +22,16 @@ export class CheckpointError extends Error {
  * torchvision safetensors), a training checkpoint (its model.* or, with prefer 'ema', its ema.*
  * tensors) or a PyTorch .pth/.pt. The caller disposes the tensors.
  */
-export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } = {}): Record<string, Tensor> {
+export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } = {}): StateDict {
   if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
   if (isZip(file)) return readPth(file);
   const header = parseSafetensorsHeader(file);
   const all = readSafetensors(file);
   if (header.metadata?.format !== CHECKPOINT_FORMAT) return all;
-  const want = o.prefer === 'ema' && Object.keys(all).some((k) => k.startsWith('ema.')) ? 'ema.' : 'model.';
-  const out: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(all)) {
-    if (k.startsWith(want)) out[k.slice(want.length)] = t;
+  const want = o.prefer === 'ema' && [...all.keys()].some((k) => k.startsWith('ema.')) ? 'ema.' : 'model.';
+  const out: StateDict = new Map();
+  for (const [k, t] of all) {
+    if (k.startsWith(want)) out.set(k.slice(want.length), t);
     else t.dispose();
   }
   return out;
@@ -83,20 +83,14 @@ export function loadModelWeights(model: Module<never[], unknown>, file: string, 
   const sd = readModelWeights(file, { prefer: o.prefer });
   try {
     const heads = o.ignoreMismatchedHead ? linearKeys(model) : new Set<string>();
-    const ownSd = model.stateDict();
-    const skippedHead = [...heads].filter((k) => k in sd && ownSd.has(k) && !sameShape(sd[k].shape, ownSd.get(k)!.shape));
+    const skippedHead = model.compareStateDict(sd).mismatched.map((m) => m.key).filter((k) => heads.has(k));
     const skip = (k: string): boolean => skippedHead.includes(k) || (o.skip?.(k) ?? false);
-    const kept = Object.fromEntries(Object.entries(sd).filter(([k]) => !skip(k)));
-    const own = new Map([...ownSd].filter(([k]) => !skip(k)));
-    const diff: LoadResult = {
-      missing: [...own.keys()].filter((k) => !(k in kept)),
-      unexpected: Object.keys(kept).filter((k) => !own.has(k)),
-      mismatched: [...own].filter(([k, t]) => k in kept && !sameShape(kept[k].shape, t.shape))
-        .map(([k, t]) => ({ key: k, expected: t.shape, found: kept[k].shape })),
-    };
+    const kept: StateDict = new Map([...sd].filter(([k]) => !skip(k)));
+    const diff = model.compareStateDict(kept);
+    diff.missing = diff.missing.filter((k) => !skip(k));
     const bad = diff.missing.length + diff.unexpected.length + diff.mismatched.length > 0;
     if (bad && (o.strict ?? true)) {
-      const names = Object.keys(sd);
+      const names = [...sd.keys()];
       const heads = linearKeys(model);
       const headOnly = diff.mismatched.length > 0 && diff.missing.length + diff.unexpected.length === 0 && diff.mismatched.every((m) => heads.has(m.key));
       const hint = headOnly && !o.ignoreMismatchedHead ? ' (only the classifier differs: for a new class count, load with ignoreMismatchedHead; convkit train replaces the head unless --keep-head)' : '';
@@ -106,8 +100,6 @@ export function loadModelWeights(model: Module<never[], unknown>, file: string, 
     model.loadStateDict(kept, { strict: false });
     return { ...diff, skippedHead };
   } finally {
-    for (const t of Object.values(sd)) t.dispose();
+    for (const t of sd.values()) t.dispose();
   }
 }
-
-const sameShape = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);

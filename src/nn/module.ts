@@ -4,7 +4,7 @@
 // Children and parameters are found from a module's own fields, in the order they were
 // assigned (as nn.Module's __setattr__ registers them), so `conv1 = new Conv2d(...)` is
 // named `conv1`. Buffers (running statistics) are registered explicitly.
-import { Tensor, detachedHandle, noGrad, type DType, type MemoryFormat } from '../engine/index.js';
+import { Tensor, detachedHandle, noGrad, type DType, type MemoryFormat, type StateDict } from '../engine/index.js';
 
 /** A tensor that is a module's learnable weight: requires grad and survives tidy() scopes. */
 export class Parameter extends Tensor {
@@ -137,8 +137,8 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
    * Parameters and persistent buffers by dotted name, in PyTorch's order (each module's own
    * parameters, then its buffers, then its children). The tensors are the module's own, not copies.
    */
-  stateDict(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
     const visit = (m: Module<unknown[], unknown>, prefix: string): void => {
       for (const [k, p] of m.ownParameters()) out.set(prefix + k, p);
       for (const [k, b] of m.ownBuffers(true)) out.set(prefix + k, b);
@@ -148,14 +148,8 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     return out;
   }
 
-  /**
-   * Copies tensors into this module's parameters and buffers by name. Strict by default: any
-   * missing, unexpected or shape-mismatched key is an error that lists all of them, and then
-   * nothing is copied.
-   */
   /** What loading `source` would find: missing, unexpected and shape-mismatched keys. Copies nothing. */
-  compareStateDict(source: Map<string, Tensor> | Record<string, Tensor>): LoadResult {
-    const src = source instanceof Map ? source : new Map(Object.entries(source));
+  compareStateDict(src: StateDict): LoadResult {
     const own = this.stateDict();
     const result: LoadResult = { missing: [], unexpected: [], mismatched: [] };
     for (const key of own.keys()) if (!src.has(key)) result.missing.push(key);
@@ -172,8 +166,7 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
    * missing, unexpected or shape-mismatched key is an error that lists all of them, and then
    * nothing is copied. Not strict, every key that fits is copied.
    */
-  loadStateDict(source: Map<string, Tensor> | Record<string, Tensor>, opts: LoadOptions = {}): LoadResult {
-    const src = source instanceof Map ? source : new Map(Object.entries(source));
+  loadStateDict(src: StateDict, opts: LoadOptions = {}): LoadResult {
     const result = this.compareStateDict(src);
     const bad = result.missing.length + result.unexpected.length + result.mismatched.length > 0;
     if (bad && (opts.strict ?? true)) throw new Error(`loadStateDict into ${this.typeName}: ${describeLoad(result)}`);

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Tensor } from '../engine/index.js';
+import type { StateDict, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { readSafetensors, writeSafetensors, parseSafetensorsHeader } from '../io/index.js';
 import { CHECKPOINT_FORMAT, CheckpointError } from '../models/weights.js';
@@ -25,12 +25,10 @@ export { CHECKPOINT_FORMAT, CheckpointError };
 
 export const CHECKPOINT_VERSION = 1;
 
-export type TensorMap = Map<string, Tensor> | Record<string, Tensor>;
-
 export interface CheckpointContents<M> {
-  model: TensorMap;
-  optimizer?: TensorMap;
-  ema?: TensorMap | null;
+  model: StateDict;
+  optimizer?: StateDict;
+  ema?: StateDict | null;
   rng?: Tensor | null;
   /** JSON-serialisable training state */
   meta: M;
@@ -38,27 +36,25 @@ export interface CheckpointContents<M> {
 
 export interface LoadedCheckpoint<M> {
   file: string;
-  model: Record<string, Tensor>;
-  optimizer: Record<string, Tensor>;
-  ema: Record<string, Tensor> | null;
+  model: StateDict;
+  optimizer: StateDict;
+  ema: StateDict | null;
   rng: Tensor | null;
   meta: M;
   /** frees every tensor read */
   dispose(): void;
 }
 
-const entries = (m: TensorMap): [string, Tensor][] => (m instanceof Map ? [...m] : Object.entries(m));
-
 /** Writes a full training checkpoint atomically. */
 export function saveCheckpoint<M>(file: string, c: CheckpointContents<M>): void {
-  const tensors: Record<string, Tensor> = {};
-  const put = (prefix: string, m: TensorMap | null | undefined): void => {
-    if (m) for (const [k, t] of entries(m)) tensors[`${prefix}.${k}`] = t;
+  const tensors: StateDict = new Map();
+  const put = (prefix: string, m: StateDict | null | undefined): void => {
+    if (m) for (const [k, t] of m) tensors.set(`${prefix}.${k}`, t);
   };
   put('model', c.model);
   put('optim', c.optimizer);
   put('ema', c.ema);
-  if (c.rng) tensors['rng.torch'] = c.rng;
+  if (c.rng) tensors.set('rng.torch', c.rng);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   writeSafetensors(file, tensors, { format: CHECKPOINT_FORMAT, format_version: String(CHECKPOINT_VERSION), convkit: JSON.stringify(c.meta) });
 }
@@ -94,23 +90,23 @@ export function loadCheckpoint<M>(file: string): LoadedCheckpoint<M> {
   const meta = readCheckpointMeta<M>(file);
   const all = readSafetensors(file);
   const out: LoadedCheckpoint<M> = {
-    file, model: {}, optimizer: {}, ema: null, rng: null, meta,
-    dispose: () => { for (const t of Object.values(all)) t.dispose(); },
+    file, model: new Map(), optimizer: new Map(), ema: null, rng: null, meta,
+    dispose: () => { for (const t of all.values()) t.dispose(); },
   };
-  for (const [k, t] of Object.entries(all)) {
+  for (const [k, t] of all) {
     const dot = k.indexOf('.');
     const prefix = k.slice(0, dot);
     const rest = k.slice(dot + 1);
-    if (prefix === 'model') out.model[rest] = t;
-    else if (prefix === 'optim') out.optimizer[rest] = t;
-    else if (prefix === 'ema') (out.ema ??= {})[rest] = t;
+    if (prefix === 'model') out.model.set(rest, t);
+    else if (prefix === 'optim') out.optimizer.set(rest, t);
+    else if (prefix === 'ema') (out.ema ??= new Map()).set(rest, t);
     else if (k === 'rng.torch') out.rng = t;
     else {
       out.dispose();
       throw new CheckpointError(file, `unexpected tensor "${k}": expected names starting with model., optim., ema. or rng.torch`);
     }
   }
-  if (Object.keys(out.model).length === 0) {
+  if (out.model.size === 0) {
     out.dispose();
     throw new CheckpointError(file, 'holds no model.* tensors');
   }
@@ -118,15 +114,12 @@ export function loadCheckpoint<M>(file: string): LoadedCheckpoint<M> {
 }
 
 /** Writes the model's state dict alone, under PyTorch's names (torch loads it with safetensors). */
-export function saveModelWeights(file: string, model: Module<never[], unknown> | TensorMap, extra: Record<string, string> = {}): void {
-  const sd = isModule(model) ? model.stateDict() : model;
+export function saveModelWeights(file: string, model: Module<never[], unknown> | StateDict, extra: Record<string, string> = {}): void {
+  const sd = model instanceof Map ? model : model.stateDict();
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, Object.fromEntries(entries(sd)), { format: 'pt', ...extra });
+  writeSafetensors(file, sd, { format: 'pt', ...extra });
 }
 
-function isModule(m: unknown): m is Module<never[], unknown> {
-  return typeof (m as { stateDict?: unknown }).stateDict === 'function';
-}
 
 /**
  * Writes a text file atomically (temp file, fsync, rename): readers see the old or the new

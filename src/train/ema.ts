@@ -6,7 +6,7 @@
 // any instance of the model (`other.loadStateDict(ema.tensors)`) and saves as a model
 // checkpoint. To evaluate it in the training model itself, swap it in and back:
 //   const acc = await ema.withWeights(model, () => evaluate(model));
-import { F, Tensor, isFloating, noGrad, tidy } from '../engine/index.js';
+import { F, Tensor, isFloating, noGrad, tidy, type StateDict } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import type { JsonValue } from './optim/optimizer.js';
 
@@ -32,7 +32,7 @@ type AnyModule = Module<unknown[], unknown>;
 
 export interface ModelEmaState {
   /** The averaged weights by state-dict name: a model checkpoint in itself. */
-  tensors: Record<string, Tensor>;
+  tensors: StateDict;
   meta: { updates: number; decay: number; [key: string]: JsonValue };
 }
 
@@ -46,7 +46,7 @@ export class ModelEma {
   readonly device: string | undefined;
   readonly excludeBuffers: boolean;
   /** The averaged tensors by the model's state-dict names; this object's own copies. */
-  readonly tensors = new Map<string, Tensor>();
+  readonly tensors: StateDict = new Map();
   /** How many times update() ran. */
   updates = 0;
   #paramNames: Set<string>;
@@ -169,24 +169,25 @@ export class ModelEma {
 
   stateDict(): ModelEmaState {
     return {
-      tensors: Object.fromEntries(this.tensors),
+      tensors: new Map(this.tensors),
       meta: { updates: this.updates, decay: this.decay, minDecay: this.minDecay, updateAfterStep: this.updateAfterStep, useWarmup: this.useWarmup },
     };
   }
 
   /** Restores a stateDict(): the averaged tensors (copied in, same names and shapes) and the update count. */
   loadStateDict(s: ModelEmaState): void {
-    const given = s?.tensors ?? {};
+    const given: StateDict = s?.tensors instanceof Map ? s.tensors : new Map();
     const problems: string[] = [];
+    if (!(s?.tensors instanceof Map)) problems.push('tensors must be a Map of name to tensor, as stateDict() returns it');
     for (const [k, t] of this.tensors) {
-      const g = given[k];
+      const g = given.get(k);
       if (!g) problems.push(`missing '${k}'`);
       else if (g.shape.length !== t.shape.length || g.shape.some((d, i) => d !== t.shape[i])) problems.push(`'${k}' has shape [${g.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
     }
-    for (const k of Object.keys(given)) if (!this.tensors.has(k)) problems.push(`unexpected '${k}'`);
+    for (const k of given.keys()) if (!this.tensors.has(k)) problems.push(`unexpected '${k}'`);
     if (!Number.isInteger(s?.meta?.updates)) problems.push(`meta.updates must be an integer, got ${JSON.stringify(s?.meta?.updates)}`);
     if (problems.length) throw new Error(`ModelEma.loadStateDict: ${problems.join('; ')}`);
-    noGrad(() => { for (const [k, t] of this.tensors) t.copy_(given[k]); });
+    noGrad(() => { for (const [k, t] of this.tensors) t.copy_(given.get(k)!); });
     this.updates = s.meta.updates;
   }
 

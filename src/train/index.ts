@@ -16,7 +16,7 @@ export {
 export {
   saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights,
   writeFileAtomic, copyFileAtomic, removeStaleTempFiles, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-  type CheckpointContents, type LoadedCheckpoint, type TensorMap,
+  type CheckpointContents, type LoadedCheckpoint,
 } from './checkpoint.js';
 export { readModelWeights, loadModelWeights, linearKeys, type LoadWeightsOptions, type LoadWeightsReport } from '../models/weights.js';
 export {

@@ -55,13 +55,13 @@ export function runOracle(cases: OracleCase[]): Map<string, OracleResult> {
       const state = new Map<string, Tensor>();
       const outputs: Tensor[] = [];
       const grads = new Map<string, Tensor>();
-      for (const [k, t] of Object.entries(tensors)) {
+      for (const [k, t] of tensors) {
         t.keep();
         if (k.startsWith('p.')) state.set(k.slice(2), t);
         else if (k.startsWith('output.')) outputs[Number(k.slice(7))] = t;
         else if (k.startsWith('grad.')) grads.set(k.slice(5), t);
       }
-      out.set(c.id, { state, input: tensors.input, outputs, grads, keys: meta.keys, numParams: meta.num_params });
+      out.set(c.id, { state, input: tensors.get('input')!, outputs, grads, keys: meta.keys, numParams: meta.num_params });
     }
     return out;
   } finally {

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPth, readPthRaw, type RawTensor } from '../../src/io/pth.js';
-import type { Tensor } from '../../src/engine/index.js';
+import type { StateDict } from '../../src/engine/index.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -136,28 +136,28 @@ function oracle(name: string): Map<string, { dtype: string; shape: number[]; byt
 }
 
 /** Every tensor has the oracle's name, dtype, shape and bytes, in the oracle's order. */
-function assertMatches(got: Record<string, Tensor>, name: string): void {
+function assertMatches(got: StateDict, name: string): void {
   const want = oracle(name);
-  assert.deepEqual(Object.keys(got), [...want.keys()]);
+  assert.deepEqual([...got.keys()], [...want.keys()]);
   for (const [k, w] of want) {
-    const t = got[k];
+    const t = got.get(k)!;
     assert.equal(t.dtype, w.dtype, k);
     assert.deepEqual(t.shape, w.shape, k);
     assert.deepEqual(t.toBytes(), w.bytes, `${k}: values differ`);
   }
 }
 
-function disposeAll(sd: Record<string, Tensor>): void {
-  for (const t of Object.values(sd)) t.dispose();
+function disposeAll(sd: StateDict): void {
+  for (const t of sd.values()) t.dispose();
 }
 
-function assertRawMatches(got: Record<string, RawTensor>, name: string): void {
+function assertRawMatches(got: Map<string, RawTensor>, name: string): void {
   const want = oracle(name);
-  assert.deepEqual(Object.keys(got), [...want.keys()]);
+  assert.deepEqual([...got.keys()], [...want.keys()]);
   for (const [k, w] of want) {
-    assert.equal(got[k].dtype, w.dtype, k);
-    assert.deepEqual(got[k].shape, w.shape, k);
-    assert.deepEqual(got[k].data, w.bytes, k);
+    assert.equal(got.get(k)!.dtype, w.dtype, k);
+    assert.deepEqual(got.get(k)!.shape, w.shape, k);
+    assert.deepEqual(got.get(k)!.data, w.bytes, k);
   }
 }
 
@@ -178,15 +178,15 @@ describe('readPth: real torch.save checkpoints', () => {
   test('every dtype, 0-d, empty, non-contiguous, expanded, shared storage and parameters', () => {
     const sd = readPth(fx('dtypes.pt'));
     assertMatches(sd, 'dtypes');
-    for (const t of Object.values(sd)) assert.ok(t.isContiguous(), 'results are contiguous');
+    for (const t of sd.values()) assert.ok(t.isContiguous(), 'results are contiguous');
     disposeAll(sd);
   });
 
   test('torchvision resnet18(num_classes=10): all 122 tensors exact', () => {
     const sd = readPth(fx('resnet18.pt'));
-    assert.equal(Object.keys(sd).length, 122);
-    assert.deepEqual(sd['fc.weight'].shape, [10, 512]);
-    assert.equal(sd['bn1.num_batches_tracked'].dtype, 'int64');
+    assert.equal(sd.size, 122);
+    assert.deepEqual(sd.get('fc.weight')!.shape, [10, 512]);
+    assert.equal(sd.get('bn1.num_batches_tracked')!.dtype, 'int64');
     assertMatches(sd, 'resnet18');
     disposeAll(sd);
   });
@@ -218,9 +218,8 @@ describe('readPth: real torch.save checkpoints', () => {
 
   test("keys keep the state dict's order, and a key named __proto__ stays a plain key", () => {
     const sd = readPthRaw(fx('dtypes.pt'));
-    assert.deepEqual(Object.keys(sd).slice(-2), ['__proto__', 'shared_c']);
-    assert.equal(Object.getPrototypeOf(sd), Object.prototype);
-    assert.deepEqual(sd['__proto__'].shape, [1]);
+    assert.deepEqual([...sd.keys()].slice(-2), ['__proto__', 'shared_c']);
+    assert.deepEqual(sd.get('__proto__')!.shape, [1]);
   });
 
   test('a checkpoint that is not a dict is refused', () => {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fromBytes } from '../../src/engine/index.js';
-import type { DType, Tensor } from '../../src/engine/index.js';
+import type { DType, StateDict, Tensor } from '../../src/engine/index.js';
 import {
   SafetensorsError,
   decodeSafetensorsHeader,
@@ -77,6 +77,9 @@ function values(t: Tensor): number[] {
   return out;
 }
 
+/** A state dict from an object literal: { a, b } names the tensors 'a' and 'b'. */
+const named = (o: Record<string, Tensor>): StateDict => new Map(Object.entries(o));
+
 function disposeAll(ts: Record<string, Tensor>): void {
   for (const t of Object.values(ts)) t.dispose();
 }
@@ -134,8 +137,8 @@ test('every dtype, a 0-element tensor and a scalar round-trip byte for byte', ()
   // a name that plain assignment would turn into a prototype change
   Object.defineProperty(tensors, '__proto__', { value: randomTensor([1], 'uint8', rand), enumerable: true });
   const file = fresh();
-  writeSafetensors(file, tensors);
-  const back = readSafetensors(file);
+  writeSafetensors(file, named(tensors));
+  const back = Object.fromEntries(readSafetensors(file));
   assert.deepEqual(Object.keys(back).sort(), Object.keys(tensors).sort());
   for (const [name, t] of Object.entries(tensors)) {
     const b = back[name]!;
@@ -152,7 +155,7 @@ test('the writer sorts by name, packs contiguously and pads the header to 8 byte
   const rand = mulberry32(2);
   const tensors = { z: randomTensor([3], 'float16', rand), a: randomTensor([1], 'int8', rand), m: randomTensor([2, 2], 'float64', rand) };
   const file = fresh();
-  writeSafetensors(file, tensors);
+  writeSafetensors(file, named(tensors));
   const h = parseSafetensorsHeader(file);
   assert.equal(h.dataStart % 8, 0);
   assert.equal(h.dataStart, 8 + h.headerLength);
@@ -170,20 +173,20 @@ test('the writer sorts by name, packs contiguously and pads the header to 8 byte
 test('metadata round-trips, and an empty file of tensors is valid', () => {
   const file = fresh();
   const metadata = { format: 'pt', 'ünïcode ✓': 'välue "quoted"\n', empty: '' };
-  writeSafetensors(file, {}, metadata);
+  writeSafetensors(file, named({}), metadata);
   const h = parseSafetensorsHeader(file);
   assert.deepEqual(h.metadata, metadata);
   assert.deepEqual(h.tensors, []);
   assert.equal(h.bufferLength, 0);
-  assert.deepEqual(readSafetensors(file), {});
+  assert.equal(readSafetensors(file).size, 0);
 });
 
 test('an existing file is replaced atomically and no temp file is left', () => {
   const file = fresh();
   fs.writeFileSync(file, 'old');
   const t = fromBytes(new Uint8Array([1, 2, 3, 4]), [4], 'uint8');
-  writeSafetensors(file, { t });
-  const back = readSafetensors(file);
+  writeSafetensors(file, named({ t }));
+  const back = Object.fromEntries(readSafetensors(file));
   assert.deepEqual(values(back.t!), [1, 2, 3, 4]);
   assert.deepEqual(tmpLeftovers(file), []);
   disposeAll(back);
@@ -196,8 +199,8 @@ test('floating tensors convert to the asked dtype; other dtypes keep theirs', ()
   const bf = fromBytes(new Uint8Array(new Uint16Array([0x3f80, 0x4049]).buffer), [2], 'bfloat16'); // 1, 3.140625
   const d = fromBytes(new Uint8Array(new Float64Array([0.1, 1e300]).buffer), [2], 'float64');
   const i = fromBytes(new Uint8Array(new Int32Array([-5, 7]).buffer), [2], 'int32');
-  writeSafetensors(file, { h, bf, d, i });
-  const back = readSafetensors(file, { dtype: 'float32' });
+  writeSafetensors(file, named({ h, bf, d, i }));
+  const back = Object.fromEntries(readSafetensors(file, { dtype: 'float32' }));
   assert.equal(back.h!.dtype, 'float32');
   assert.equal(back.bf!.dtype, 'float32');
   assert.equal(back.d!.dtype, 'float32');
@@ -207,7 +210,7 @@ test('floating tensors convert to the asked dtype; other dtypes keep theirs', ()
   assert.deepEqual(values(back.d!), [Math.fround(0.1), Infinity]);
   assert.deepEqual(values(back.i!), [-5, 7]);
   disposeAll(back);
-  const kept = readSafetensors(file);
+  const kept = Object.fromEntries(readSafetensors(file));
   assert.equal(kept.h!.dtype, 'float16');
   assert.equal(kept.bf!.dtype, 'bfloat16');
   assert.equal(kept.d!.dtype, 'float64');
@@ -227,7 +230,7 @@ test('U16 and U32 widen losslessly; U64 loads when it fits int64 and is refused 
     },
     Buffer.concat([u16, u32, u64]),
   );
-  const back = readSafetensors(file);
+  const back = Object.fromEntries(readSafetensors(file));
   assert.equal(back.a!.dtype, 'int32');
   assert.deepEqual(values(back.a!), [0, 1, 40000, 65535]);
   assert.equal(back.b!.dtype, 'int64');
@@ -301,14 +304,14 @@ test('files written by PyTorch-side tooling load with the same values, and PyTor
   }
   ours['scalar'] = fromBytes(new Uint8Array(new Float64Array([2.5]).buffer), [], 'float64');
   const oursFile = fresh();
-  writeSafetensors(oursFile, ours, { source: 'convkit' });
+  writeSafetensors(oursFile, named(ours), { source: 'convkit' });
   const pyFile = fresh();
   const out = execFileSync('/usr/bin/python3', ['-c', PYTHON, pyFile, oursFile], { encoding: 'utf8' });
   const py = JSON.parse(out) as { written: Record<string, PyTensor>; read: Record<string, unknown> };
 
   const h = parseSafetensorsHeader(pyFile);
   assert.deepEqual(h.metadata, { format: 'pt' });
-  const loaded = readSafetensors(pyFile);
+  const loaded = Object.fromEntries(readSafetensors(pyFile));
   assert.deepEqual(Object.keys(loaded).sort(), Object.keys(py.written).sort());
   for (const [name, ref] of Object.entries(py.written)) {
     assert.deepEqual(loaded[name]!.shape, ref.shape, name);
@@ -436,7 +439,7 @@ test('a valid file truncated at any point is refused', () => {
   const rand = mulberry32(4);
   const tensors = { a: randomTensor([3, 5], 'float32', rand), b: randomTensor([7], 'int16', rand) };
   const full = fresh();
-  writeSafetensors(full, tensors);
+  writeSafetensors(full, named(tensors));
   disposeAll(tensors);
   const bytes = fs.readFileSync(full);
   const { dataStart } = parseSafetensorsHeader(full);
@@ -469,7 +472,7 @@ test('random garbage and mutated headers never crash and never load silently', (
   // single-byte mutations of a valid header: each either loads or throws a SafetensorsError
   const src = fresh();
   const tensors = { 'layer.0.weight': randomTensor([2, 2], 'float32', rand), 'layer.0.bias': randomTensor([2], 'bfloat16', rand) };
-  writeSafetensors(src, tensors, { k: 'v' });
+  writeSafetensors(src, named(tensors), { k: 'v' });
   disposeAll(tensors);
   const bytes = fs.readFileSync(src);
   const { dataStart } = parseSafetensorsHeader(src);
@@ -479,7 +482,7 @@ test('random garbage and mutated headers never crash and never load silently', (
     const file = fresh();
     fs.writeFileSync(file, copy);
     try {
-      disposeAll(readSafetensors(file));
+      disposeAll(Object.fromEntries(readSafetensors(file)));
     } catch (e) {
       assertSafetensorsError(e, file, []);
     }
@@ -516,7 +519,7 @@ test('a write that fails mid-way leaves the destination unchanged and no temp fi
     dispose(): void {},
   } as unknown as Tensor;
   assert.throws(
-    () => writeSafetensors(file, { a: good, b: failing }),
+    () => writeSafetensors(file, named({ a: good, b: failing })),
     (e) => assertSafetensorsError(e, file, ['"b"', 'device lost']),
   );
   assert.equal(fs.readFileSync(file, 'utf8'), 'previous contents');
@@ -524,12 +527,12 @@ test('a write that fails mid-way leaves the destination unchanged and no temp fi
 
   const disposed = fromBytes(new Uint8Array(8), [2], 'float32');
   disposed.dispose();
-  assert.throws(() => writeSafetensors(file, { a: good, z: disposed }), (e) => assertSafetensorsError(e, file, ['"z"']));
+  assert.throws(() => writeSafetensors(file, named({ a: good, z: disposed })), (e) => assertSafetensorsError(e, file, ['"z"']));
   assert.equal(fs.readFileSync(file, 'utf8'), 'previous contents');
   assert.deepEqual(tmpLeftovers(file), []);
 
   const wrongSize = { shape: [2], dtype: 'float32', toBytes: () => new Uint8Array(4), dispose(): void {} } as unknown as Tensor;
-  assert.throws(() => writeSafetensors(file, { w: wrongSize }), (e) => assertSafetensorsError(e, file, ['"w"', '4 bytes', 'expected 8']));
+  assert.throws(() => writeSafetensors(file, named({ w: wrongSize })), (e) => assertSafetensorsError(e, file, ['"w"', '4 bytes', 'expected 8']));
   assert.equal(fs.readFileSync(file, 'utf8'), 'previous contents');
   assert.deepEqual(tmpLeftovers(file), []);
   good.dispose();
@@ -538,13 +541,13 @@ test('a write that fails mid-way leaves the destination unchanged and no temp fi
 test('the writer refuses bad names, metadata and destinations', () => {
   const t = fromBytes(new Uint8Array(4), [4], 'uint8');
   const file = fresh();
-  assert.throws(() => writeSafetensors(file, { __metadata__: t }), (e) => assertSafetensorsError(e, file, ['reserved']));
+  assert.throws(() => writeSafetensors(file, named({ __metadata__: t })), (e) => assertSafetensorsError(e, file, ['reserved']));
   assert.throws(
-    () => writeSafetensors(file, { t }, { n: 1 } as unknown as Record<string, string>),
+    () => writeSafetensors(file, named({ t }), { n: 1 } as unknown as Record<string, string>),
     (e) => assertSafetensorsError(e, file, ['"n"', 'must be a string']),
   );
   assert.equal(fs.existsSync(file), false);
   const nowhere = path.join(dir, 'no-such-dir', 'x.safetensors');
-  assert.throws(() => writeSafetensors(nowhere, { t }), (e) => assertSafetensorsError(e, nowhere, ['write failed']));
+  assert.throws(() => writeSafetensors(nowhere, named({ t })), (e) => assertSafetensorsError(e, nowhere, ['write failed']));
   t.dispose();
 });

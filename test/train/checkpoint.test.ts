@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 import sharp from 'sharp';
-import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../../src/engine/index.js';
+import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type StateDict, type Tensor } from '../../src/engine/index.js';
 import { parseSafetensorsHeader, readSafetensors, writeSafetensors } from '../../src/io/index.js';
 import {
   saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights, removeStaleTempFiles, writeFileAtomic,
@@ -42,7 +42,7 @@ test('a checkpoint holds model., optim., ema. and rng.torch tensors and JSON met
   const rng = getRngState();
   const ema = new Map([...model.stateDict()].map(([k, t]) => [k, t.clone().keep()] as [string, Tensor]));
   saveCheckpoint(file, { model: model.stateDict(), optimizer: opt.stateDict().tensors, ema, rng, meta: { epoch: 3, step: 42, history: [{ a: 1 }] } });
-  const names = Object.keys(readSafetensors(file));
+  const names = [...readSafetensors(file).keys()];
   assert.ok(names.includes('model.conv1.weight') && names.includes('model.bn1.running_mean') && names.includes('ema.fc.bias'));
   assert.ok(names.includes('rng.torch') && names.some((n) => n.startsWith('optim.state.')));
   assert.deepEqual(readCheckpointMeta(file), { epoch: 3, step: 42, history: [{ a: 1 }] });
@@ -50,8 +50,8 @@ test('a checkpoint holds model., optim., ema. and rng.torch tensors and JSON met
   const ck = loadCheckpoint<{ epoch: number }>(file);
   assert.equal(ck.meta.epoch, 3);
   assert.ok(ck.rng!.equal(rng));
-  assert.ok(ck.model['conv1.weight'].equal(model.conv1.weight));
-  assert.deepEqual(Object.keys(ck.optimizer).sort(), Object.keys(opt.stateDict().tensors).sort());
+  assert.ok(ck.model.get('conv1.weight')!.equal(model.conv1.weight));
+  assert.deepEqual([...ck.optimizer.keys()].sort(), [...opt.stateDict().tensors.keys()].sort());
   ck.dispose();
   rng.dispose();
   for (const t of ema.values()) t.dispose();
@@ -117,7 +117,7 @@ with torch.no_grad():
 
 test('a failure in the middle of a write leaves the previous checkpoint intact', () => {
   const file = path.join(tmp, 'atomic.safetensors');
-  const big = (v: number): Record<string, Tensor> => ({ a: full([256, 1024], v), b: full([512, 1024], v) });
+  const big = (v: number): StateDict => new Map([['a', full([256, 1024], v)], ['b', full([512, 1024], v)]]);
   const v1 = big(1);
   saveCheckpoint(file, { model: v1, meta: { epoch: 1 } });
   const original = fsDefault.writeSync;
@@ -140,25 +140,25 @@ test('a failure in the middle of a write leaves the previous checkpoint intact',
   assert.ok(written > 1.5e6);
   const ck = loadCheckpoint<{ epoch: number }>(file);
   assert.equal(ck.meta.epoch, 1);
-  assert.equal(ck.model.b.sum().item(), 512 * 1024);
+  assert.equal(ck.model.get('b')!.sum().item(), 512 * 1024);
   ck.dispose();
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-')), [], 'no temp file is left behind');
-  for (const t of [...Object.values(v1), ...Object.values(v2)]) t.dispose();
+  for (const t of [...v1.values(), ...v2.values()]) t.dispose();
 });
 
 test("the format's version cannot be shadowed by the state's keys; older files and newer versions", () => {
   const file = path.join(tmp, 'versions.safetensors');
-  const t = { w: full([2], 1) };
-  saveCheckpoint(file, { model: t, meta: { version: 7, epoch: 1 } });
+  const w = full([2], 1);
+  saveCheckpoint(file, { model: new Map([['w', w]]), meta: { version: 7, epoch: 1 } });
   assert.deepEqual(readCheckpointMeta(file), { version: 7, epoch: 1 });
   // a file written before format_version existed: the version inside the JSON
-  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', convkit: JSON.stringify({ version: 1, epoch: 2 }) });
+  writeSafetensors(file, new Map([['model.w', w]]), { format: 'convkit-checkpoint', convkit: JSON.stringify({ version: 1, epoch: 2 }) });
   assert.equal(readCheckpointMeta<{ epoch: number }>(file).epoch, 2);
-  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', format_version: '2', convkit: '{"epoch": 2}' });
+  writeSafetensors(file, new Map([['model.w', w]]), { format: 'convkit-checkpoint', format_version: '2', convkit: '{"epoch": 2}' });
   assert.throws(() => readCheckpointMeta(file), /versions\.safetensors: unsupported checkpoint version "2"; this convkit reads version 1/);
-  writeSafetensors(file, { 'model.w': t.w }, { format: 'convkit-checkpoint', format_version: '1', convkit: '[1, 2]' });
+  writeSafetensors(file, new Map([['model.w', w]]), { format: 'convkit-checkpoint', format_version: '1', convkit: '[1, 2]' });
   assert.throws(() => readCheckpointMeta(file), /must be a JSON object, got \[1,2\]/);
-  t.w.dispose();
+  w.dispose();
 });
 
 test('SIGKILL while a large checkpoint is being written leaves a loadable file', async () => {
@@ -194,8 +194,8 @@ for (let v = 1; ; v++) {
     const ck = loadCheckpoint<{ version: number }>(file);
     const v = ck.meta.version;
     assert.ok(v >= 1);
-    assert.equal(ck.model.a.min().item(), v, 'tensor data and metadata are from the same, complete version');
-    assert.equal(ck.model.b.max().item(), v);
+    assert.equal(ck.model.get('a')!.min().item(), v, 'tensor data and metadata are from the same, complete version');
+    assert.equal(ck.model.get('b')!.max().item(), v);
     ck.dispose();
     if (removeStaleTempFiles(dir).length > 0) midWrite++;
     assert.deepEqual(fs.readdirSync(dir), ['last.safetensors']);

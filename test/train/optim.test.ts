@@ -311,7 +311,7 @@ describe('against torch.optim after 10 steps', () => {
 
 /** A checkpoint as the writer would store it: tensor copies, and meta through JSON. */
 function snapshot(s: OptimizerState): OptimizerState {
-  const tensors = Object.fromEntries(Object.entries(s.tensors).map(([k, t]) => [k, noGrad(() => t.clone())]));
+  const tensors = new Map([...s.tensors].map(([k, t]) => [k, noGrad(() => t.clone())]));
   return { tensors, meta: JSON.parse(JSON.stringify(s.meta)) };
 }
 
@@ -332,13 +332,13 @@ describe('stateDict round trip: 5 steps, save, a fresh optimizer loads, 5 more =
       first.dispose();
       const second = c.js(b);
       second.loadStateDict(saved);
-      for (const t of Object.values(saved.tensors)) t.dispose();
+      for (const t of saved.tensors.values()) t.dispose();
       assert.equal(second.paramGroups[0].lr, first.paramGroups[0].lr);
       second.paramGroups[0].lr *= 2; // back to A's lr, so both runs must agree exactly
       runCase(c, b, second, 5, K);
       b.parameters().forEach((p, i) => assertEqualTensor(p, a.parameters()[i], `${name}: parameter ${i}`));
       assert.deepEqual(second.stateDict().meta, optA.stateDict().meta);
-      for (const [k, t] of Object.entries(second.stateDict().tensors)) assertEqualTensor(t, optA.stateDict().tensors[k], `${name}: ${k}`);
+      for (const [k, t] of second.stateDict().tensors) assertEqualTensor(t, optA.stateDict().tensors.get(k)!, `${name}: ${k}`);
       for (const x of [optA, second, a, b]) x.dispose();
     });
   }
@@ -360,7 +360,7 @@ describe('stateDict round trip: 5 steps, save, a fresh optimizer loads, 5 more =
       const second = c.js(b);
       const tensors = readSafetensors(join(dir, 'optim.safetensors'));
       second.loadStateDict({ tensors, meta: JSON.parse(meta) });
-      for (const t of Object.values(tensors)) t.dispose();
+      for (const t of tensors.values()) t.dispose();
       runCase(c, b, second, 5, K);
       b.parameters().forEach((p, i) => assertEqualTensor(p, a.parameters()[i], `parameter ${i}`));
       for (const x of [optA, second, a, b]) x.dispose();
@@ -376,7 +376,7 @@ describe('stateDict round trip: 5 steps, save, a fresh optimizer loads, 5 more =
     runCase(c, m, opt, 0, 4);
     const s = opt.stateDict();
     assert.deepEqual(s.meta.paramGroups.map((g) => g.params), [[0, 1, 2], [3, 4, 5]]);
-    assert.deepEqual(Object.keys(s.tensors).filter((k) => k.startsWith('state.5.')), ['state.5.exp_avg', 'state.5.exp_avg_sq', 'state.5.max_exp_avg_sq']);
+    assert.deepEqual([...s.tensors.keys()].filter((k) => k.startsWith('state.5.')), ['state.5.exp_avg', 'state.5.exp_avg_sq', 'state.5.max_exp_avg_sq']);
     assert.deepEqual(s.meta.state['5'], { step: 1 }); // no gradient in steps 0-2
     assert.deepEqual(s.meta.state['0'], { step: 4 });
     assert.equal(s.meta.paramGroups[1].lr, 3e-3);
@@ -418,16 +418,16 @@ describe('loadStateDict names what does not fit', () => {
   test('tensor shapes, unknown and missing state, and nothing changes on failure', () => {
     const { m, opt, s } = adamState();
     const before = snapshot(opt.stateDict());
-    const bad = { tensors: { ...s.tensors }, meta: structuredClone(s.meta) };
-    bad.tensors['state.0.exp_avg'] = randn([2, 2]);
-    bad.tensors['state.1.momentum_buffer'] = randn([4]);
-    delete bad.tensors['state.2.exp_avg_sq'];
-    bad.tensors['something'] = randn([1]);
+    const bad = { tensors: new Map(s.tensors), meta: structuredClone(s.meta) };
+    bad.tensors.set('state.0.exp_avg', randn([2, 2]));
+    bad.tensors.set('state.1.momentum_buffer', randn([4]));
+    bad.tensors.delete('state.2.exp_avg_sq');
+    bad.tensors.set('something', randn([1]));
     expectError(() => opt.loadStateDict(bad), /unexpected tensor 'something'/, /'state\.1\.momentum_buffer': Adam has no state 'momentum_buffer'/);
-    delete bad.tensors['something'];
-    delete bad.tensors['state.1.momentum_buffer'];
+    bad.tensors.delete('something');
+    bad.tensors.delete('state.1.momentum_buffer');
     expectError(() => opt.loadStateDict(bad), /'state\.0\.exp_avg' has shape \[2, 2\], parameter 0 has shape \[4, 3, 3, 3\]/, /parameter 2 has a step count but no 'state\.2\.exp_avg_sq'/);
-    for (const [k, t] of Object.entries(opt.stateDict().tensors)) assertEqualTensor(t, before.tensors[k], `unchanged ${k}`);
+    for (const [k, t] of opt.stateDict().tensors) assertEqualTensor(t, before.tensors.get(k)!, `unchanged ${k}`);
     expectError(() => opt.loadStateDict({ tensors: {} } as unknown as OptimizerState), /expected \{tensors, meta/);
     opt.dispose();
     m.dispose();
@@ -460,7 +460,7 @@ describe('optimizer behaviour', () => {
     const first = opt.stateDict().tensors;
     tidy(() => { setGrads(m, 5); opt.step(); });
     const second = opt.stateDict().tensors;
-    for (const k of Object.keys(first)) assert.equal(first[k], second[k], `${k} is the same tensor`);
+    for (const k of first.keys()) assert.equal(first.get(k), second.get(k), `${k} is the same tensor`);
     opt.zeroGrad(false);
     for (const p of m.parameters()) tidy(() => assert.equal(p.grad!.abs().max().item(), 0));
     opt.zeroGrad();

@@ -172,7 +172,7 @@ describe('stateDict round trip mid-way', () => {
       // the second builds both afresh (which moves the lr), then loads, as with torch
       const opt2 = makeOptimizer(c.optim);
       const sched2 = c.js(opt2);
-      opt2.loadStateDict({ tensors: {}, meta: saved.opt });
+      opt2.loadStateDict({ tensors: new Map(), meta: saved.opt });
       sched2.loadStateDict(saved.sched);
       assert.deepEqual(sched2.getLastLr(), first.lrs[20]);
       const { lrs, moms } = record(opt2, sched2, STEPS - 20, first.lrs, first.moms);

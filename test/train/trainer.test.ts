@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Trainer, cpuHasBf16, finalizeRecipe, resolveRecipe, loadRecipeFile, RecipeError, type Recipe } from '../../src/train/index.js';
 import { readSafetensors } from '../../src/io/index.js';
-import type { Tensor } from '../../src/engine/index.js';
+import type { StateDict, Tensor } from '../../src/engine/index.js';
 import './tiny_model.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-trainer-'));
@@ -23,15 +23,15 @@ const BASE: Partial<Recipe> = {
 const readLog = (dir: string): Record<string, number>[] =>
   fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
 
-function sameTensors(a: Record<string, Tensor>, b: Record<string, Tensor>): { maxDiff: number; keys: number } {
-  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+function sameTensors(a: StateDict, b: StateDict): { maxDiff: number; keys: number } {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
   let maxDiff = 0;
-  for (const k of Object.keys(a)) {
-    const d = a[k].to('float64').sub(b[k].to('float64')).abs();
-    maxDiff = Math.max(maxDiff, a[k].numel() ? d.max().item() : 0);
+  for (const [k, t] of a) {
+    const d = t.to('float64').sub(b.get(k)!.to('float64')).abs();
+    maxDiff = Math.max(maxDiff, t.numel() ? d.max().item() : 0);
     d.dispose();
   }
-  return { maxDiff, keys: Object.keys(a).length };
+  return { maxDiff, keys: a.size };
 }
 
 test('loss falls and accuracy rises above chance on Fashion-MNIST', async () => {
@@ -84,7 +84,7 @@ test('an interrupted and resumed run ends bit-identical to an uninterrupted one'
   t.dispose();
   assert.equal(r.interrupted, true);
   const mid = readSafetensors(path.join(resumed, 'last.safetensors'));
-  Object.values(mid).forEach((x) => x.dispose());
+  mid.forEach((x) => x.dispose());
   t = Trainer.resume(path.join(resumed, 'last.safetensors'));
   assert.deepEqual([t.epoch, t.batch], [1, 4]);
   r = await t.run();
@@ -94,10 +94,10 @@ test('an interrupted and resumed run ends bit-identical to an uninterrupted one'
   const a = readSafetensors(path.join(straight, 'last.safetensors'));
   const b = readSafetensors(path.join(resumed, 'last.safetensors'));
   const { maxDiff, keys } = sameTensors(a, b);
-  assert.ok(Object.keys(a).some((k) => k.startsWith('ema.')) && Object.keys(a).some((k) => k.startsWith('optim.')));
+  assert.ok([...a.keys()].some((k) => k.startsWith('ema.')) && [...a.keys()].some((k) => k.startsWith('optim.')));
   assert.ok(keys > 20);
   assert.ok(maxDiff <= 1e-6, `weights, optimizer and EMA state differ by ${maxDiff}`);
-  Object.values(a).concat(Object.values(b)).forEach((x) => x.dispose());
+  [...a.values(), ...b.values()].forEach((x) => x.dispose());
   const la = readLog(straight);
   const lb = readLog(resumed);
   assert.equal(lb.length, 2);
@@ -131,11 +131,11 @@ test('transfer learning: a new head for a new class count, a frozen backbone, a 
   await t.run();
   const init = readSafetensors(src);
   const now = new Map(t.model.stateDict());
-  assert.ok(now.get('conv1.weight')!.equal(init['conv1.weight']), 'the frozen backbone keeps the initial weights');
-  assert.ok(now.get('bn1.running_mean')!.equal(init['bn1.running_mean']), 'frozen BN statistics stay fixed');
+  assert.ok(now.get('conv1.weight')!.equal(init.get('conv1.weight')!), 'the frozen backbone keeps the initial weights');
+  assert.ok(now.get('bn1.running_mean')!.equal(init.get('bn1.running_mean')!), 'frozen BN statistics stay fixed');
   assert.deepEqual(now.get('fc.weight')!.shape, [4, 32]);
   t.dispose();
-  Object.values(init).forEach((x) => x.dispose());
+  init.forEach((x) => x.dispose());
 
   assert.throws(
     () => Trainer.create({ ...BASE, dataset: 'synthetic', inChannels: 1, numClasses: 4, imageSize: [28, 28], limitTrain: 64, limitTest: 64, init: src, replaceHead: false, outDir: path.join(tmp, 'keep-head') }),

@@ -6,7 +6,7 @@
 //   const head = new Set(model.fc.parameters());
 //   new SGD([{ params: model.parameters().filter((p) => !head.has(p)), lr: 0.01 },
 //            { params: [...head], lr: 0.1 }], { lr: 0.01, momentum: 0.9 });
-import { F, Tensor, isTensor, noGrad, tidy } from '../../engine/index.js';
+import { F, Tensor, isTensor, noGrad, tidy, type StateDict } from '../../engine/index.js';
 
 /** Hyper-parameters that the groups of every optimizer carry. */
 export interface GroupOptions {
@@ -46,7 +46,7 @@ export interface OptimizerMeta {
  * optimizer state_dict does; they can go to safetensors as they are, and `meta` to JSON.
  */
 export interface OptimizerState {
-  tensors: Record<string, Tensor>;
+  tensors: StateDict;
   meta: OptimizerMeta;
 }
 
@@ -166,12 +166,12 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
         return index.size - 1;
       }),
     }));
-    const tensors: Record<string, Tensor> = {};
+    const tensors: StateDict = new Map();
     const state: OptimizerMeta['state'] = {};
     const entries = [...this.state].map(([p, s]) => [index.get(p)!, s] as const).sort((a, b) => a[0] - b[0]);
     for (const [i, s] of entries) {
       state[String(i)] = { step: s.step };
-      for (const [name, t] of Object.entries(s.tensors)) tensors[`state.${i}.${name}`] = t;
+      for (const [name, t] of Object.entries(s.tensors)) tensors.set(`state.${i}.${name}`, t);
     }
     return { tensors, meta: { optimizer: this.name, paramGroups, state } };
   }
@@ -205,7 +205,7 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
   // the state each stepped parameter needs. Returns the tensors by parameter index.
   private matchState(s: OptimizerState, byIndex: { p: Tensor; g: ParamGroup<O> }[], problems: string[]): Map<number, Record<string, Tensor>> {
     const parsed = new Map<number, Record<string, Tensor>>();
-    for (const [key, t] of Object.entries(s.tensors ?? {})) {
+    for (const [key, t] of s.tensors) {
       const [, idx, name] = /^state\.(\d+)\.(.+)$/.exec(key)!;
       const { p } = byIndex[Number(idx)];
       if (!sameShape(t.shape, p.shape)) problems.push(`'${key}' has shape [${t.shape.join(', ')}], parameter ${idx} has shape [${p.shape.join(', ')}]`);
@@ -229,7 +229,7 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
 
   private checkState(s: OptimizerState, numParams: number): string[] {
     const meta = s?.meta;
-    if (!meta || !Array.isArray(meta.paramGroups) || typeof meta.state !== 'object' || meta.state === null) {
+    if (!(s?.tensors instanceof Map) || !meta || !Array.isArray(meta.paramGroups) || typeof meta.state !== 'object' || meta.state === null) {
       return ['expected {tensors, meta: {optimizer, paramGroups, state}} as stateDict() returns it'];
     }
     const problems: string[] = [];
@@ -246,7 +246,7 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
       if (!/^\d+$/.test(idx) || Number(idx) >= numParams) problems.push(`state of parameter '${idx}', but there are ${numParams} parameters`);
       if (!Number.isSafeInteger(st?.step) || st.step < 0) problems.push(`parameter ${idx}: step must be a non-negative integer, got ${JSON.stringify(st?.step)}`);
     }
-    for (const [key, t] of Object.entries(s.tensors ?? {})) {
+    for (const [key, t] of s.tensors) {
       const m = /^state\.(\d+)\.(.+)$/.exec(key);
       if (!m) problems.push(`unexpected tensor '${key}' (expected 'state.<index>.<name>')`);
       else if (!isTensor(t)) problems.push(`'${key}' is not a Tensor`);
