@@ -1,5 +1,6 @@
 // convkit inspect <file.safetensors|.pth>: tensor names, dtypes, shapes and the metadata.
 import * as fs from 'node:fs';
+import { isZipFile } from '../io/zip.js';
 import { flag, parse, str, UsageError } from './args.js';
 
 export const HELP = `usage: convkit inspect <file.safetensors|file.pth> [options]
@@ -15,22 +16,12 @@ options:
 
 interface Entry { name: string; dtype: string; shape: number[]; numel: number }
 
-function isZip(file: string): boolean {
-  const b = Buffer.alloc(4);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, b, 0, 4, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return b.readUInt32LE(0) === 0x04034b50;
-}
 
 async function read(file: string): Promise<{ format: string; tensors: Entry[]; metadata: Record<string, string> }> {
   // io loads libtorch: only once there is a file to read
   const { parseSafetensorsHeader } = await import('../io/index.js');
   const { readPthRaw } = await import('../io/pth.js');
-  if (isZip(file)) {
+  if (isZipFile(file)) {
     const raw = readPthRaw(file);
     const tensors = [...raw].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));
     return { format: 'pytorch (.pth zip)', tensors, metadata: {} };

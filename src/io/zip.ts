@@ -346,3 +346,15 @@ const latin1 = new TextDecoder('latin1');
 function decodeName(b: Uint8Array, flags: number): string {
   return (flags & 0x800 ? utf8 : latin1).decode(b);
 }
+
+/** Whether a file starts with a zip local-file header: torch.save's format (anything else convkit reads as weights is safetensors). */
+export function isZipFile(path: string): boolean {
+  const magic = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, magic, 0, 4, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return magic.readUInt32LE(0) === SIG_LOCAL;
+}

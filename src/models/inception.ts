@@ -145,7 +145,41 @@ export class InceptionAux extends Module {
   }
 }
 
-export class GoogLeNet extends Module<[Tensor], Tensor | Tensor[]> {
+/**
+ * What GoogLeNet and Inception v3 share: a trunk that may also run auxiliary heads, then the
+ * head (average pool, dropout, fc). Fields are declared, not made here, so that each network's
+ * own field order (its state dict's order) stands.
+ */
+abstract class InceptionClassifier extends Module<[Tensor], Tensor | Tensor[]> {
+  abstract avgpool: AdaptiveAvgPool2d;
+  abstract dropout: Dropout;
+  abstract fc: Linear;
+  abstract readonly auxLogits: boolean;
+
+  /** The trunk's feature map, and the aux heads' logits when withAux. */
+  protected abstract trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] };
+
+  /** The trunk: the feature map before pooling. */
+  forwardFeatures(input: Tensor): Tensor {
+    return this.trunk(input, false).features;
+  }
+
+  /** Global average pool, dropout and the classifier. */
+  forwardHead(features: Tensor): Tensor {
+    return poolAndClassify(features, this.avgpool, this.dropout, this.fc);
+  }
+
+  /** Logits in eval mode; in training with aux heads, [logits, ...aux] as torchvision's GoogLeNetOutputs / InceptionOutputs. */
+  forward(input: Tensor): Tensor | Tensor[] {
+    const withAux = this.training && this.auxLogits;
+    const { features, aux } = this.trunk(input, withAux);
+    const logits = this.forwardHead(features);
+    release(features, logits);
+    return withAux ? [logits, ...aux] : logits;
+  }
+}
+
+export class GoogLeNet extends InceptionClassifier {
   conv1: BasicConv2d;
   maxpool1 = new MaxPool2d(3, { stride: 2, ceilMode: true });
   conv2: BasicConv2d;
@@ -188,29 +222,10 @@ export class GoogLeNet extends Module<[Tensor], Tensor | Tensor[]> {
     if (o.initWeights ?? true) initInception(this as Module<unknown[], unknown>, 0.01);
   }
 
-  /** The trunk through inception5b: the [N, 1024, H/32, W/32] map before pooling. */
-  forwardFeatures(input: Tensor): Tensor {
-    return this.#trunk(input, false).features;
-  }
-
-  /** Global average pool, dropout and the classifier. */
-  forwardHead(features: Tensor): Tensor {
-    return poolAndClassify(features, this.avgpool, this.dropout, this.fc);
-  }
-
-  /** Logits in eval mode; in training with aux heads [logits, aux1 (after 4a), aux2 (after 4d)], as torchvision's GoogLeNetOutputs. */
-  forward(input: Tensor): Tensor | Tensor[] {
-    const withAux = this.training && this.auxLogits;
-    const { features, aux } = this.#trunk(input, withAux);
-    const logits = this.forwardHead(features);
-    release(features, logits);
-    // torchvision names these (logits, aux_logits2, aux_logits1) but fills them with (x, aux1, aux2)
-    return withAux ? [logits, ...aux] : logits;
-  }
-
-  /** The trunk, and the aux heads' logits (after 4a and 4d) when asked for. */
-  #trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
+  /** The trunk through inception5b ([N, 1024, H/32, W/32]), and the aux heads' logits (after 4a and 4d) when asked for. */
+  protected trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
     checkImageInput('googlenet', input, this.inChannels, 15);
+    // [aux1, aux2]: torchvision names them (aux_logits2, aux_logits1) but fills them in this order
     const aux: Tensor[] = [];
     const auxHead = (head: InceptionAux | null) => (t: Tensor): Tensor => {
       if (withAux && head) aux.push(head.call(t));
@@ -395,7 +410,7 @@ export class InceptionAuxV3 extends Module {
   }
 }
 
-export class Inception3 extends Module<[Tensor], Tensor | Tensor[]> {
+export class Inception3 extends InceptionClassifier {
   Conv2d_1a_3x3: BasicConv2d;
   Conv2d_2a_3x3 = new BasicConv2d(32, 32, 3);
   Conv2d_2b_3x3 = new BasicConv2d(32, 64, 3, { padding: 1 });
@@ -436,33 +451,14 @@ export class Inception3 extends Module<[Tensor], Tensor | Tensor[]> {
     if (o.initWeights ?? true) initInception(this as Module<unknown[], unknown>, 0.1);
   }
 
-  /** The trunk through Mixed_7c: the [N, 2048, H', W'] map before pooling (8x8 at 299 px). */
-  forwardFeatures(input: Tensor): Tensor {
-    return this.#trunk(input, false).features;
-  }
-
-  /** Global average pool, dropout and the classifier. */
-  forwardHead(features: Tensor): Tensor {
-    return poolAndClassify(features, this.avgpool, this.dropout, this.fc);
-  }
-
-  /** Logits in eval mode; in training with the aux head [logits, aux], as torchvision's InceptionOutputs. */
-  forward(input: Tensor): Tensor | Tensor[] {
-    const withAux = this.training && this.AuxLogits !== null;
-    // checked up front rather than after the trunk has run: the aux head's 5x5 conv reads a 17x17 Mixed_6e map
+  /** The trunk through Mixed_7c ([N, 2048, 8, 8] at 299 px), and the aux head's logits (after Mixed_6e) when asked for. */
+  protected trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
+    checkImageInput('inception_v3', input, this.inChannels, 75);
+    // checked before the trunk runs: the aux head's 5x5 conv reads a 17x17 Mixed_6e map
     if (withAux && (input.size(2) < 299 || input.size(3) < 299)) {
       throw new Error(`inception_v3: training with the aux head needs input of at least 299x299 (a 17x17 Mixed_6e map), got ${input.size(2)}x${input.size(3)}; ` +
         'train at 299 px or build with auxLogits: false');
     }
-    const { features, aux } = this.#trunk(input, withAux);
-    const logits = this.forwardHead(features);
-    release(features, logits);
-    return withAux ? [logits, ...aux] : logits;
-  }
-
-  /** The trunk, and the aux head's logits (after Mixed_6e) when asked for. */
-  #trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] } {
-    checkImageInput('inception_v3', input, this.inChannels, 75);
     const aux: Tensor[] = [];
     const auxHead = (t: Tensor): Tensor => {
       if (withAux && this.AuxLogits) aux.push(this.AuxLogits.call(t));

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import type { StateDict } from '../engine/index.js';
 import { Linear, describeLoad, type LoadResult, type Module } from '../nn/index.js';
 import { parseSafetensorsHeader, readPth, readSafetensors } from '../io/index.js';
+import { isZipFile } from '../io/zip.js';
 
 /** The safetensors metadata "format" of a convkit training checkpoint (model.*, optim.*, ema.* tensors). */
 export const CHECKPOINT_FORMAT = 'convkit-checkpoint';
@@ -24,7 +25,7 @@ export class CheckpointError extends Error {
  */
 export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } = {}): StateDict {
   if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
-  if (isZip(file)) return readPth(file);
+  if (isZipFile(file)) return readPth(file);
   const header = parseSafetensorsHeader(file);
   const all = readSafetensors(file);
   if (header.metadata?.format !== CHECKPOINT_FORMAT) return all;
@@ -35,18 +36,6 @@ export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } =
     else t.dispose();
   }
   return out;
-}
-
-// torch.save's format is a zip archive; anything else must be safetensors
-function isZip(file: string): boolean {
-  const magic = Buffer.alloc(4);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, magic, 0, 4, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return magic.readUInt32LE(0) === 0x04034b50;
 }
 
 export interface LoadWeightsOptions {
