@@ -173,9 +173,9 @@ import { saveCheckpoint } from ${mod('train/checkpoint.js')};
 const file = process.argv[2];
 // 32 MB per version, each tensor filled with the version number
 for (let v = 1; ; v++) {
-  const t = { a: full([4, 1024, 1024], v), b: full([4, 1024, 1024], v) };
+  const t = new Map([['a', full([4, 1024, 1024], v)], ['b', full([4, 1024, 1024], v)]]);
   saveCheckpoint(file, { model: t, meta: { version: v } });
-  t.a.dispose(); t.b.dispose();
+  for (const x of t.values()) x.dispose();
   process.stdout.write(v + '\\n');
 }
 `);
