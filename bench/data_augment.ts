@@ -2,7 +2,7 @@
 // + random erasing, + RandAugment, mixup/cutmix, Inception crops) against one training step of a
 // small ResNet-style net on the same batch, timed alternately in one process so both see the
 // same machine; and torchvision's per-image transforms on the same batches for reference.
-//   node dist/bench/data_augment.js [--batch 128] [--rounds 15] [--threads 2]
+//   node dist-dev/bench/data_augment.js [--batch 128] [--rounds 15] [--threads 2]
 import { performance } from 'node:perf_hooks';
 import { F, manualSeed, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
 import type { Parameter } from '../src/nn/index.js';

@@ -1,6 +1,6 @@
 // Parameters and multiply-adds of the EfficientNet family at each model's own resolution,
 // measured with countMacs (one forward pass per model), and the compound-scaling ladder phi = 0..7.
-//   node dist/bench/efficientnet_scaling.js [--threads 2] [--phi 7]
+//   node dist-dev/bench/efficientnet_scaling.js [--threads 2] [--phi 7]
 import { setNumThreads } from '../src/engine/index.js';
 import { createModel, modelEntry } from '../src/models/index.js';
 import { EFFICIENTNET_B_VARIANTS } from '../src/models/efficientnet.js';

@@ -1,7 +1,7 @@
 // Issue 2's benchmark: one training step (forward, cross-entropy, backward, SGD with momentum)
 // of a small ResNet-style net, convkit against PyTorch (Python) on the same libtorch, in one
 // run; and the cost of one call into native code.
-//   node dist/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2]
+//   node dist-dev/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2]
 import { performance } from 'node:perf_hooks';
 import { F, Tensor, manualSeed, noGrad, randint, randn, setNumThreads, tidy, ones } from '../src/engine/index.js';
 import { native } from '../src/engine/native.js';

@@ -1,6 +1,6 @@
 // Issue 3's benchmark: eval-mode forward latency at batch 8 and each family's resolution,
 // convkit against PyTorch (Python) on the same machine and libtorch, in one run.
-//   node dist/bench/model_forward.js [--steps 10] [--threads 2] [--models resnet50,efficientnet_b0]
+//   node dist-dev/bench/model_forward.js [--steps 10] [--threads 2] [--models resnet50,efficientnet_b0]
 import { performance } from 'node:perf_hooks';
 import { manualSeed, noGrad, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel, modelEntry } from '../src/models/index.js';

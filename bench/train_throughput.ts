@@ -8,7 +8,7 @@
 // Modes: fp32 (NCHW), fp32 channels-last, and bf16 autocast + channels-last where the CPU has
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
-//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
+//   node dist-dev/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
 //     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16]
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';

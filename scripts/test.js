@@ -12,6 +12,6 @@ function find(dir) {
 }
 
 const filter = process.argv.slice(2);
-const files = find('dist/test').filter((f) => filter.length === 0 || filter.some((s) => f.includes(s))).sort();
+const files = find('dist-dev/test').filter((f) => filter.length === 0 || filter.some((s) => f.includes(s))).sort();
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

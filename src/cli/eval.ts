@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 // libtorch and the model zoo are loaded once the arguments are known to be good
 import { RecipeError, DATASETS } from '../train/recipe.js';
 import { ProgressBar } from '../train/progress.js';
-import { autoBoolOpt, flag, intOpt, parse, str, UsageError } from './args.js';
+import { autoBoolOpt, flag, intOpt, parse, shapeOpt, str, UsageError } from './args.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
 
 export const HELP = `usage: convkit eval <checkpoint> <dataset> [options]
@@ -47,13 +47,8 @@ export async function run(args: string[]): Promise<number> {
   const split = str(p, 'split') ?? 'test';
   if (split !== 'train' && split !== 'test') throw new UsageError(`--split must be train or test, got '${split}'`, C);
   const bf16 = autoBoolOpt(p, 'bf16', C);
-  const size = str(p, 'image-size');
-  let imageSize: [number, number] | undefined;
-  if (size !== undefined) {
-    const hw = size.split(/[,x]/).map(Number);
-    if (hw.length !== 2 || !hw.every((v) => Number.isInteger(v) && v > 0)) throw new UsageError(`--image-size must be H,W of positive integers, got '${size}'`, C);
-    imageSize = [hw[0], hw[1]];
-  }
+  const hw = shapeOpt(p, 'image-size', C, [2]);
+  const imageSize: [number, number] | undefined = hw && [hw[0], hw[1]];
   await import('../models/index.js');
   await importUserModules(p, C);
   const { evaluateCheckpoint } = await import('../train/eval_checkpoint.js');

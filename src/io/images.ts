@@ -1,4 +1,5 @@
-// Image folders (torchvision's ImageFolder layout) and image decoding through sharp (libvips).
+// Image folders (torchvision's ImageFolder layout), image decoding and PNG encoding through sharp
+// (libvips, an optional dependency: loaded on first use).
 //
 // Decoded images are CHW uint8 (planes, not interleaved pixels), so the data layer can copy
 // them straight into an NCHW tensor. Colour handling follows PIL, which torchvision uses, so
@@ -117,7 +118,9 @@ export function listImageFolder(root: string): ImageFolder {
  */
 export type ResizeMode = 'resize' | 'center-crop' | 'cover';
 
-export type ResizeKernel = keyof KernelEnum;
+// sharp's kernels, spelled out so that convkit's types do not need sharp installed (passing one to
+// sharp's resize checks that they are still sharp's).
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3' | 'mks2013' | 'mks2021';
 
 export interface DecodeOptions {
   /** Output [height, width]. */
@@ -144,13 +147,14 @@ type SharpFactory = (input?: Buffer, options?: SharpOptions) => Sharp;
 
 let sharpPromise: Promise<SharpFactory> | undefined;
 
-// Loaded on first use, so importing convkit/io never loads libvips unless images are decoded.
+// Loaded on first use, so importing convkit/io never loads libvips unless images are decoded or
+// encoded, and users who never do need not install it.
 function loadSharp(): Promise<SharpFactory> {
   sharpPromise ??= import('sharp').then(
     (m) => m.default as SharpFactory,
     (err: unknown) => {
       sharpPromise = undefined;
-      throw new Error(`image decoding needs the 'sharp' package (npm install sharp): ${(err as Error).message}`, {
+      throw new Error(`reading or writing images needs the optional 'sharp' package (npm install sharp): ${(err as Error).message}`, {
         cause: err,
       });
     },
@@ -340,4 +344,37 @@ async function decodeOne(path: string, options: DecodeOptions): Promise<DecodeRe
   } catch (err) {
     return { ok: false, path, error: err instanceof Error ? err : new Error(String(err)) };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/** An image as decodeImage gives it: uint8 planes, channel after channel (CHW). */
+export interface ChwImage {
+  data: Uint8Array;
+  /** 1 (gray) or 3 (RGB). */
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** Encodes a CHW uint8 image (1 channel: gray, 3: RGB) as PNG bytes. */
+export async function encodePng(image: ChwImage): Promise<Buffer> {
+  const { data, channels, height, width } = image;
+  if (channels !== 1 && channels !== 3) throw new RangeError(`encodePng: channels must be 1 or 3, got ${channels}`);
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
+    throw new RangeError(`encodePng: height and width must be positive integers, got ${height}x${width}`);
+  }
+  if (data.length !== channels * height * width) {
+    throw new RangeError(`encodePng: ${channels}x${height}x${width} needs ${channels * height * width} bytes, got ${data.length}`);
+  }
+  const sharp = await loadSharp();
+  return sharp(toHwc(data, channels, height * width), { raw: { width, height, channels } }).png().toBuffer();
+}
+
+// sharp takes interleaved pixels.
+function toHwc(chw: Uint8Array, channels: number, plane: number): Buffer {
+  const hwc = Buffer.alloc(chw.length);
+  for (let k = 0; k < channels; k++) for (let i = 0; i < plane; i++) hwc[i * channels + k] = chw[k * plane + i]!;
+  return hwc;
 }

@@ -14,7 +14,7 @@ export {
   type Recipe, type OptimizerName, type ScheduleName, type AugmentSpec,
 } from './recipe.js';
 export {
-  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, readModelWeights, loadModelWeights, linearKeys,
+  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, readModelWeights, loadModelWeights,
   writeFileAtomic, copyFileAtomic, removeStaleTempFiles, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
   type CheckpointContents, type LoadedCheckpoint, type TensorMap, type LoadWeightsOptions, type LoadWeightsReport,
 } from './checkpoint.js';
@@ -33,7 +33,6 @@ export {
   buildModel, findHead, buildParamGroups, buildOptimizer, buildSchedule, checkScheduleOptions,
   type BuiltModel, type Head, type GroupSpec,
 } from './setup.js';
-export { renderReport, lineChart, confusionHeatmap, escapeHtml, type ReportData, type MisclassifiedImage } from './report.js';
-export { writeRunReport, thumbnails, type RunReportInput } from './run_report.js';
+export { renderReport, type ReportData, type MisclassifiedImage } from './report.js';
+export { writeRunReport, type RunReportInput } from './run_report.js';
 export { ProgressBar, formatDuration, type ProgressOptions, type ProgressStream } from './progress.js';
-export { encodePng, chwToPngDataUri } from './png.js';
