@@ -369,7 +369,9 @@ export async function encodePng(image: ChwImage): Promise<Buffer> {
     throw new RangeError(`encodePng: ${channels}x${height}x${width} needs ${channels * height * width} bytes, got ${data.length}`);
   }
   const sharp = await loadSharp();
-  return sharp(toHwc(data, channels, height * width), { raw: { width, height, channels } }).png().toBuffer();
+  const img = sharp(toHwc(data, channels, height * width), { raw: { width, height, channels } });
+  // one band would otherwise be written as RGB
+  return (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
 }
 
 // sharp takes interleaved pixels.
