@@ -31,8 +31,9 @@ const code = (opts: CreateOptions, fallback: DType = 'float32'): number => dtype
  */
 export function tensor(data: NestedArray | ArrayBufferView, opts: CreateOptions & { shape?: number[] } = {}): Tensor {
   if (ArrayBuffer.isView(data)) {
-    const shape = checkShape(opts.shape ?? [(data as unknown as { length: number }).length], 'tensor');
-    const t = fromBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape, dtypeOfTypedArray(data));
+    const dtype = dtypeOfTypedArray(data);
+    const shape = checkShape(opts.shape ?? [data.byteLength / BYTES_PER_ELEMENT[dtype]], 'tensor');
+    const t = fromBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape, dtype);
     return finish(t, opts);
   }
   const shape: number[] = [];

@@ -63,7 +63,7 @@ export async function writeRunReport(file: string, d: RunReportInput): Promise<v
   const totalSeconds = d.history.reduce((a, h) => a + h.epochSeconds, 0);
   const html = renderReport({
     title: `${d.recipe.model} on ${d.recipe.dataset}`,
-    recipe: d.recipe as unknown as Record<string, unknown>,
+    recipe: d.recipe,
     history: d.history,
     lrTrace: d.lrTrace,
     classNames: d.classes,
