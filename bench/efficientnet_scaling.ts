@@ -22,7 +22,11 @@ const rows = names.map((name) => {
 });
 const ladder = Array.from({ length: arg('phi', 7) + 1 }, (_, phi) => describeScaling({ phi }));
 emit('efficientnet_scaling', [
-  { title: "EfficientNet parameters and multiply-adds at each model's resolution", headers: ['model', 'resolution', 'parameters', 'GMACs (1 image)'], rows },
+  {
+    title: "EfficientNet parameters and multiply-adds at each model's resolution",
+    headers: ['model', 'resolution', 'parameters', 'GMACs (1 image)'],
+    rows,
+  },
   {
     title: 'compound scaling from B0 (alpha 1.2, beta 1.1, gamma 1.15)',
     headers: ['phi', 'width', 'depth', 'resolution', 'parameters', 'MMACs', 'MACs / B0'],

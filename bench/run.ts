@@ -34,7 +34,10 @@ function fail(message: string): never {
 function options(): { names: string[]; threads?: string; quick: boolean; out?: string } {
   let parsed;
   try {
-    parsed = parseArgs({ options: { threads: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      options: { threads: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true, strict: true,
+    });
   } catch (e) {
     return fail((e as Error).message);
   }
