@@ -8,7 +8,5 @@ export * from './io/index.js';
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './train/index.js';
-// both layers name their JSON type JsonValue; they are the same shape
-export type { JsonValue } from './data/index.js';
 export * from './analyze/macs.js';
 export * from './analyze/summary.js';

@@ -17,8 +17,9 @@ import type { Scheduler, SchedulerState } from './schedule.js';
 import { ModelEma, type ModelEmaState } from './ema.js';
 import { clipGradNorm } from './clip.js';
 import {
-  copyFileAtomic, loadCheckpoint, readCheckpointMeta, removeStaleTempFiles, saveCheckpoint, saveModelWeights, writeFileAtomic, CheckpointError,
+  loadCheckpoint, readCheckpointMeta, saveCheckpoint, saveModelWeights, CheckpointError,
 } from './checkpoint.js';
+import { copyFileAtomic, removeStaleTempFiles, writeFileAtomic } from '../io/atomic.js';
 import { cpuHasBf16, defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
 import { buildRunData, checkTransforms, evalLoader, trainLoader, trainTransforms, type RunData } from './data.js';
 import { buildModel, buildOptimizer, buildParamGroups, buildSchedule, checkScheduleOptions, findHead, type GroupSpec, type Head } from './setup.js';

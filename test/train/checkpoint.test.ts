@@ -12,9 +12,9 @@ import { spawn, execFileSync } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 import sharp from 'sharp';
 import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../../src/engine/index.js';
-import { parseSafetensorsHeader, readSafetensors, writeSafetensors } from '../../src/io/index.js';
+import { parseSafetensorsHeader, readSafetensors, writeSafetensors, removeStaleTempFiles, writeFileAtomic } from '../../src/io/index.js';
 import {
-  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights, removeStaleTempFiles, writeFileAtomic,
+  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights,
   ConfusionMatrix, topkCorrect, encodePng, ProgressBar, SGD,
 } from '../../src/train/index.js';
 import { summary } from '../../src/analyze/summary.js';
