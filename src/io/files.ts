@@ -44,7 +44,8 @@ function checkStats(path: string, st: Stats, o: InputFileOptions): number {
 }
 
 function describeFsError(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  if ((e as { code?: string }).code === 'ENOENT') return 'no such file (ENOENT)';
+  return `cannot read: ${e instanceof Error ? e.message : String(e)}`;
 }
 
 /** Throws (naming the path) unless it is a regular file within the size limit; returns its size. Opens nothing. */
@@ -53,7 +54,7 @@ export function checkInputFile(path: string, o: InputFileOptions = {}): number {
   try {
     st = statSync(path);
   } catch (e) {
-    throw failer(path, o)(`cannot read: ${describeFsError(e)}`, e);
+    throw failer(path, o)(describeFsError(e), e);
   }
   return checkStats(path, st, o);
 }
@@ -65,7 +66,7 @@ export function openInputFile(path: string, o: InputFileOptions = {}): { fd: num
   try {
     fd = openSync(path, OPEN_FLAGS);
   } catch (e) {
-    throw failer(path, o)(`cannot read: ${describeFsError(e)}`, e);
+    throw failer(path, o)(describeFsError(e), e);
   }
   try {
     // the path may have been replaced between the stat and the open
@@ -94,7 +95,7 @@ export function readInputFile(path: string, o: InputFileOptions = {}): Buffer {
     readAt(fd, out, 0);
     return out;
   } catch (e) {
-    throw failer(path, o)(`cannot read: ${describeFsError(e)}`, e);
+    throw failer(path, o)(describeFsError(e), e);
   } finally {
     closeSync(fd);
   }
@@ -107,7 +108,7 @@ export async function readInputFileAsync(path: string, o: InputFileOptions = {})
   try {
     handle = await open(path, OPEN_FLAGS);
   } catch (e) {
-    throw failer(path, o)(`cannot read: ${describeFsError(e)}`, e);
+    throw failer(path, o)(describeFsError(e), e);
   }
   try {
     checkStats(path, await handle.stat(), o);

@@ -48,6 +48,19 @@ export function fileSource(path: string): ByteSource {
   };
 }
 
+/** Whether a file starts like a zip archive (torch.save's format); refuses what is not a regular file. */
+export function isZipFile(path: string, fail?: (message: string, cause?: unknown) => Error): boolean {
+  const { fd, size } = openInputFile(path, { fail });
+  try {
+    const magic = new Uint8Array(4);
+    if (size < 4) return false;
+    readAt(fd, magic, 0);
+    return view(magic).getUint32(0, true) === SIG_LOCAL;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface ZipEntry {
   readonly name: string;
   /** 0 = stored, 8 = deflate. */

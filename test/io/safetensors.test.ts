@@ -338,7 +338,7 @@ test('files too short for the length prefix', () => {
     fs.writeFileSync(file, Buffer.alloc(n));
     refused(file, `${n} bytes`, '8-byte');
   }
-  refused(path.join(dir, 'missing.safetensors'), 'cannot read');
+  refused(path.join(dir, 'missing.safetensors'), 'no such file');
 });
 
 test('header lengths of 0, beyond the file, beyond 100 MB and 2^63', () => {
