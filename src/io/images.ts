@@ -183,12 +183,13 @@ class ImageTooLarge extends Error {}
 // sharp resizes with premultiplied alpha; PIL's convert('RGB') drops alpha before anything else.
 // Dropping it first keeps the colour of transparent pixels, as PIL does.
 async function openDroppingAlpha(sharp: SharpFactory, input: Buffer, options: SharpOptions): Promise<Sharp> {
-  const img = sharp(input, { ...options, limitInputPixels: MAX_IMAGE_PIXELS });
-  const meta = await img.metadata();
+  // the header alone, unlimited, so that an image over the limit is reported with its size
+  const meta = await sharp(input, { ...options, limitInputPixels: false }).metadata();
   const { width = 0, height = 0 } = meta;
   if (width * height > MAX_IMAGE_PIXELS) {
     throw new ImageTooLarge(`too large: ${width} x ${height} pixels, limit ${MAX_IMAGE_PIXELS} (${0x3fff} x ${0x3fff})`);
   }
+  const img = sharp(input, { ...options, limitInputPixels: MAX_IMAGE_PIXELS });
   if (!meta.hasAlpha) return img;
   const raw = await toRaw(img);
   return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels as 1 | 3 } });

@@ -17,7 +17,7 @@ import { encodeIdx } from '../../src/io/idx.js';
 import { ZipReader } from '../../src/io/zip.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
-import { resolveRecipe } from '../../src/train/recipe.js';
+import { validTrainState } from '../helpers/train_state.js';
 import { tensor } from '../../src/engine/index.js';
 import type { Outcome, ReaderName } from './driver.js';
 import { mutants, type Mutant } from './mutate.js';
@@ -206,15 +206,7 @@ function safetensorsSeed(): Uint8Array {
 function checkpointSeed(): Uint8Array {
   const path = join(dir, 'seed-ckpt.safetensors');
   const w = tensor([[0.5, -0.5]]);
-  const recipe = resolveRecipe({ dataset: 'synthetic', epochs: 2 });
-  const meta = {
-    epoch: 1, batch: 0, step: 4, recipe,
-    optimizer: { optimizer: 'SGD', paramGroups: [{ params: [0], lr: 0.1 }], state: {} },
-    schedule: { kind: 'constant', lastEpoch: 4, stepCount: 4, baseLrs: [0.1], lastLr: [0.1], config: {} },
-    ema: null, loader: { seed: 0, epoch: 1, batch: 0, batchSize: 256, numBatches: 4, trainSize: 1000 }, partial: null,
-    bestAcc: 0.5, bestEpoch: 1, history: [], lrTrace: [[1, 0.1]], classes: ['a', 'b'], normalization: { mean: [0.5], std: [0.25] }, finished: false,
-  };
-  saveCheckpoint(path, { model: { 'fc.weight': w }, meta });
+  saveCheckpoint(path, { model: { 'fc.weight': w }, meta: validTrainState() });
   w.dispose();
   return readFileSync(path);
 }
