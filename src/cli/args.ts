@@ -46,11 +46,13 @@ export function flag(p: Parsed, name: string): boolean {
   return p.values[name] === true;
 }
 
-export function intOpt(p: Parsed, name: string, command: string, min = 0): number | undefined {
+export function intOpt(p: Parsed, name: string, command: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = str(p, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`, command);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `in ${min}..${max}` : `>= ${min}`}, got '${v.slice(0, 40)}'`, command);
+  }
   return n;
 }
 

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { MAX_THREADS } from '../engine/limits.js';
+import { MAX_BATCH, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIDE, MAX_THREADS } from '../engine/limits.js';
 import { parseJson } from '../io/json.js';
 import { readInputFile } from '../io/files.js';
 import { bool, describeValue, int, isNum, num, numList, obj, oneOf, orNull, pairOf, str, type Check } from './checks.js';
@@ -188,12 +188,8 @@ const boolAuto: Check = (v) => (typeof v === 'boolean' || v === 'auto' ? null : 
 const augments: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' || (s !== null && typeof s === 'object' && !Array.isArray(s)))
   ? null : 'a list of transform specs (names or {name: options})');
 
-// Upper bounds on what sizes an allocation or a native call: a recipe comes from a file or a
-// checkpoint, and 10^12 classes or 10^6 threads must be an error naming the key, not a crash.
-const MAX_BATCH = 1 << 16;
-const MAX_IMAGE_SIDE = 8192;
-const MAX_CLASSES = 100_000;
-const MAX_CHANNELS = 1024;
+// A recipe comes from a file or a checkpoint: 10^12 classes or 10^6 threads must be an error
+// naming the key, not a crash; sizes that reach an allocation or libtorch are bounded (engine/limits).
 // augment: [{name: {options}}] is 3 deep; model options may nest a little more
 const MAX_RECIPE_DEPTH = 16;
 

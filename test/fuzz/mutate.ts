@@ -1,22 +1,12 @@
 // Seeded mutations of a valid file for the fuzz tests: truncations at many points, bit flips,
 // byte changes, words overwritten with huge values (declared sizes, counts, offsets), appended junk.
 
+import { prng } from '../helpers/prng.js';
+
 export interface Mutant {
   /** what was done, to reproduce a failure: 'flip 3 bits (seed 7, case 12)' */
   label: string;
   bytes: Uint8Array;
-}
-
-/** mulberry32: a small, fast, seeded generator of [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const HUGE_WORDS: readonly number[][] = [

@@ -90,32 +90,28 @@ describe('decompression is bounded by what the headers declare', () => {
   });
 });
 
-/** One deflated entry. */
+/** A zip of one deflated entry. */
 function zipOf(name: string, data: Uint8Array): Uint8Array {
   const comp = deflateRawSync(data);
   const nameBytes = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(crc32(data) >>> 0, 14);
-  local.writeUInt32LE(comp.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(nameBytes.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(8, 10);
-  central.writeUInt32LE(crc32(data) >>> 0, 16);
-  central.writeUInt32LE(comp.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(nameBytes.length, 28);
-  const cdOffset = 30 + nameBytes.length + comp.length;
+  // the local and the central header share these fields, 2 bytes further on in the central one
+  const header = (size: number, signature: number, at: number): Buffer => {
+    const b = Buffer.alloc(size);
+    b.writeUInt32LE(signature, 0);
+    b.writeUInt16LE(8, at);
+    b.writeUInt32LE(crc32(data) >>> 0, at + 6);
+    b.writeUInt32LE(comp.length, at + 10);
+    b.writeUInt32LE(data.length, at + 14);
+    b.writeUInt16LE(nameBytes.length, at + 18);
+    return b;
+  };
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
   eocd.writeUInt16LE(1, 8);
   eocd.writeUInt16LE(1, 10);
   eocd.writeUInt32LE(46 + nameBytes.length, 12);
-  eocd.writeUInt32LE(cdOffset, 16);
-  return Buffer.concat([local, nameBytes, comp, central, nameBytes, eocd]);
+  eocd.writeUInt32LE(30 + nameBytes.length + comp.length, 16);
+  return Buffer.concat([header(30, 0x04034b50, 8), nameBytes, comp, header(46, 0x02014b50, 10), nameBytes, eocd]);
 }
 
 describe('limits named as limits', () => {
@@ -163,6 +159,10 @@ describe('bounded messages', () => {
     assert.equal(formatShape(shape), '[1, 1, 1, 1, 1, 1, 1, 1, ... (100000 dims)]');
     assert.equal(formatShape([2, 3]), '[2, 3]');
     assert.throws(() => empty([1, 2, 'x' as unknown as number]), /empty: shape must be an array of non-negative integers, but element 2 is "x" in \[1, 2, "x"\]/);
+    const t = empty([2, 3]);
+    assert.throws(() => t.reshape([3, 'x' as unknown as number]), /reshape: argument 1 must be an array of integers, but element 1 is a string/);
+    assert.throws(() => t.reshape([3, 2.5]), /reshape: argument 1 must be an array of integers, but element 1 is 2\.5/);
+    t.dispose();
     const bad = [...shape, -1];
     assert.throws(() => empty(bad), (e: Error) => /element 100000 is -1 in \[1, 1, 1, 1, 1, 1, 1, 1, \.\.\. \(100001 dims\)\]/.test(e.message) && e.message.length < 200);
   });
