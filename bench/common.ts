@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { libtorchVersion } from '../src/engine/index.js';
-import { writeFileAtomic } from '../src/train/checkpoint.js';
+import { writeFileAtomic } from '../src/io/atomic.js';
 import { machine, table, type BenchResult, type BenchTable } from './results.js';
 
 export { fmt, table } from './results.js';

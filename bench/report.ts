@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeFileAtomic } from '../src/train/checkpoint.js';
+import { writeFileAtomic } from '../src/io/atomic.js';
 import { parseResult, renderBenchmarks, type BenchResult } from './results.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -38,7 +38,7 @@ export {
   readSafetensors, SafetensorsError, UnpicklingError, writeSafetensors,
 } from './io/index.js';
 export type {
-  CifarData, CifarOptions, DecodeOptions, DecodeResult, IdxArray, ImageFolder, MnistSplit,
+  CifarData, CifarOptions, DecodeOptions, DecodeResult, IdxArray, ImageFolder, JsonValue, MnistSplit,
   PthOptions, ReadSafetensorsOptions, SafetensorsHeader, SafetensorsTensorInfo,
 } from './io/index.js';
 
@@ -68,8 +68,7 @@ export type {
   StageSpec, TransformerClassifierOptions,
 } from './models/index.js';
 
-// data: datasets, transforms, mixing, the loader, seeded randomness (its JsonValue is also
-// train's: the same shape)
+// data: datasets, transforms, mixing, the loader, seeded randomness
 export {
   applyRandAugmentOp, augmentationSpace, centerCrop, cifar10, cifar100, compose, cutmix,
   cutmixBatch, cutout, DataLoader, deriveSeed, fashionMnist, imageFolder, ImageFolderDataset,
@@ -81,7 +80,7 @@ export {
 } from './data/index.js';
 export type {
   Batch, BatchTransform, CifarDatasetOptions, ComposedTransform, CutmixOptions, CutoutOptions,
-  DataLoaderOptions, Dataset, ImageFolderOptions, JsonValue, LoaderBatch, MixupCutmixOptions,
+  DataLoaderOptions, Dataset, ImageFolderOptions, LoaderBatch, MixupCutmixOptions,
   MixupOptions, MnistOptions, NormalizeOptions, RandAugmentOp, RandAugmentOptions,
   RandomCropOptions, RandomErasingOptions, RandomResizedCropOptions, RandomShiftOptions,
   ResizeTransformOptions, RngState, SkippedFile, Split, SplitOptions, SyntheticOptions,

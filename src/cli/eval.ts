@@ -6,6 +6,7 @@ import { RecipeError, DATASETS } from '../train/recipe.js';
 import { ProgressBar } from '../train/progress.js';
 import { autoBoolOpt, flag, intOpt, parse, shapeOpt, str, UsageError } from './args.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
+import { MAX_BATCH, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit eval <checkpoint> <dataset> [options]
 
@@ -47,7 +48,7 @@ export async function run(args: string[]): Promise<number> {
   const split = str(p, 'split') ?? 'test';
   if (split !== 'train' && split !== 'test') throw new UsageError(`--split must be train or test, got '${split}'`, C);
   const bf16 = autoBoolOpt(p, 'bf16', C);
-  const hw = shapeOpt(p, 'image-size', C, [2]);
+  const hw = shapeOpt(p, 'image-size', C, [2], MAX_IMAGE_SIDE);
   const imageSize: [number, number] | undefined = hw && [hw[0], hw[1]];
   await import('../models/index.js');
   await importUserModules(p, C);
@@ -58,9 +59,9 @@ export async function run(args: string[]): Promise<number> {
   let ev;
   try {
     ev = await evaluateCheckpoint(file, dataset, {
-      model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1), dataRoot: str(p, 'data-root'), split,
-      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
-      flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0),
+      model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1, MAX_CLASSES), dataRoot: str(p, 'data-root'), split,
+      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
+      flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0, MAX_IMAGE_SIDE),
       onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
     });
   } catch (e) {

@@ -15,22 +15,12 @@ options:
 
 interface Entry { name: string; dtype: string; shape: number[]; numel: number }
 
-function isZip(file: string): boolean {
-  const b = Buffer.alloc(4);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, b, 0, 4, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return b.readUInt32LE(0) === 0x04034b50;
-}
-
 async function read(file: string): Promise<{ format: string; tensors: Entry[]; metadata: Record<string, string> }> {
   // io loads libtorch: only once there is a file to read
   const { parseSafetensorsHeader } = await import('../io/index.js');
   const { readPthRaw } = await import('../io/pth.js');
-  if (isZip(file)) {
+  const { isZipFile } = await import('../io/zip.js');
+  if (isZipFile(file)) {
     const raw = readPthRaw(file);
     const tensors = Object.entries(raw).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));
     return { format: 'pytorch (.pth zip)', tensors, metadata: {} };

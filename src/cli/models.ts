@@ -74,7 +74,7 @@ export async function modelTable(entries: ModelEntry[], o: { count: boolean; ref
     out.push({ name: e.name, family: e.config.family, inputSize: e.config.inputSize, params: o.count ? hit!.params : null, macs: o.count ? hit!.macs : null });
   }
   if (dirty) {
-    const { writeFileAtomic } = await import('../train/checkpoint.js');
+    const { writeFileAtomic } = await import('../io/atomic.js');
     try {
       writeFileAtomic(file, JSON.stringify({ ...readCache(file), ...cache }, null, 1));
     } catch {

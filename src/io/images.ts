@@ -8,11 +8,11 @@
 
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import type { Dirent } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import type { KernelEnum, Sharp, SharpOptions } from 'sharp';
 import { DatasetFileError } from './idx.js';
+import { readInputFileAsync } from './files.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);
 
@@ -176,11 +176,24 @@ async function toRaw(img: Sharp): Promise<RawImage> {
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
+/** The most pixels an image may have: sharp's default limit (16383 x 16383), as PIL's bomb check. */
+export const MAX_IMAGE_PIXELS = 0x3fff * 0x3fff;
+/** The largest image file read (a 16383 x 16383 PNG of noise is about 800 MB). */
+export const MAX_IMAGE_FILE_BYTES = 1 << 30;
+
+/** An image whose header declares more pixels than MAX_IMAGE_PIXELS: refused before decoding. */
+class ImageTooLarge extends Error {}
+
 // sharp resizes with premultiplied alpha; PIL's convert('RGB') drops alpha before anything else.
 // Dropping it first keeps the colour of transparent pixels, as PIL does.
 async function openDroppingAlpha(sharp: SharpFactory, input: Buffer, options: SharpOptions): Promise<Sharp> {
-  const img = sharp(input, options);
-  const meta = await img.metadata();
+  // the header alone, unlimited, so that an image over the limit is reported with its size
+  const meta = await sharp(input, { ...options, limitInputPixels: false }).metadata();
+  const { width = 0, height = 0 } = meta;
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageTooLarge(`too large: ${width} x ${height} pixels, limit ${MAX_IMAGE_PIXELS} (${0x3fff} x ${0x3fff})`);
+  }
+  const img = sharp(input, { ...options, limitInputPixels: MAX_IMAGE_PIXELS });
   if (!meta.hasAlpha) return img;
   const raw = await toRaw(img);
   return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels as 1 | 3 } });
@@ -251,12 +264,10 @@ function writePixel(raw: RawImage, s: number, out: Uint8Array, o: number, plane:
   }
 }
 
-async function readInput(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new DatasetFileError(path, `cannot read image: ${(err as Error).message}`, { cause: err });
-  }
+function readInput(path: string): Promise<Buffer> {
+  return readInputFileAsync(path, {
+    what: 'image', maxBytes: MAX_IMAGE_FILE_BYTES, fail: (m, cause) => new DatasetFileError(path, `cannot read image: ${m}`, { cause }),
+  });
 }
 
 type ImageFormat = 'JPEG' | 'PNG' | 'WebP';
@@ -283,6 +294,7 @@ function cleanVipsMessage(message: string, format: ImageFormat): string {
 function decodeError(path: string, input: Buffer, err: unknown): DatasetFileError {
   const format = sniffFormat(input);
   const message = (err as Error).message;
+  if (err instanceof ImageTooLarge) return new DatasetFileError(path, `cannot decode image: ${message}`, { cause: err });
   if (format === undefined) {
     const head = [...input.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     return new DatasetFileError(

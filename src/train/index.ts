@@ -15,7 +15,7 @@ export {
 } from './recipe.js';
 export {
   saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, readModelWeights, loadModelWeights,
-  writeFileAtomic, copyFileAtomic, removeStaleTempFiles, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+  CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
   type CheckpointContents, type LoadedCheckpoint, type TensorMap, type LoadWeightsOptions, type LoadWeightsReport,
 } from './checkpoint.js';
 export {

@@ -4,7 +4,7 @@ import { F, tidy, type Tensor } from '../engine/index.js';
 import type { Dataset } from '../data/index.js';
 import { encodePng } from '../io/images.js';
 import { renderReport, type MisclassifiedImage } from './report.js';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { EpochRecord } from './metrics.js';
 import type { EvalResult, Misclassified } from './evaluate.js';
 import type { Recipe } from './recipe.js';

@@ -11,9 +11,9 @@ import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
 import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type Tensor } from '../../src/engine/index.js';
-import { parseSafetensorsHeader, readSafetensors, writeSafetensors } from '../../src/io/index.js';
+import { parseSafetensorsHeader, readSafetensors, writeSafetensors, removeStaleTempFiles, writeFileAtomic } from '../../src/io/index.js';
 import {
-  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights, removeStaleTempFiles, writeFileAtomic,
+  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights,
   ConfusionMatrix, topkCorrect, ProgressBar, SGD,
 } from '../../src/train/index.js';
 import { summary } from '../../src/analyze/summary.js';
