@@ -2,13 +2,13 @@
 // + random erasing, + RandAugment, mixup/cutmix, Inception crops) against one training step of a
 // small ResNet-style net on the same batch, timed alternately in one process so both see the
 // same machine; and torchvision's per-image transforms on the same batches for reference.
-//   node dist/bench/data_augment.js [--batch 128] [--rounds 15] [--threads 2]
+//   node dist-dev/bench/data_augment.js [--batch 128] [--rounds 15] [--threads 2] [--json out.json]
 import { performance } from 'node:perf_hooks';
 import { F, manualSeed, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
 import type { Parameter } from '../src/nn/index.js';
 import { Net } from './small_net.js';
 import { compose, synthetic, type Batch, type TransformSpec } from '../src/data/index.js';
-import { arg, median, runPython, table } from './common.js';
+import { arg, emit, median, runPython } from './common.js';
 
 function trainStep(net: Net, params: Parameter[], batch: Batch): void {
   net.zeroGrad();
@@ -59,10 +59,13 @@ for (let r = 0; r < rounds + 2; r++) {
 }
 const py = runPython<Record<string, number>>('data_augment.py', [batchSize, 5, threads], threads);
 const step = median(stepTimes);
-console.log(`batch ${batchSize} of 3x32x32 uint8, ${threads} threads, median of ${rounds} rounds`);
-console.log(`training step (small ResNet-style net, forward + backward + SGD): ${step.toFixed(1)} ms\n`);
-console.log(table(['pipeline', 'convkit, batched (ms)', '% of a training step', 'torchvision, per image (ms)'], PIPELINES.map(([name], k) => {
-  const ms = median(augTimes[k]!);
-  const ref = py[name];
-  return [name, ms, `${((100 * ms) / step).toFixed(1)}%`, ref === undefined ? '-' : ref];
-})));
+emit('data_augment', [{
+  title: `augmentation of a batch of ${batchSize} 3x32x32 uint8 images, ${threads} threads, median of ${rounds} rounds; ` +
+    `one training step of a small ResNet-style net (forward + backward + SGD) takes ${step.toFixed(1)} ms`,
+  headers: ['pipeline', 'convkit, batched (ms)', '% of a training step', 'torchvision, per image (ms)'],
+  rows: PIPELINES.map(([name], k) => {
+    const ms = median(augTimes[k]!);
+    const ref = py[name];
+    return [name, ms, `${((100 * ms) / step).toFixed(1)}%`, ref === undefined ? '-' : ref];
+  }),
+}]);

@@ -1,13 +1,13 @@
 // Issue 2's benchmark: one training step (forward, cross-entropy, backward, SGD with momentum)
 // of a small ResNet-style net, convkit against PyTorch (Python) on the same libtorch, in one
 // run; and the cost of one call into native code.
-//   node dist/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2]
+//   node dist-dev/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2] [--json out.json]
 import { performance } from 'node:perf_hooks';
 import { F, Tensor, manualSeed, noGrad, randint, randn, setNumThreads, tidy, ones } from '../src/engine/index.js';
 import { native } from '../src/engine/native.js';
 import type { Parameter } from '../src/nn/index.js';
 import { Net } from './small_net.js';
-import { arg, median, runPython, table } from './common.js';
+import { arg, emit, median, runPython } from './common.js';
 
 /** SGD with momentum and weight decay, PyTorch's update, as multi-tensor calls. */
 function sgdStep(params: Parameter[], bufs: Tensor[], lr: number, momentum: number, wd: number): void {
@@ -56,9 +56,12 @@ const ck = convkitSteps(batch, steps, warmup);
 const py = runPython<{ step_ms: number[]; numel_ns: number; add_ns: number }>('engine_step.py', [batch, steps, warmup, threads], threads);
 const ckCalls = callCost();
 const ckMs = median(ck), pyMs = median(py.step_ms);
-console.log(`small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps`);
-console.log(table(['', 'convkit', 'PyTorch 1.13 (Python)', 'convkit / PyTorch'], [
-  ['training step (ms)', ckMs, pyMs, ckMs / pyMs],
-  ['trivial call: numel (ns)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
-  ['small op: add of 1-element tensors (ns)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
-]));
+emit('engine_step', [{
+  title: `training step of a small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps; call overhead`,
+  headers: ['', 'convkit', 'PyTorch 1.13 (Python)', 'convkit / PyTorch'],
+  rows: [
+    ['training step (ms)', ckMs, pyMs, ckMs / pyMs],
+    ['trivial call: numel (ns)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
+    ['small op: add of 1-element tensors (ns)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
+  ],
+}]);

@@ -1,10 +1,10 @@
 // Issue 3's benchmark: eval-mode forward latency at batch 8 and each family's resolution,
 // convkit against PyTorch (Python) on the same machine and libtorch, in one run.
-//   node dist/bench/model_forward.js [--steps 10] [--threads 2] [--models resnet50,efficientnet_b0]
+//   node dist-dev/bench/model_forward.js [--steps 10] [--threads 2] [--models resnet50,efficientnet_b0] [--json out.json]
 import { performance } from 'node:perf_hooks';
 import { manualSeed, noGrad, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel, modelEntry } from '../src/models/index.js';
-import { arg, median, runPython, table } from './common.js';
+import { arg, emit, listArg, median, runPython } from './common.js';
 
 const DEFAULT = ['resnet50', 'inception_v3', 'efficientnet_b0', 'efficientnet_b3'];
 
@@ -27,8 +27,7 @@ function convkitLatency(name: string, batch: number, size: number, steps: number
 }
 
 const steps = arg('steps', 10), warmup = 2, threads = arg('threads', 2), batch = 8;
-const i = process.argv.indexOf('--models');
-const names = i >= 0 ? process.argv[i + 1].split(',') : DEFAULT;
+const names = listArg('models') ?? DEFAULT;
 setNumThreads(threads);
 const sizes = names.map((n) => modelEntry(n).config.inputSize[1]);
 const py = runPython<Record<string, number[]>>('model_forward.py',
@@ -38,5 +37,8 @@ const rows = names.map((n, k) => {
   const pt = median(py[n]);
   return [n, `${sizes[k]}`, ck, pt, ck / pt];
 });
-console.log(`eval forward, batch ${batch}, fp32, ${threads} threads, median of ${steps}`);
-console.log(table(['model', 'px', 'convkit (ms)', 'PyTorch 1.13 (ms)', 'convkit / PyTorch'], rows));
+emit('model_forward', [{
+  title: `eval forward latency, batch ${batch}, fp32, ${threads} threads, median of ${steps}`,
+  headers: ['model', 'px', 'convkit (ms)', 'PyTorch 1.13 (ms)', 'convkit / PyTorch'],
+  rows,
+}]);

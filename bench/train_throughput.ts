@@ -8,15 +8,15 @@
 // Modes: fp32 (NCHW), fp32 channels-last, and bf16 autocast + channels-last where the CPU has
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
-//   node dist/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
-//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16]
+//   node dist-dev/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
+//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16] [--images N] [--json out.json]
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
 import { cpuHasBf16 } from '../src/train/recipe.js';
-import { arg, median, runPython, table } from './common.js';
+import { arg, emit, listArg, median, runPython } from './common.js';
 
 /** pad: the random crop's padding (0: no crop, flip only) */
 interface Case { model: string; channels: number; size: number; images: number; epochs: number; batch: number; pad: number }
@@ -73,12 +73,8 @@ async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<numbe
 
 const threads = arg('threads', 2);
 const rounds = arg('rounds', 1);
-const list = (name: string): string[] | undefined => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1].split(',') : undefined;
-};
-const names = list('cases') ?? Object.keys(CASES);
-const modes = (list('modes') ?? (cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl'])) as Mode[];
+const names = listArg('cases') ?? Object.keys(CASES);
+const modes = (listArg('modes') ?? (cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl'])) as Mode[];
 for (const m of modes) if (!(m in MODE_NAMES)) throw new Error(`--modes: unknown mode '${m}' (fp32, fp32cl, bf16cl)`);
 for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
 setNumThreads(threads);
@@ -100,5 +96,8 @@ for (const name of names) {
     rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, MODE_NAMES[mode], c.batch, `${c.images} x ${epochs} x ${rounds}`, ck, py, ck / py]);
   }
 }
-console.log(`training throughput, whole epochs incl. data loading and augmentation, ${threads} threads (images/s, median epoch)`);
-console.log(table(['model', 'precision', 'batch', 'images x epochs x rounds', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'], rows));
+emit('train_throughput', [{
+  title: `training throughput, whole epochs incl. data loading and augmentation, ${threads} threads (images/s, median epoch)`,
+  headers: ['model', 'precision', 'batch', 'images x epochs x rounds', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'],
+  rows,
+}]);

@@ -69,8 +69,10 @@ const char* DtypeName(at::ScalarType t) {
 static std::string Describe(const at::Tensor& t) {
   if (!t.defined()) return "<disposed>";
   std::ostringstream s;
+  // at most 8 dims shown: a message about a 100,000-dim tensor stays short
   s << "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
+  for (int64_t d = 0; d < t.dim() && d < 8; ++d) s << (d ? ", " : "") << t.size(d);
+  if (t.dim() > 8) s << ", ... (" << t.dim() << " dims)";
   s << "] " << DtypeName(t.scalar_type());
   if (!t.device().is_cpu()) s << " " << t.device();
   return s.str();
@@ -104,13 +106,13 @@ std::string DescribeArgs(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------
 // Args
 
+static std::string Kind(const Napi::Value& v) {
+  return v.IsNull() ? "null" : v.IsArray() ? "an array" : v.IsNumber() ? "a number" : v.IsBoolean() ? "a boolean"
+      : v.IsString() ? "a string" : v.IsObject() ? "an object" : "undefined";
+}
+
 void Args::fail(size_t i, const std::string& expected) const {
-  std::string got = "undefined";
-  if (i < info_.Length()) {
-    Napi::Value v = info_[i];
-    got = v.IsNull() ? "null" : v.IsArray() ? "an array" : v.IsNumber() ? "a number" : v.IsBoolean() ? "a boolean"
-        : v.IsString() ? "a string" : v.IsObject() ? "an object" : "undefined";
-  }
+  std::string got = i < info_.Length() ? Kind(info_[i]) : "undefined";
   throw Napi::TypeError::New(info_.Env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
                                               ", got " + got);
 }
@@ -159,7 +161,12 @@ std::vector<int64_t> Args::ints(size_t i) const {
   std::vector<int64_t> out(a.Length());
   for (uint32_t k = 0; k < a.Length(); ++k) {
     Napi::Value v = a[k];
-    if (!v.IsNumber() || !IsInteger(v.As<Napi::Number>().DoubleValue())) fail(i, "an array of integers");
+    if (!v.IsNumber() || !IsInteger(v.As<Napi::Number>().DoubleValue())) {
+      std::ostringstream what;
+      if (v.IsNumber()) what << v.As<Napi::Number>().DoubleValue(); else what << Kind(v);
+      throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) +
+                                            " must be an array of integers, but element " + std::to_string(k) + " is " + what.str());
+    }
     out[k] = v.As<Napi::Number>().Int64Value();
   }
   return out;

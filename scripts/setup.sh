@@ -3,9 +3,25 @@
 # done, so running it before each command costs a second.
 #   Debian packages: libtorch (the engine), the Fashion-MNIST files (the default dataset),
 #                    and torch/torchvision for Python (the reference the tests compare against)
-#   npm ci, the native addon (node-gyp against libtorch), the TypeScript build
+#   npm ci, the native addon (node-gyp against libtorch), the TypeScript build (dist/)
+# It prints one line per step; the tools' own output goes to a log, shown only when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+start=$SECONDS
+log=$(mktemp "${TMPDIR:-/tmp}/convkit-setup.XXXXXX.log")
+trap 'rm -f "$log"' EXIT
+
+say() { echo "setup: $*"; }
+
+# Runs a step with its output in the log; on failure prints the log and stops.
+run() {
+  if ! "$@" >"$log" 2>&1; then
+    echo "setup: failed: $*" >&2
+    tail -n 60 "$log" >&2
+    exit 1
+  fi
+}
 
 packages=(libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision)
 missing=()
@@ -13,22 +29,25 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
+  say "installing Debian packages: ${missing[*]} (a few minutes)"
   SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  run $SUDO apt-get update -qq
+  run $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages present: ${packages[*]}"
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci" >&2
-  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+  say "installing npm packages (npm ci)"
+  run npm ci --ignore-scripts --no-audit --no-fund
 fi
 
 addon=build/Release/convkit.node
 if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]; then
-  echo "setup: building the native addon against libtorch (about a minute)" >&2
-  npx node-gyp rebuild -j 2 >/dev/null
+  say "building the native addon against libtorch (node-gyp, 2-3 minutes on 2 cores)"
+  run npx node-gyp rebuild -j "$(nproc)"
 fi
 
-echo "setup: compiling TypeScript" >&2
-npx tsc -p tsconfig.json
+say "compiling TypeScript into dist/"
+run npx tsc -p tsconfig.json
+say "done in $((SECONDS - start)) s; try: node bin/convkit.js --help"

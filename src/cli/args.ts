@@ -46,11 +46,13 @@ export function flag(p: Parsed, name: string): boolean {
   return p.values[name] === true;
 }
 
-export function intOpt(p: Parsed, name: string, command: string, min = 0): number | undefined {
+export function intOpt(p: Parsed, name: string, command: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = str(p, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`, command);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `in ${min}..${max}` : `>= ${min}`}, got '${v.slice(0, 40)}'`, command);
+  }
   return n;
 }
 
@@ -76,13 +78,14 @@ export function autoBoolOpt(p: Parsed, name: string, command: string): boolean |
 }
 
 /** 'C,H,W' or 'H,W' or 'N' -> numbers */
-export function shapeOpt(p: Parsed, name: string, command: string, lengths: number[]): number[] | undefined {
+export function shapeOpt(p: Parsed, name: string, command: string, lengths: number[], max = Number.MAX_SAFE_INTEGER): number[] | undefined {
   const v = str(p, name);
   if (v === undefined) return undefined;
   const parts = v.split(/[,x]/).map((s) => s.trim());
   const nums = parts.map(Number);
-  if (!lengths.includes(parts.length) || !nums.every((n) => Number.isInteger(n) && n > 0)) {
-    throw new UsageError(`--${name} must be ${lengths.map((l) => (l === 3 ? 'C,H,W' : l === 2 ? 'H,W' : 'N')).join(' or ')} of positive integers, got '${v}'`, command);
+  if (!lengths.includes(parts.length) || !nums.every((n) => Number.isInteger(n) && n > 0 && n <= max)) {
+    const range = max < Number.MAX_SAFE_INTEGER ? `integers in 1..${max}` : 'positive integers';
+    throw new UsageError(`--${name} must be ${lengths.map((l) => (l === 3 ? 'C,H,W' : l === 2 ? 'H,W' : 'N')).join(' or ')} of ${range}, got '${v.slice(0, 40)}'`, command);
   }
   return nums;
 }

@@ -1,4 +1,6 @@
-// Pieces the commands share: loading user modules (--import) that register models or transforms.
+// Pieces the commands share: loading user modules (--import) that register models or transforms,
+// and the package's version.
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError, type Parsed } from './args.js';
@@ -16,5 +18,15 @@ export async function importUserModules(p: Parsed, command: string): Promise<voi
     } catch (e) {
       throw new UsageError(`--import ${m}: cannot load it: ${(e as Error).message}`, command);
     }
+  }
+}
+
+/** convkit's version. The package finds its own package.json by name, from dist/ or dist-dev/ alike. */
+export function packageVersion(): string {
+  try {
+    const pkg = createRequire(import.meta.url)('convkit/package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0';
+  } catch {
+    return '0';
   }
 }

@@ -4,8 +4,9 @@ import * as fs from 'node:fs';
 // libtorch and the model zoo are loaded once the arguments are known to be good
 import { RecipeError, DATASETS } from '../train/recipe.js';
 import { ProgressBar } from '../train/progress.js';
-import { autoBoolOpt, flag, intOpt, parse, str, UsageError } from './args.js';
+import { autoBoolOpt, flag, intOpt, parse, shapeOpt, str, UsageError } from './args.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
+import { MAX_BATCH, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit eval <checkpoint> <dataset> [options]
 
@@ -47,13 +48,8 @@ export async function run(args: string[]): Promise<number> {
   const split = str(p, 'split') ?? 'test';
   if (split !== 'train' && split !== 'test') throw new UsageError(`--split must be train or test, got '${split}'`, C);
   const bf16 = autoBoolOpt(p, 'bf16', C);
-  const size = str(p, 'image-size');
-  let imageSize: [number, number] | undefined;
-  if (size !== undefined) {
-    const hw = size.split(/[,x]/).map(Number);
-    if (hw.length !== 2 || !hw.every((v) => Number.isInteger(v) && v > 0)) throw new UsageError(`--image-size must be H,W of positive integers, got '${size}'`, C);
-    imageSize = [hw[0], hw[1]];
-  }
+  const hw = shapeOpt(p, 'image-size', C, [2], MAX_IMAGE_SIDE);
+  const imageSize: [number, number] | undefined = hw && [hw[0], hw[1]];
   await import('../models/index.js');
   await importUserModules(p, C);
   const { evaluateCheckpoint } = await import('../train/eval_checkpoint.js');
@@ -63,9 +59,9 @@ export async function run(args: string[]): Promise<number> {
   let ev;
   try {
     ev = await evaluateCheckpoint(file, dataset, {
-      model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1), dataRoot: str(p, 'data-root'), split,
-      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
-      flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0),
+      model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1, MAX_CLASSES), dataRoot: str(p, 'data-root'), split,
+      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
+      flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0, MAX_IMAGE_SIDE),
       onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
     });
   } catch (e) {

@@ -1,6 +1,5 @@
 // convkit inspect <file.safetensors|.pth>: tensor names, dtypes, shapes and the metadata.
 import * as fs from 'node:fs';
-import { isZipFile } from '../io/zip.js';
 import { flag, parse, str, UsageError } from './args.js';
 
 export const HELP = `usage: convkit inspect <file.safetensors|file.pth> [options]
@@ -16,11 +15,11 @@ options:
 
 interface Entry { name: string; dtype: string; shape: number[]; numel: number }
 
-
 async function read(file: string): Promise<{ format: string; tensors: Entry[]; metadata: Record<string, string> }> {
   // io loads libtorch: only once there is a file to read
   const { parseSafetensorsHeader } = await import('../io/index.js');
   const { readPthRaw } = await import('../io/pth.js');
+  const { isZipFile } = await import('../io/zip.js');
   if (isZipFile(file)) {
     const raw = readPthRaw(file);
     const tensors = [...raw].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, numel: t.shape.reduce((a, b) => a * b, 1) }));

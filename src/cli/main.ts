@@ -1,6 +1,7 @@
 // The convkit command: dispatches to one module per command. Exit codes: 0 done, 1 failed
 // (the error's message, a stack trace only with CONVKIT_DEBUG=1), 2 bad usage, 130 interrupted.
 import { UsageError } from './args.js';
+import { packageVersion } from './common.js';
 
 interface Command {
   summary: string;
@@ -30,8 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-v') {
-    const { readFileSync } = await import('node:fs');
-    console.log((JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version);
+    console.log(packageVersion());
     return 0;
   }
   const cmd = COMMANDS[name];

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { exampleInput, type ModelEntry } from '../models/registry.js';
 import { flag, parse, str } from './args.js';
-import { IMPORT_HELP, importUserModules } from './common.js';
+import { IMPORT_HELP, importUserModules, packageVersion } from './common.js';
 
 export const HELP = `usage: convkit models [options]
 
@@ -29,15 +29,6 @@ export interface ModelInfo {
   inputSize: [number, number, number];
   params: number | null;
   macs: number | null;
-}
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0';
-  } catch {
-    return '0';
-  }
 }
 
 function cacheFile(): string {
@@ -86,7 +77,7 @@ export async function modelTable(entries: ModelEntry[], o: { count: boolean; ref
     out.push({ name: e.name, family: e.config.family, inputSize: e.config.inputSize, params: o.count ? hit!.params : null, macs: o.count ? hit!.macs : null });
   }
   if (dirty) {
-    const { writeFileAtomic } = await import('../train/checkpoint.js');
+    const { writeFileAtomic } = await import('../io/atomic.js');
     try {
       writeFileAtomic(file, JSON.stringify({ ...readCache(file), ...cache }, null, 1));
     } catch {

@@ -1,6 +1,7 @@
 // convkit summary <model> [--input C,H,W]: a layer-by-layer table of a registered model.
 import { flag, intOpt, parse, shapeOpt, UsageError } from './args.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
+import { MAX_BATCH, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit summary <model> [options]
 
@@ -25,9 +26,12 @@ export async function run(args: string[]): Promise<number> {
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   const input = shapeOpt(p, 'input', 'summary', [3, 2]);
   const depth = intOpt(p, 'depth', 'summary', 1);
-  const batch = intOpt(p, 'batch', 'summary', 1) ?? 1;
-  const numClasses = intOpt(p, 'num-classes', 'summary', 1);
-  const channelsOpt = intOpt(p, 'in-channels', 'summary', 1);
+  const batch = intOpt(p, 'batch', 'summary', 1, MAX_BATCH) ?? 1;
+  const numClasses = intOpt(p, 'num-classes', 'summary', 1, MAX_CLASSES);
+  const channelsOpt = intOpt(p, 'in-channels', 'summary', 1, MAX_CHANNELS);
+  if (input?.some((d, i) => d > (input.length === 3 && i === 0 ? MAX_CHANNELS : MAX_IMAGE_SIDE))) {
+    throw new UsageError(`--input must have at most ${MAX_CHANNELS} channels and sides of at most ${MAX_IMAGE_SIDE}, got '${input.join(',')}'`, 'summary');
+  }
   // libtorch and the zoo load only for valid arguments
   const { createModel, modelEntry } = await import('../models/index.js');
   const { summary, formatSummary } = await import('../analyze/summary.js');

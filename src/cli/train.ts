@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import type { Trainer, TrainerEvent, TrainResult } from '../train/trainer.js';
 import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS, type Recipe } from '../train/recipe.js';
 import { ProgressBar, formatDuration } from '../train/progress.js';
-import { autoBoolOpt, flag, intOpt, numOpt, parse, str, UsageError, type OptionSpec, type Parsed } from './args.js';
+import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, type OptionSpec, type Parsed } from './args.js';
+import { MAX_IMAGE_SIDE } from '../engine/limits.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
 
 export const HELP = `usage: convkit train [options]
@@ -98,12 +99,7 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   put('limitTrain', intOpt(p, 'limit-train', C, 1));
   put('limitTest', intOpt(p, 'limit-test', C, 1));
   put('valFraction', numOpt(p, 'val-fraction', C, 0, 0.99));
-  const size = str(p, 'image-size');
-  if (size !== undefined) {
-    const hw = size.split(/[,x]/).map(Number);
-    if (hw.length !== 2 || !hw.every((v) => Number.isInteger(v) && v > 0)) throw new UsageError(`--image-size must be H,W of positive integers, got '${size}'`, C);
-    r.imageSize = hw;
-  }
+  put('imageSize', shapeOpt(p, 'image-size', C, [2], MAX_IMAGE_SIDE));
   put('epochs', intOpt(p, 'epochs', C, 1));
   put('batchSize', intOpt(p, 'batch-size', C, 1));
   put('evalBatchSize', intOpt(p, 'eval-batch-size', C, 1));

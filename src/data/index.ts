@@ -17,7 +17,7 @@ export {
 } from './transforms.js';
 export {
   makeTransform, disposeReplaced,
-  type BatchTransform, type Transform, type TransformSpec, type TransformOptions, type JsonValue,
+  type BatchTransform, type Transform, type TransformSpec, type TransformOptions,
 } from './transform.js';
 export { randAugment, applyRandAugmentOp, augmentationSpace, RAND_AUGMENT_OPS, type RandAugmentOp, type RandAugmentOptions } from './randaugment.js';
 export {

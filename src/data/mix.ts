@@ -87,7 +87,7 @@ function readCommon(r: OptionReader, smoothing: number): MixCommon {
 type Mixer = (batch: Batch, draws: TorchDraws) => Batch;
 
 // Training: with probability p mix, else only soften the labels (so targets keep one dtype).
-function mixTransform(name: string, options: Record<string, unknown>, common: MixCommon, mix: Mixer): Transform {
+function mixTransform(name: string, options: object, common: MixCommon, mix: Mixer): Transform {
   return makeTransform(name, options as TransformOptions, (batch, training) => {
     if (!training) return batch;
     const draws = new TorchDraws(8);
@@ -107,7 +107,7 @@ export interface MixupOptions {
 
 export function mixup(options: MixupOptions): Transform {
   const o = readOptions('mixup', options, (r) => ({ alpha: r.number('alpha', 0.2, { min: 1e-6 }), ...readCommon(r, 0) }));
-  return mixTransform('mixup', o as unknown as Record<string, unknown>, o, (batch, draws) => {
+  return mixTransform('mixup', o, o, (batch, draws) => {
     const lambda = sampleBeta(o.alpha, o.alpha, draws);
     const perm = randperm(batch.x.size(0));
     return mixupBatch(batch, lambda, perm, o.numClasses, o.labelSmoothing);
@@ -132,7 +132,7 @@ function cutmixWith(batch: Batch, alpha: number, common: MixCommon, draws: Torch
 
 export function cutmix(options: CutmixOptions): Transform {
   const o = readOptions('cutmix', options, (r) => ({ alpha: r.number('alpha', 1, { min: 1e-6 }), ...readCommon(r, 0) }));
-  return mixTransform('cutmix', o as unknown as Record<string, unknown>, o, (batch, draws) => cutmixWith(batch, o.alpha, o, draws));
+  return mixTransform('cutmix', o, o, (batch, draws) => cutmixWith(batch, o.alpha, o, draws));
 }
 
 export interface MixupCutmixOptions {
@@ -154,7 +154,7 @@ export function mixupCutmix(options: MixupCutmixOptions): Transform {
     switchProb: r.probability('switchProb', 0.5),
     ...readCommon(r, 0.1),
   }));
-  return mixTransform('mixupCutmix', o as unknown as Record<string, unknown>, o, (batch, draws) => {
+  return mixTransform('mixupCutmix', o, o, (batch, draws) => {
     if (draws.uniform() < o.switchProb) return cutmixWith(batch, o.cutmixAlpha, o, draws);
     const lambda = sampleBeta(o.mixupAlpha, o.mixupAlpha, draws);
     return mixupBatch(batch, lambda, randperm(batch.x.size(0)), o.numClasses, o.labelSmoothing);

@@ -11,8 +11,8 @@
 
 import { dispose, tidy, type Tensor } from '../engine/index.js';
 import type { Batch } from './dataset.js';
+import type { JsonValue } from '../io/json.js';
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type TransformOptions = Record<string, JsonValue>;
 
 /** A transform in a recipe: its name and its options, e.g. {"name": "randomCrop", "size": 28, "padding": 4}. */

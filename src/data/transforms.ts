@@ -19,7 +19,7 @@ import {
 import { randAugment } from './randaugment.js';
 import { cutmix, mixup, mixupCutmix } from './mix.js';
 
-export type { BatchTransform, Transform, TransformSpec, JsonValue, TransformOptions } from './transform.js';
+export type { BatchTransform, Transform, TransformSpec, TransformOptions } from './transform.js';
 
 type Size = number | [number, number];
 

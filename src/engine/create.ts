@@ -3,6 +3,7 @@ import { native, type Handle } from './native.js';
 import { BYTES_PER_ELEMENT, dtypeCode, dtypeOfTypedArray, type DType } from './dtype.js';
 import { Tensor, type NestedArray } from './tensor.js';
 import { defaultDevice } from './device.js';
+import { formatElement, formatShape } from './format.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -18,8 +19,10 @@ function made(h: Handle, opts: CreateOptions): Tensor {
 }
 
 function checkShape(shape: number[], what: string): number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new TypeError(`${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  if (!Array.isArray(shape)) throw new TypeError(`${what}: shape must be an array of non-negative integers, got ${formatElement(shape)}`);
+  const bad = shape.findIndex((d) => !Number.isSafeInteger(d) || d < 0);
+  if (bad >= 0) {
+    throw new TypeError(`${what}: shape must be an array of non-negative integers, but element ${bad} is ${formatElement(shape[bad])} in ${formatShape(shape)}`);
   }
   return shape;
 }
@@ -34,8 +37,9 @@ const dev = (opts: CreateOptions): string | undefined => opts.device ?? defaultD
  */
 export function tensor(data: NestedArray | ArrayBufferView, opts: CreateOptions & { shape?: number[] } = {}): Tensor {
   if (ArrayBuffer.isView(data)) {
-    const shape = checkShape(opts.shape ?? [(data as unknown as { length: number }).length], 'tensor');
-    const t = fromBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape, dtypeOfTypedArray(data));
+    const dtype = dtypeOfTypedArray(data);
+    const shape = checkShape(opts.shape ?? [data.byteLength / BYTES_PER_ELEMENT[dtype]], 'tensor');
+    const t = fromBytes(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), shape, dtype);
     return finish(t, opts);
   }
   const shape: number[] = [];
@@ -93,7 +97,7 @@ export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType): Ten
   const code = dtypeCode(dtype); // an unknown dtype is a TypeError, not a byte-count mismatch
   const want = shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[dtype];
   if (bytes.byteLength !== want) {
-    throw new RangeError(`fromBytes: shape [${shape.join(', ')}] of ${dtype} needs ${want} bytes, got ${bytes.byteLength}`);
+    throw new RangeError(`fromBytes: shape ${formatShape(shape)} of ${dtype} needs ${want} bytes, got ${bytes.byteLength}`);
   }
   return new Tensor(native.fromBuffer(bytes, shape, code));
 }

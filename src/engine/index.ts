@@ -1,5 +1,5 @@
 // The engine: tensors, autograd, memory scopes and the functional ops, over libtorch.
-export { Tensor, isTensor, detachedHandle, type StateDict, type MemoryFormat, type NestedArray, type Scalar, type TensorOrScalar } from './tensor.js';
+export { Tensor, isTensor, type StateDict, type MemoryFormat, type NestedArray, type Scalar, type TensorOrScalar } from './tensor.js';
 export { DTYPES, BYTES_PER_ELEMENT, isFloating, type DType, type TypedArray } from './dtype.js';
 export * from './create.js';
 export { withDevice, defaultDevice } from './device.js';

@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MAX_THREADS } from './limits.js';
 
 /** An opaque native tensor handle. */
 export type Handle = object & { readonly __handle: unique symbol };
@@ -29,9 +30,17 @@ function findAddon(): string {
 
 export const native: Native = createRequire(import.meta.url)(findAddon()) as Native;
 
+
+// OMP_NUM_THREADS may hold OpenMP's list syntax ('4,2'): only a plain integer counts here.
 function defaultThreads(): number {
-  const fromEnv = Number(process.env.CONVKIT_NUM_THREADS ?? process.env.OMP_NUM_THREADS);
-  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism();
+  for (const name of ['CONVKIT_NUM_THREADS', 'OMP_NUM_THREADS']) {
+    const v = process.env[name]?.trim();
+    if (!v || (name === 'OMP_NUM_THREADS' && !/^\d+$/.test(v))) continue;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new RangeError(`${name} must be an integer in 1..${MAX_THREADS}, got '${v}'`);
+    return n;
+  }
+  return availableParallelism();
 }
 
 native.setNumThreads(defaultThreads());

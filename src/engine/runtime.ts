@@ -1,10 +1,13 @@
 // Engine-wide settings: threads, seeds and random state, devices.
 import { native, type Handle } from './native.js';
+import { MAX_THREADS } from './limits.js';
 import { Tensor } from './tensor.js';
 
-/** Intra-op threads (default: the machine's cores, or CONVKIT_NUM_THREADS). */
+export { MAX_THREADS };
+
+/** Intra-op threads, 1..MAX_THREADS (default: the machine's cores, or CONVKIT_NUM_THREADS). */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new RangeError(`setNumThreads: expected an integer in 1..${MAX_THREADS}, got ${n}`);
   native.setNumThreads(n);
 }
 export const getNumThreads = (): number => native.getNumThreads();

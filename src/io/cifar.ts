@@ -5,9 +5,10 @@
 // CIFAR-100: train.bin, test.bin; records of <coarse label><fine label><3072 pixel bytes>.
 // Pixels are 32x32 planes, red then green then blue: already CHW, so they are copied as is.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetFileError, checkLabels } from './idx.js';
+import { checkInputFile, readInputFile, type InputFileOptions } from './files.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
 export type CifarSplit = 'train' | 'test';
@@ -98,18 +99,18 @@ function resolveDir(dir: string, layout: Layout): string {
   throw new DatasetFileError(dir, `CIFAR data not found: looked for ${looked}`);
 }
 
-function fileSize(path: string): number {
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    return st.size;
-  } catch (err) {
-    throw new DatasetFileError(path, `cannot read CIFAR batch: ${(err as Error).message}`, { cause: err });
-  }
+/**
+ * The largest CIFAR batch file read: 1 GiB, 6.5 times the largest official one (CIFAR-100's
+ * train.bin, 154 MB), so a wrong file fails before its size is allocated.
+ */
+export const MAX_CIFAR_FILE_BYTES = 2 ** 30;
+
+function batchFile(path: string): InputFileOptions {
+  return { what: 'CIFAR batch', maxBytes: MAX_CIFAR_FILE_BYTES, fail: (m, cause) => new DatasetFileError(path, m, { cause }) };
 }
 
 function recordCount(path: string, recordBytes: number): number {
-  const size = fileSize(path);
+  const size = checkInputFile(path, batchFile(path));
   if (size === 0 || size % recordBytes !== 0) {
     throw new DatasetFileError(
       path,
@@ -124,7 +125,8 @@ function recordCount(path: string, recordBytes: number): number {
 export function readClassNames(dir: string, metaFile: string, expected: number, defaults: readonly string[]): string[] {
   const path = join(dir, metaFile);
   if (!existsSync(path)) return [...defaults];
-  const names = readFileSync(path, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const text = readInputFile(path, { what: 'class names', maxBytes: 1 << 20, fail: (m, cause) => new DatasetFileError(path, m, { cause }) });
+  const names = text.toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
   if (names.length !== expected) {
     throw new DatasetFileError(path, `expected ${expected} class names, one per line, found ${names.length}`);
   }
@@ -138,8 +140,12 @@ interface Sink {
 }
 
 function readBatch(path: string, layout: Layout, sink: Sink): void {
-  const bytes = readFileSync(path);
+  const bytes = readInputFile(path, batchFile(path));
+  // the file may have changed since its size was counted
   const n = bytes.length / layout.recordBytes;
+  if (sink.at + n > sink.labels.length || !Number.isInteger(n)) {
+    throw new DatasetFileError(path, `file changed while reading: now ${bytes.length} bytes, not whole records fitting the size counted first`);
+  }
   const labels = new Uint8Array(n);
   const pixelOffset = layout.recordBytes - CIFAR_IMAGE_BYTES;
   for (let r = 0; r < n; r++) {

@@ -4,9 +4,11 @@
 // dimension, then the data in row-major order, big-endian. This module only produces typed
 // arrays; the data layer turns them into tensors.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
+import { formatShape } from '../engine/format.js';
+import { readInputFile } from './files.js';
 
 /** An error in a dataset file: `path` is the file, the message says what was expected and found. */
 export class DatasetFileError extends Error {
@@ -78,31 +80,69 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === GZIP_MAGIC0 && bytes[1] === GZIP_MAGIC1;
 }
 
+/**
+ * The largest idx data convkit reads: 2 GiB, 40 times Fashion-MNIST's training images. It bounds
+ * the file on disk, and what a gzipped file may inflate to whatever its header declares.
+ */
+export const MAX_IDX_BYTES = 2 ** 31;
+
 function readBytes(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new DatasetFileError(path, `cannot read file: ${(err as Error).message}`, { cause: err });
+  return readInputFile(path, {
+    what: 'idx file', maxBytes: MAX_IDX_BYTES, fail: (m, cause) => new DatasetFileError(path, m, { cause }),
+  });
+}
+
+function gunzipError(path: string, compressed: Buffer, err: unknown): DatasetFileError {
+  return new DatasetFileError(
+    path,
+    `corrupt gzip data: expected a complete gzip stream (${compressed.length} bytes on disk), found: ${(err as Error).message}`,
+    { cause: err },
+  );
+}
+
+// Deflate's best ratio is 1032:1, so a prefix of n compressed bytes inflates to at most this.
+const inflatedBound = (n: number): number => 1032 * n + 1024;
+
+/**
+ * The first bytes of a gzip stream, enough for the idx header: inflated from growing prefixes of
+ * the compressed data, each bounded by deflate's best ratio, so a bomb cannot inflate here.
+ */
+function gunzipHead(path: string, compressed: Buffer): Buffer {
+  const want = 4 + 4 * 255;
+  let head = Buffer.alloc(0);
+  for (let n = 1024; ; n *= 4) {
+    const prefix = compressed.subarray(0, n);
+    try {
+      head = gunzipSync(prefix, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: inflatedBound(prefix.length) });
+    } catch (err) {
+      throw gunzipError(path, compressed, err);
+    }
+    if (head.length >= want || prefix.length === compressed.length) return head;
   }
 }
 
-function gunzip(path: string, compressed: Buffer): Buffer {
+/** Inflates a gzipped idx file to at most the size its header declares (and MAX_IDX_BYTES). */
+function gunzipIdx(path: string, compressed: Buffer): Buffer {
+  const header = parseHeader(path, gunzipHead(path, compressed));
+  const declared = header.dataOffset + header.byteLength;
+  if (declared > MAX_IDX_BYTES) {
+    throw new DatasetFileError(path, `idx header declares ${header.info.dtype} ${formatShape(header.shape)}: ${declared} bytes, more than the limit of ${MAX_IDX_BYTES}`);
+  }
   try {
-    return gunzipSync(compressed);
+    // one byte of slack, so that data beyond the declared size is reported as such below
+    return gunzipSync(compressed, { maxOutputLength: declared + 1 });
   } catch (err) {
-    throw new DatasetFileError(
-      path,
-      `corrupt gzip data: expected a complete gzip stream (${compressed.length} bytes on disk), ` +
-        `found: ${(err as Error).message}`,
-      { cause: err },
-    );
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new DatasetFileError(path, `gzip data inflates to more than the ${declared} bytes its idx header declares (${header.info.dtype} ${formatShape(header.shape)})`, { cause: err });
+    }
+    throw gunzipError(path, compressed, err);
   }
 }
 
 /** Reads a file, gunzipping it when its first bytes are the gzip magic. */
 export function readMaybeGzip(path: string): Buffer {
   const raw = readBytes(path);
-  return isGzip(raw) ? gunzip(path, raw) : raw;
+  return isGzip(raw) ? gunzipIdx(path, raw) : raw;
 }
 
 function hex(byte: number | undefined): string {
@@ -155,7 +195,7 @@ function dataByteLength(path: string, shape: number[], itemSize: number): number
   for (const dim of shape) {
     bytes *= dim;
     if (bytes > Number.MAX_SAFE_INTEGER) {
-      throw new DatasetFileError(path, `idx dimensions [${shape.join(', ')}] describe an impossibly large array`);
+      throw new DatasetFileError(path, `idx dimensions ${formatShape(shape)} describe an impossibly large array`);
     }
   }
   return bytes;
@@ -174,7 +214,7 @@ export function parseIdx(bytes: Uint8Array, path = '<buffer>'): IdxArray {
     const what = found < header.byteLength ? 'truncated idx data' : 'trailing bytes after idx data';
     throw new DatasetFileError(
       path,
-      `${what}: expected ${header.byteLength} data bytes for ${header.info.dtype} [${header.shape.join(', ')}], ` +
+      `${what}: expected ${header.byteLength} data bytes for ${header.info.dtype} ${formatShape(header.shape)}, ` +
         `found ${found}`,
     );
   }
@@ -214,7 +254,7 @@ export function encodeIdx(array: IdxArray): Uint8Array {
   const size = data.BYTES_PER_ELEMENT;
   const expected = shape.reduce((a, b) => a * b, 1);
   if (expected !== data.length) {
-    throw new RangeError(`encodeIdx: shape [${shape.join(', ')}] needs ${expected} elements, data has ${data.length}`);
+    throw new RangeError(`encodeIdx: shape ${formatShape(shape)} needs ${expected} elements, data has ${data.length}`);
   }
   const out = new Uint8Array(4 + 4 * shape.length + data.length * size);
   const view = new DataView(out.buffer);
@@ -289,7 +329,7 @@ function expectUint8(path: string, arr: IdxArray, ndims: number, what: string): 
   if (arr.dtype !== 'uint8' || arr.shape.length !== ndims) {
     throw new DatasetFileError(
       path,
-      `expected ${what} as ${ndims}-D uint8, found ${arr.shape.length}-D ${arr.dtype} [${arr.shape.join(', ')}]`,
+      `expected ${what} as ${ndims}-D uint8, found ${arr.shape.length}-D ${arr.dtype} ${formatShape(arr.shape)}`,
     );
   }
   return arr.data;

@@ -1,4 +1,5 @@
-// Image folders (torchvision's ImageFolder layout) and image decoding through sharp (libvips).
+// Image folders (torchvision's ImageFolder layout), image decoding and PNG encoding through sharp
+// (libvips, an optional dependency: loaded on first use).
 //
 // Decoded images are CHW uint8 (planes, not interleaved pixels), so the data layer can copy
 // them straight into an NCHW tensor. Colour handling follows PIL, which torchvision uses, so
@@ -7,12 +8,12 @@
 
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import type { Dirent } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import type { KernelEnum, Sharp, SharpOptions } from 'sharp';
 import { pythonRound } from '../engine/math.js';
 import { DatasetFileError } from './idx.js';
+import { readInputFileAsync } from './files.js';
 
 export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(['.jpg', '.jpeg', '.png', '.webp']);
 
@@ -118,7 +119,9 @@ export function listImageFolder(root: string): ImageFolder {
  */
 export type ResizeMode = 'resize' | 'center-crop' | 'cover';
 
-export type ResizeKernel = keyof KernelEnum;
+// sharp's kernels, spelled out so that convkit's types do not need sharp installed (passing one to
+// sharp's resize checks that they are still sharp's).
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3' | 'mks2013' | 'mks2021';
 
 export interface DecodeOptions {
   /** Output [height, width]. */
@@ -145,13 +148,14 @@ type SharpFactory = (input?: Buffer, options?: SharpOptions) => Sharp;
 
 let sharpPromise: Promise<SharpFactory> | undefined;
 
-// Loaded on first use, so importing convkit/io never loads libvips unless images are decoded.
+// Loaded on first use, so importing convkit/io never loads libvips unless images are decoded or
+// encoded, and users who never do need not install it.
 function loadSharp(): Promise<SharpFactory> {
   sharpPromise ??= import('sharp').then(
     (m) => m.default as SharpFactory,
     (err: unknown) => {
       sharpPromise = undefined;
-      throw new Error(`image decoding needs the 'sharp' package (npm install sharp): ${(err as Error).message}`, {
+      throw new Error(`reading or writing images needs the optional 'sharp' package (npm install sharp): ${(err as Error).message}`, {
         cause: err,
       });
     },
@@ -173,11 +177,24 @@ async function toRaw(img: Sharp): Promise<RawImage> {
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
+/** The most pixels an image may have: sharp's default limit (16383 x 16383), as PIL's bomb check. */
+export const MAX_IMAGE_PIXELS = 0x3fff * 0x3fff;
+/** The largest image file read (a 16383 x 16383 PNG of noise is about 800 MB). */
+export const MAX_IMAGE_FILE_BYTES = 1 << 30;
+
+/** An image whose header declares more pixels than MAX_IMAGE_PIXELS: refused before decoding. */
+class ImageTooLarge extends Error {}
+
 // sharp resizes with premultiplied alpha; PIL's convert('RGB') drops alpha before anything else.
 // Dropping it first keeps the colour of transparent pixels, as PIL does.
 async function openDroppingAlpha(sharp: SharpFactory, input: Buffer, options: SharpOptions): Promise<Sharp> {
-  const img = sharp(input, options);
-  const meta = await img.metadata();
+  // the header alone, unlimited, so that an image over the limit is reported with its size
+  const meta = await sharp(input, { ...options, limitInputPixels: false }).metadata();
+  const { width = 0, height = 0 } = meta;
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageTooLarge(`too large: ${width} x ${height} pixels, limit ${MAX_IMAGE_PIXELS} (${0x3fff} x ${0x3fff})`);
+  }
+  const img = sharp(input, { ...options, limitInputPixels: MAX_IMAGE_PIXELS });
   if (!meta.hasAlpha) return img;
   const raw = await toRaw(img);
   return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels as 1 | 3 } });
@@ -243,12 +260,10 @@ function writePixel(raw: RawImage, s: number, out: Uint8Array, o: number, plane:
   }
 }
 
-async function readInput(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new DatasetFileError(path, `cannot read image: ${(err as Error).message}`, { cause: err });
-  }
+function readInput(path: string): Promise<Buffer> {
+  return readInputFileAsync(path, {
+    what: 'image', maxBytes: MAX_IMAGE_FILE_BYTES, fail: (m, cause) => new DatasetFileError(path, `cannot read image: ${m}`, { cause }),
+  });
 }
 
 type ImageFormat = 'JPEG' | 'PNG' | 'WebP';
@@ -275,6 +290,7 @@ function cleanVipsMessage(message: string, format: ImageFormat): string {
 function decodeError(path: string, input: Buffer, err: unknown): DatasetFileError {
   const format = sniffFormat(input);
   const message = (err as Error).message;
+  if (err instanceof ImageTooLarge) return new DatasetFileError(path, `cannot decode image: ${message}`, { cause: err });
   if (format === undefined) {
     const head = [...input.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     return new DatasetFileError(
@@ -336,4 +352,39 @@ async function decodeOne(path: string, options: DecodeOptions): Promise<DecodeRe
   } catch (err) {
     return { ok: false, path, error: err instanceof Error ? err : new Error(String(err)) };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/** An image as decodeImage gives it: uint8 planes, channel after channel (CHW). */
+export interface ChwImage {
+  data: Uint8Array;
+  /** 1 (gray) or 3 (RGB). */
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** Encodes a CHW uint8 image (1 channel: gray, 3: RGB) as PNG bytes. */
+export async function encodePng(image: ChwImage): Promise<Buffer> {
+  const { data, channels, height, width } = image;
+  if (channels !== 1 && channels !== 3) throw new RangeError(`encodePng: channels must be 1 or 3, got ${channels}`);
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) {
+    throw new RangeError(`encodePng: height and width must be positive integers, got ${height}x${width}`);
+  }
+  if (data.length !== channels * height * width) {
+    throw new RangeError(`encodePng: ${channels}x${height}x${width} needs ${channels * height * width} bytes, got ${data.length}`);
+  }
+  const sharp = await loadSharp();
+  const img = sharp(toHwc(data, channels, height * width), { raw: { width, height, channels } });
+  // one band would otherwise be written as RGB
+  return (channels === 1 ? img.toColourspace('b-w') : img).png().toBuffer();
+}
+
+// sharp takes interleaved pixels.
+function toHwc(chw: Uint8Array, channels: number, plane: number): Buffer {
+  const hwc = Buffer.alloc(chw.length);
+  for (let k = 0; k < channels; k++) for (let i = 0; i < plane; i++) hwc[i * channels + k] = chw[k * plane + i]!;
+  return hwc;
 }

@@ -2,7 +2,8 @@
 // anything from the file, like torch.load(weights_only=True). data.pkl is unpickled through an
 // allow-list of the few torch globals a state dict needs; storages are zip entries, read once and
 // cut into tensors after every view has been checked to lie inside its storage.
-import { readSync, openSync, closeSync } from 'node:fs';
+import { readSync, closeSync } from 'node:fs';
+import { openInputFile } from './files.js';
 import { BYTES_PER_ELEMENT, empty, type DType, type StateDict, type Tensor } from '../engine/index.js';
 import { PyCallable, PyDict, PyObject, PyTuple, describe, unpickle, type PyValue } from './pickle.js';
 import { ZipReader, type ZipEntry } from './zip.js';
@@ -72,7 +73,7 @@ function loadPthUnnamed<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Map
   try {
     const prefix = archivePrefix(zip);
     checkByteOrder(zip, prefix);
-    const top = unpickle(zip.read(`${prefix}data.pkl`), {
+    const top = unpickle(zip.read(`${prefix}data.pkl`, MAX_PICKLE_BYTES), {
       source: `${path} (${prefix}data.pkl)`,
       findGlobal: allowedGlobal,
       refusalReason: 'only state dicts can be read',
@@ -89,11 +90,17 @@ function loadPthUnnamed<T>(path: string, opts: PthOptions, alloc: Alloc<T>): Map
 // ---- format detection ------------------------------------------------------------------------
 
 // torch < 1.6 starts with a pickled magic number: PROTO 2, LONG1 of 10 bytes 0x1950a86a20f9469cfc6c.
+/**
+ * The most bytes data.pkl may inflate to: a state dict's pickle holds names and shapes, about
+ * 100 bytes a tensor, so 64 MiB is room for 600,000 tensors.
+ */
+const MAX_PICKLE_BYTES = 64 << 20;
+
 const LEGACY_MAGIC = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
 function refuseLegacy(path: string): void {
   const head = new Uint8Array(LEGACY_MAGIC.length);
-  const fd = openSync(path, 'r');
+  const { fd } = openInputFile(path, { what: 'PyTorch checkpoint' });
   let n: number;
   try {
     n = readSync(fd, head, 0, head.length, 0);
@@ -125,7 +132,7 @@ function archivePrefix(zip: ZipReader): string {
 /** torch >= 2.1 records the writer's byte order; older files are little-endian, as is every host we run on. */
 function checkByteOrder(zip: ZipReader, prefix: string): void {
   if (!zip.has(`${prefix}byteorder`)) return;
-  const order = new TextDecoder().decode(zip.read(`${prefix}byteorder`)).trim();
+  const order = new TextDecoder().decode(zip.read(`${prefix}byteorder`, 16)).trim();
   if (order !== 'little') throw new Error(`${zip.name}: tensors were saved ${order}-endian; only little-endian checkpoints are supported`);
 }
 
@@ -371,8 +378,9 @@ function materialize<T>(path: string, zip: ZipReader, prefix: string, dict: PyDi
   const made = new Map<string, T>();
   // One storage in memory at a time: peak memory is the result plus the largest storage.
   for (const [key, group] of byStorage) {
-    const entry = storageEntry(path, zip, prefix, key, group);
-    const bytes = group.some(([, t]) => numel(t.shape) > 0) ? zip.readEntry(entry) : new Uint8Array(0);
+    const { entry, need } = storageEntry(path, zip, prefix, key, group, maxBytes);
+    // a deflated storage may inflate to no more than its tensors declare
+    const bytes = group.some(([, t]) => numel(t.shape) > 0) ? zip.readEntry(entry, need) : new Uint8Array(0);
     for (const [name, t] of group) {
       const { value, bytes: dst } = alloc(t.shape, t.storage.dtype);
       gather(bytes, t, dst);
@@ -383,17 +391,25 @@ function materialize<T>(path: string, zip: ZipReader, prefix: string, dict: PyDi
   return new Map([...(dict.map.keys() as IterableIterator<string>)].map((name): [string, T] => [name, made.get(name)!]));
 }
 
-function storageEntry(path: string, zip: ZipReader, prefix: string, key: string, group: [string, TensorRef][]): ZipEntry {
+/** The zip entry of a storage, and the bytes its tensors say it holds (at most maxBytes). */
+function storageEntry(
+  path: string, zip: ZipReader, prefix: string, key: string, group: [string, TensorRef][], maxBytes: number,
+): { entry: ZipEntry; need: number } {
   const entry = zip.entry(`${prefix}data/${key}`);
   const [firstName] = group[0];
   if (!entry) throw new Error(`${path}: tensor '${firstName}' needs storage ${prefix}data/${key}, which the archive lacks`);
+  let most = 0;
   for (const [name, t] of group) {
     const need = t.storage.numel * BYTES_PER_ELEMENT[t.storage.dtype];
     if (entry.size < need) {
       throw new Error(`${path}: tensor '${name}': storage ${prefix}data/${key} holds ${entry.size} bytes but ${t.storage.describe()} needs ${need}`);
     }
+    if (need > maxBytes) {
+      throw new Error(`${path}: tensor '${name}': ${t.storage.describe()} takes ${need} bytes, more than the limit of ${maxBytes} bytes (PthOptions.maxBytes)`);
+    }
+    most = Math.max(most, need);
   }
-  return entry;
+  return { entry, need: most };
 }
 
 /** Copies the view (offset, shape, stride) out of the storage bytes into a contiguous buffer. */

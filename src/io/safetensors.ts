@@ -13,9 +13,11 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { empty } from '../engine/index.js';
+import { formatShape } from '../engine/format.js';
+import { writeAll, writeAtomic } from './atomic.js';
+import { openInputFile, readAt } from './files.js';
+import { parseJson } from './json.js';
 import type { DType, StateDict, Tensor } from '../engine/index.js';
 
 /** The dtypes of the safetensors spec. */
@@ -68,6 +70,8 @@ export class SafetensorsError extends Error {
 
 // The reference implementation's limit; it keeps a hostile header from exhausting memory.
 export const MAX_HEADER_LENGTH = 100_000_000;
+// A valid header nests 3 deep ({"name": {"shape": [...]}}); deeper is hostile.
+const MAX_HEADER_DEPTH = 8;
 
 interface DTypeInfo {
   size: number;
@@ -174,7 +178,7 @@ function parseJsonObject(file: string, json: Uint8Array): Record<string, unknown
   }
   let root: unknown;
   try {
-    root = JSON.parse(text);
+    root = parseJson(text, MAX_HEADER_DEPTH);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new SafetensorsError(file, `the header is not valid JSON (${why}); it starts with ${truncate(JSON.stringify(text))}`);
@@ -270,7 +274,7 @@ function checkByteSize(
   if (expected !== BigInt(end - begin)) {
     throw new SafetensorsError(
       file,
-      `shape ${JSON.stringify(shape)} of dtype ${dtype} needs ${expected} bytes, but "data_offsets" [${begin}, ${end}] span ${end - begin}`,
+      `shape ${formatShape(shape)} of dtype ${dtype} needs ${expected} bytes, but "data_offsets" [${begin}, ${end}] span ${end - begin}`,
       name,
     );
   }
@@ -344,22 +348,8 @@ function defineKey<T>(obj: Record<string, T>, key: string, value: T): void {
 // ---------------------------------------------------------------------------------------------
 // File access
 
-function readFully(fd: number, dst: Uint8Array, position: number, what: () => string): void {
-  let done = 0;
-  while (done < dst.byteLength) {
-    const n = fs.readSync(fd, dst, done, dst.byteLength - done, position + done);
-    if (n === 0) throw new Error(`the file ended after ${position + done} bytes while reading ${what()}`);
-    done += n;
-  }
-}
-
 function withFile<T>(file: string, body: (fd: number) => T): T {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new SafetensorsError(file, `cannot open: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
-  }
+  const { fd } = openInputFile(file, { what: 'safetensors file', fail: (m, cause) => new SafetensorsError(file, m, undefined, { cause }) });
   try {
     return body(fd);
   } finally {
@@ -393,9 +383,9 @@ function checkHeaderLength(file: string, n: bigint, size: number): void {
 
 function readFileBytes(file: string, fd: number, dst: Uint8Array, position: number, what: string, tensor?: string): void {
   try {
-    readFully(fd, dst, position, () => what);
+    readAt(fd, dst, position);
   } catch (e) {
-    throw new SafetensorsError(file, e instanceof Error ? e.message : String(e), tensor, { cause: e });
+    throw new SafetensorsError(file, `reading ${what}: ${e instanceof Error ? e.message : String(e)}`, tensor, { cause: e });
   }
 }
 
@@ -530,23 +520,15 @@ export function writeSafetensors(
   metadata?: Readonly<Record<string, string>>,
 ): void {
   const plan = planWrite(file, tensors, metadata);
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(tmp, 'wx');
-    writeAll(fd, plan.prefix);
-    for (const e of plan.entries) writeTensor(file, fd, e, tensors.get(e.name)!);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
+    writeAtomic(file, (fd) => {
+      writeAll(fd, plan.prefix);
+      for (const e of plan.entries) writeTensor(file, fd, e, tensors.get(e.name)!);
+    });
   } catch (e) {
-    if (fd !== undefined) closeQuietly(fd);
-    fs.rmSync(tmp, { force: true });
     if (e instanceof SafetensorsError) throw e;
     throw new SafetensorsError(file, `write failed: ${e instanceof Error ? e.message : String(e)}`, undefined, { cause: e });
   }
-  syncDirectory(path.dirname(file));
 }
 
 function planWrite(
@@ -589,33 +571,7 @@ function writeTensor(file: string, fd: number, e: SafetensorsTensorInfo, t: Tens
   }
   const expected = e.dataOffsets[1] - e.dataOffsets[0];
   if (bytes.byteLength !== expected) {
-    throw new SafetensorsError(file, `its data holds ${bytes.byteLength} bytes, expected ${expected} for shape ${JSON.stringify(e.shape)} ${e.dtype}`, e.name);
+    throw new SafetensorsError(file, `its data holds ${bytes.byteLength} bytes, expected ${expected} for shape ${formatShape(e.shape)} ${e.dtype}`, e.name);
   }
   writeAll(fd, bytes);
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // the original error is the one worth reporting
-  }
-}
-
-// Makes the rename itself durable; best effort, since some platforms cannot fsync a directory.
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // not fatal: the data itself is already synced
-  } finally {
-    if (fd !== undefined) closeQuietly(fd);
-  }
 }

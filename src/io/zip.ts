@@ -2,8 +2,9 @@
 // zip64 records, data descriptors) plus deflate for archives re-zipped by other tools.
 // Every offset and size read from the file is checked against the file before it is used, so a
 // truncated or hostile archive fails with an Error naming the file instead of reading garbage.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { crc32, inflateRawSync } from 'node:zlib';
+import { openInputFile, readAt } from './files.js';
 
 /** Random access to the bytes of an archive: a file read on demand, or a buffer in memory. */
 export interface ByteSource {
@@ -24,29 +25,19 @@ export function bufferSource(bytes: Uint8Array, name = '<buffer>'): ByteSource {
   };
 }
 
-// readSync takes at most ~2 GiB per call.
-const READ_CHUNK = 1 << 30;
-
+/** A regular file (anything else is refused before it is read), read on demand. */
 export function fileSource(path: string): ByteSource {
-  const fd = openSync(path, 'r');
-  let size: number;
-  try {
-    size = fstatSync(fd).size;
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
+  const { fd, size } = openInputFile(path, { what: 'zip archive' });
   let open = true;
   return {
     name: path,
     size,
     read(offset, length) {
       const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, out, done, Math.min(READ_CHUNK, length - done), offset + done);
-        if (n <= 0) throw new Error(`${path}: file shrank while reading (wanted ${length} bytes at offset ${offset})`);
-        done += n;
+      try {
+        readAt(fd, out, offset);
+      } catch (e) {
+        throw new Error(`${path}: file shrank while reading: ${(e as Error).message}`, { cause: e });
       }
       return out;
     },
@@ -55,6 +46,19 @@ export function fileSource(path: string): ByteSource {
       open = false;
     },
   };
+}
+
+/** Whether a file starts like a zip archive (torch.save's format); refuses what is not a regular file. */
+export function isZipFile(path: string, fail?: (message: string, cause?: unknown) => Error): boolean {
+  const { fd, size } = openInputFile(path, { fail });
+  try {
+    const magic = new Uint8Array(4);
+    if (size < 4) return false;
+    readAt(fd, magic, 0);
+    return view(magic).getUint32(0, true) === SIG_LOCAL;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface ZipEntry {
@@ -143,14 +147,20 @@ export class ZipReader {
     return this.byName.get(name);
   }
 
-  /** The entry's uncompressed bytes (may alias the source buffer for stored entries). */
-  read(name: string): Uint8Array {
+  /**
+   * The entry's uncompressed bytes (may alias the source buffer for stored entries). `maxBytes`
+   * bounds the size the directory may declare: a deflated entry is refused before it inflates.
+   */
+  read(name: string, maxBytes?: number): Uint8Array {
     const e = this.byName.get(name);
     if (!e) throw this.error(`no entry '${name}'`);
-    return this.readEntry(e);
+    return this.readEntry(e, maxBytes);
   }
 
-  readEntry(e: ZipEntry): Uint8Array {
+  readEntry(e: ZipEntry, maxBytes = Infinity): Uint8Array {
+    if (e.size > maxBytes) {
+      throw this.error(`entry '${e.name}' declares ${e.size} bytes uncompressed, more than the ${maxBytes} bytes it may hold`);
+    }
     const start = this.dataOffset(e);
     const raw = this.src.read(start, e.compressedSize);
     const out = e.method === 0 ? raw : this.inflate(e, raw);
@@ -347,14 +357,3 @@ function decodeName(b: Uint8Array, flags: number): string {
   return (flags & 0x800 ? utf8 : latin1).decode(b);
 }
 
-/** Whether a file starts with a zip local-file header: torch.save's format (anything else convkit reads as weights is safetensors). */
-export function isZipFile(path: string): boolean {
-  const magic = Buffer.alloc(4);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, magic, 0, 4, 0);
-  } finally {
-    closeSync(fd);
-  }
-  return magic.readUInt32LE(0) === SIG_LOCAL;
-}

@@ -58,7 +58,7 @@ const registry = new Map<string, ModelEntry>();
 
 export function registerModel<O extends ModelOptions>(entry: ModelEntry<O>): void {
   if (registry.has(entry.name)) throw new Error(`model '${entry.name}' is registered twice`);
-  registry.set(entry.name, entry as unknown as ModelEntry);
+  registry.set(entry.name, entry as ModelEntry);
 }
 
 export function modelEntry(name: string): ModelEntry {

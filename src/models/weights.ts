@@ -1,7 +1,6 @@
 // Loading weights into a model, by name: from a weights file (a torchvision or timm safetensors or
 // .pth, convkit's model.safetensors) or from the model / EMA section of a convkit training
 // checkpoint. A file for another architecture fails listing the keys, and the model is untouched.
-import * as fs from 'node:fs';
 import type { StateDict } from '../engine/index.js';
 import { Linear, describeLoad, type LoadResult, type Module } from '../nn/index.js';
 import { parseSafetensorsHeader, readPth, readSafetensors } from '../io/index.js';
@@ -24,8 +23,8 @@ export class CheckpointError extends Error {
  * tensors) or a PyTorch .pth/.pt. The caller disposes the tensors.
  */
 export function readModelWeights(file: string, o: { prefer?: 'model' | 'ema' } = {}): StateDict {
-  if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
-  if (isZipFile(file)) return readPth(file);
+  // torch.save's format is a zip archive; anything else must be safetensors
+  if (isZipFile(file, (m, cause) => new CheckpointError(file, m, { cause }))) return readPth(file);
   const header = parseSafetensorsHeader(file);
   const all = readSafetensors(file);
   if (header.metadata?.format !== CHECKPOINT_FORMAT) return all;

@@ -4,7 +4,9 @@
 // Children and parameters are found from a module's own fields, in the order they were
 // assigned (as nn.Module's __setattr__ registers them), so `conv1 = new Conv2d(...)` is
 // named `conv1`. Buffers (running statistics) are registered explicitly.
-import { Tensor, detachedHandle, noGrad, type DType, type MemoryFormat, type StateDict } from '../engine/index.js';
+import { Tensor, noGrad, type DType, type MemoryFormat, type StateDict } from '../engine/index.js';
+// internal to the engine (not in its index): a Parameter adopts a tensor's data
+import { detachedHandle } from '../engine/tensor.js';
 
 /** A tensor that is a module's learnable weight: requires grad and survives tidy() scopes. */
 export class Parameter extends Tensor {

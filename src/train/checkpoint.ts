@@ -15,13 +15,17 @@
 // leaves the previous file whole.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { StateDict, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { readSafetensors, writeSafetensors, parseSafetensorsHeader } from '../io/index.js';
+import { parseJson } from '../io/json.js';
 import { CHECKPOINT_FORMAT, CheckpointError } from '../models/weights.js';
+import { describeValue } from './checks.js';
 
 export { CHECKPOINT_FORMAT, CheckpointError };
+
+// The training state nests a few levels (recipe.augment, schedule.schedulers, ...): 32 is ample.
+const MAX_META_DEPTH = 32;
 
 export const CHECKPOINT_VERSION = 1;
 
@@ -71,16 +75,16 @@ function parseMeta<M>(file: string, metadata: Record<string, string> | undefined
   }
   let meta: unknown;
   try {
-    meta = JSON.parse(metadata.convkit);
+    meta = parseJson(metadata.convkit, MAX_META_DEPTH);
   } catch (e) {
     throw new CheckpointError(file, `its training state (metadata "convkit") is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
-    throw new CheckpointError(file, `its training state (metadata "convkit") must be a JSON object, got ${JSON.stringify(meta)}`);
+    throw new CheckpointError(file, `its training state (metadata "convkit") must be a JSON object, got ${describeValue(meta)}`);
   }
   const version = metadata.format_version !== undefined ? Number(metadata.format_version) : (meta as { version?: unknown }).version;
   if (version !== CHECKPOINT_VERSION) {
-    throw new CheckpointError(file, `unsupported checkpoint version ${JSON.stringify(metadata.format_version ?? version ?? null)}; this convkit reads version ${CHECKPOINT_VERSION}`);
+    throw new CheckpointError(file, `unsupported checkpoint version ${describeValue(metadata.format_version ?? version ?? null)}; this convkit reads version ${CHECKPOINT_VERSION}`);
   }
   return meta as M;
 }
@@ -120,51 +124,3 @@ export function saveModelWeights(file: string, model: Module<never[], unknown> |
   writeSafetensors(file, sd, { format: 'pt', ...extra });
 }
 
-
-/**
- * Writes a text file atomically (temp file, fsync, rename): readers see the old or the new
- * content, never half of it.
- */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    const fd = fs.openSync(tmp, 'wx');
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** Copies a file atomically (temp copy, fsync, rename). */
-export function copyFileAtomic(src: string, dst: string): void {
-  const tmp = `${dst}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    fs.copyFileSync(src, tmp);
-    const fd = fs.openSync(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, dst);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** Removes temp files a killed writer left in dir (name.tmp-<pid>-<hex>). */
-export function removeStaleTempFiles(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  const stale = fs.readdirSync(dir).filter((f) => /\.tmp-\d+-[0-9a-f]{12}$/.test(f));
-  for (const f of stale) fs.rmSync(path.join(dir, f), { force: true });
-  return stale;
-}

@@ -8,7 +8,7 @@
 //   const acc = await ema.withWeights(model, () => evaluate(model));
 import { F, Tensor, isFloating, noGrad, tidy, type StateDict } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
-import type { JsonValue } from './optim/optimizer.js';
+import type { JsonValue } from '../io/json.js';
 
 export interface ModelEmaOptions {
   /** default 0.9999 */

@@ -11,7 +11,7 @@ import { evalLoader, limitDataset, normalization, openDataset, TEST_SUBSET_SALT 
 import { evaluate, type ClassifierModule, type EvalResult } from './evaluate.js';
 import { DATASETS, RecipeError, type AugmentSpec } from './recipe.js';
 import type { ClassReport } from './metrics.js';
-import type { TrainState } from './trainer.js';
+import { checkTrainState } from './train_state.js';
 
 export interface EvalCheckpointOptions {
   /** the model name (required for files convkit did not write) */
@@ -65,7 +65,7 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
     if (!o.model) throw e; // a .pth: the model must be named
   }
   if (meta?.format === CHECKPOINT_FORMAT) {
-    const s = readCheckpointMeta<TrainState>(file);
+    const s = checkTrainState(file, readCheckpointMeta(file));
     const r = s.recipe;
     return {
       model: o.model ?? r.model, modelOptions: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, inChannels: r.inChannels ?? undefined },

@@ -15,10 +15,10 @@ export {
 } from './recipe.js';
 export {
   saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights,
-  writeFileAtomic, copyFileAtomic, removeStaleTempFiles, CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+  CheckpointError, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
   type CheckpointContents, type LoadedCheckpoint,
 } from './checkpoint.js';
-export { readModelWeights, loadModelWeights, linearKeys, type LoadWeightsOptions, type LoadWeightsReport } from '../models/weights.js';
+export { readModelWeights, loadModelWeights, type LoadWeightsOptions, type LoadWeightsReport } from '../models/weights.js';
 export {
   RunningMean, ConfusionMatrix, topkCorrect, formatTable, formatClassReport, formatConfusion,
   type ClassMetrics, type ClassReport, type EpochRecord,
@@ -34,7 +34,6 @@ export {
   buildModel, findHead, buildParamGroups, buildOptimizer, buildSchedule, checkScheduleOptions,
   type BuiltModel, type Head, type GroupSpec,
 } from './setup.js';
-export { renderReport, lineChart, confusionHeatmap, escapeHtml, type ReportData, type MisclassifiedImage } from './report.js';
-export { writeRunReport, thumbnails, type RunReportInput } from './run_report.js';
+export { renderReport, type ReportData, type MisclassifiedImage } from './report.js';
+export { writeRunReport, type RunReportInput } from './run_report.js';
 export { ProgressBar, formatDuration, type ProgressOptions, type ProgressStream } from './progress.js';
-export { encodePng, chwToPngDataUri } from './png.js';

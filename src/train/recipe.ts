@@ -4,6 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { MAX_BATCH, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIDE, MAX_THREADS } from '../engine/limits.js';
+import { parseJson } from '../io/json.js';
+import { readInputFile } from '../io/files.js';
+import { bool, describeValue, int, isNum, num, numList, obj, oneOf, orNull, pairOf, str, type Check } from './checks.js';
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop';
 export type ScheduleName = 'cosine' | 'onecycle' | 'step' | 'multistep' | 'exponential' | 'linear' | 'constant';
@@ -180,37 +184,29 @@ export class RecipeError extends Error {
   }
 }
 
-type Check = (v: unknown) => string | null;
-const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-const num = (lo: number, hi = Infinity, loOpen = false): Check => (v) =>
-  isNum(v) && (loOpen ? v > lo : v >= lo) && v <= hi ? null : `a number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`;
-const int = (lo: number): Check => (v) => (Number.isSafeInteger(v) && (v as number) >= lo ? null : `an integer >= ${lo}`);
-const orNull = (c: Check): Check => (v) => (v === null ? null : ((r) => (r ? `${r} or null` : null))(c(v)));
-const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const boolAuto: Check = (v) => (typeof v === 'boolean' || v === 'auto' ? null : "true, false or 'auto'");
-const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
-const oneOf = (xs: readonly string[]): Check => (v) => (typeof v === 'string' && xs.includes(v) ? null : `one of ${xs.join(', ')}`);
-const obj: Check = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? null : 'an object');
-const pairOf = (c: Check, what: string): Check => (v) => (Array.isArray(v) && v.length === 2 && v.every((x) => c(x) === null) ? null : what);
 const augments: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' || (s !== null && typeof s === 'object' && !Array.isArray(s)))
   ? null : 'a list of transform specs (names or {name: options})');
 
-const numList: Check = (v) => (Array.isArray(v) && v.length > 0 && v.every(isNum) ? null : 'a non-empty list of numbers');
+// A recipe comes from a file or a checkpoint: 10^12 classes or 10^6 threads must be an error
+// naming the key, not a crash; sizes that reach an allocation or libtorch are bounded (engine/limits).
+// augment: [{name: {options}}] is 3 deep; model options may nest a little more
+const MAX_RECIPE_DEPTH = 16;
 
 const CHECKS: Record<keyof Recipe, Check> = {
-  model: str, modelOptions: obj, numClasses: orNull(int(1)), inChannels: orNull(int(1)),
-  dataset: oneOf(DATASETS), dataRoot: orNull(str), imageSize: orNull(pairOf(int(1), 'a pair [height, width] of positive integers')),
+  model: str, modelOptions: obj, numClasses: orNull(int(1, MAX_CLASSES)), inChannels: orNull(int(1, MAX_CHANNELS)),
+  dataset: oneOf(DATASETS), dataRoot: orNull(str), imageSize: orNull(pairOf(int(1, MAX_IMAGE_SIDE), `a pair [height, width] of integers in 1..${MAX_IMAGE_SIDE}`)),
   limitTrain: orNull(int(1)), limitTest: orNull(int(1)), valFraction: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
-  epochs: int(1), batchSize: int(1), evalBatchSize: int(1),
+  epochs: int(1, 1_000_000), batchSize: int(1, MAX_BATCH), evalBatchSize: int(1, MAX_BATCH),
   optimizer: oneOf(OPTIMIZERS), lr: num(0, Infinity, true), backboneLr: orNull(num(0)), momentum: num(0, 1), nesterov: bool,
   betas: pairOf(num(0, 1), 'a pair [beta1, beta2] of numbers in [0, 1]'), eps: num(0), weightDecay: num(0), decayNormAndBias: bool,
   schedule: oneOf(SCHEDULES), scheduleOptions: obj, warmupEpochs: num(0), warmupFactor: num(0, 1, true), minLr: num(0),
   labelSmoothing: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1)'),
   augment: augments, mean: orNull(numList), std: orNull(numList), mixup: num(0), cutmix: num(0), mixProb: num(0, 1), mixSwitchProb: num(0, 1),
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
-  evalFlip: bool, evalTranslate: int(0), bf16: boolAuto, channelsLast: boolAuto,
-  seed: int(0), outDir: orNull(str), threads: orNull(int(1)), prefetch: int(0),
-  init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0),
+  evalFlip: bool, evalTranslate: int(0, MAX_IMAGE_SIDE), bf16: boolAuto, channelsLast: boolAuto,
+  seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64),
+  init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0, 10_000),
 };
 
 function editDistance(a: string, b: string): number {
@@ -239,10 +235,10 @@ export function checkRecipe(r: Record<string, unknown>, source = 'recipe'): void
   for (const key of Object.keys(r)) {
     if (!(key in CHECKS)) {
       const close = suggest(key, RECIPE_KEYS);
-      throw new RecipeError(`${source}: unknown key "${key}"${close.length ? ` (did you mean "${close[0]}"?)` : ''}; valid keys are: ${RECIPE_KEYS.join(', ')}`);
+      throw new RecipeError(`${source}: unknown key ${describeValue(key)}${close.length ? ` (did you mean "${close[0]}"?)` : ''}; valid keys are: ${RECIPE_KEYS.join(', ')}`);
     }
     const problem = CHECKS[key as keyof Recipe](r[key]);
-    if (problem) throw new RecipeError(`${source}: "${key}" must be ${problem}, got ${JSON.stringify(r[key])}`);
+    if (problem) throw new RecipeError(`${source}: "${key}" must be ${problem}, got ${describeValue(r[key])}`);
   }
 }
 
@@ -279,15 +275,10 @@ export function normalizeAugmentSpec(a: AugmentSpec): Record<string, unknown> & 
 
 /** Reads a recipe file: .json, or .yaml / .yml. Keys are checked. */
 export function loadRecipeFile(file: string): Partial<Recipe> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new RecipeError(`recipe file ${file}: cannot read it: ${(e as Error).message}`);
-  }
+  const text = readInputFile(file, { what: 'recipe', maxBytes: 1 << 20, fail: (m) => new RecipeError(`recipe file ${file}: ${m}`) }).toString('utf8');
   let data: unknown;
   try {
-    data = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+    data = /\.ya?ml$/i.test(file) ? parseYaml(text) : parseJson(text, MAX_RECIPE_DEPTH);
   } catch (e) {
     throw new RecipeError(`recipe file ${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
   }

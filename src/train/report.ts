@@ -16,7 +16,7 @@ export interface MisclassifiedImage {
 export interface ReportData {
   title: string;
   /** the recipe actually used */
-  recipe: Record<string, unknown>;
+  recipe: object;
   history: EpochRecord[];
   /** learning rate sampled over the run: [step, lr] */
   lrTrace: [number, number][];

@@ -2,9 +2,9 @@
 // matrix and class report, and thumbnails of misclassified images read back from the dataset.
 import { F, tidy, type Tensor } from '../engine/index.js';
 import type { Dataset } from '../data/index.js';
-import { chwToPngDataUri } from './png.js';
+import { encodePng } from '../io/images.js';
 import { renderReport, type MisclassifiedImage } from './report.js';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { EpochRecord } from './metrics.js';
 import type { EvalResult, Misclassified } from './evaluate.js';
 import type { Recipe } from './recipe.js';
@@ -39,7 +39,12 @@ export async function thumbnails(dataset: Dataset, indices: number[]): Promise<s
       return x.contiguous().toBytes();
     });
     const per = c * th * tw;
-    return Array.from({ length: n }, (_, i) => chwToPngDataUri(bytes.subarray(i * per, (i + 1) * per), c, th, tw));
+    // PNG holds gray or RGB: other channel counts show their first channel
+    const shown = c === 3 ? 3 : 1;
+    return await Promise.all(Array.from({ length: n }, async (_, i) => {
+      const png = await encodePng({ data: bytes.subarray(i * per, i * per + shown * th * tw), channels: shown, height: th, width: tw });
+      return `data:image/png;base64,${png.toString('base64')}`;
+    }));
   } finally {
     batch.x.dispose();
     batch.y.dispose();
@@ -58,7 +63,7 @@ export async function writeRunReport(file: string, d: RunReportInput): Promise<v
   const totalSeconds = d.history.reduce((a, h) => a + h.epochSeconds, 0);
   const html = renderReport({
     title: `${d.recipe.model} on ${d.recipe.dataset}`,
-    recipe: d.recipe as unknown as Record<string, unknown>,
+    recipe: d.recipe,
     history: d.history,
     lrTrace: d.lrTrace,
     classNames: d.classes,

@@ -11,7 +11,8 @@
 //   const warm = new LinearLR(opt, { startFactor: 0.01, totalIters: warmupSteps });
 //   const cos = new CosineAnnealingLR(opt, { tMax: totalSteps - warmupSteps });
 //   const sched = new SequentialLR(opt, [warm, cos], [warmupSteps]);
-import type { JsonValue, ScheduleFields } from './optim/optimizer.js';
+import type { ScheduleFields } from './optim/optimizer.js';
+import type { JsonValue } from '../io/json.js';
 
 /** What a schedule needs of an optimizer's groups: lr, and momentum or betas for OneCycleLR. */
 export interface SchedulableGroup extends ScheduleFields {

@@ -79,9 +79,9 @@ export function buildOptimizer(groups: GroupSpec[], r: Recipe): Optimizer {
   const input = groups.map((g) => ({ params: g.params, lr: g.lr, weightDecay: g.weightDecay }));
   switch (r.optimizer) {
     case 'sgd': return new SGD(input, { lr: r.lr, momentum: r.momentum, nesterov: r.nesterov && r.momentum > 0, weightDecay: r.weightDecay });
-    case 'adam': return new Adam(input, { lr: r.lr, betas: r.betas, eps: r.eps, weightDecay: r.weightDecay }) as unknown as Optimizer;
-    case 'adamw': return new AdamW(input, { lr: r.lr, betas: r.betas, eps: r.eps, weightDecay: r.weightDecay }) as unknown as Optimizer;
-    case 'rmsprop': return new RMSprop(input, { lr: r.lr, momentum: r.momentum, eps: r.eps, weightDecay: r.weightDecay }) as unknown as Optimizer;
+    case 'adam': return new Adam(input, { lr: r.lr, betas: r.betas, eps: r.eps, weightDecay: r.weightDecay });
+    case 'adamw': return new AdamW(input, { lr: r.lr, betas: r.betas, eps: r.eps, weightDecay: r.weightDecay });
+    case 'rmsprop': return new RMSprop(input, { lr: r.lr, momentum: r.momentum, eps: r.eps, weightDecay: r.weightDecay });
     default: throw new RecipeError(`unknown optimizer '${String(r.optimizer)}'`);
   }
 }

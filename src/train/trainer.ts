@@ -17,8 +17,9 @@ import type { Scheduler, SchedulerState } from './schedule.js';
 import { ModelEma, type ModelEmaState } from './ema.js';
 import { clipGradNorm } from './clip.js';
 import {
-  copyFileAtomic, loadCheckpoint, readCheckpointMeta, removeStaleTempFiles, saveCheckpoint, saveModelWeights, writeFileAtomic, CheckpointError,
+  loadCheckpoint, readCheckpointMeta, saveCheckpoint, saveModelWeights, CheckpointError,
 } from './checkpoint.js';
+import { copyFileAtomic, removeStaleTempFiles, writeFileAtomic } from '../io/atomic.js';
 import { cpuHasBf16, defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
 import { buildRunData, checkTransforms, evalLoader, trainLoader, trainTransforms, type RunData } from './data.js';
 import { buildModel, buildOptimizer, buildParamGroups, buildSchedule, checkScheduleOptions, findHead, type GroupSpec, type Head } from './setup.js';
@@ -26,6 +27,7 @@ import { evaluate, forward, logitsOf, type ClassifierModule, type EvalResult } f
 import { probeBf16, type Bf16Probe } from './amp_probe.js';
 import type { EpochRecord } from './metrics.js';
 import { writeRunReport } from './run_report.js';
+import { checkTrainState } from './train_state.js';
 
 /** The JSON half of a checkpoint (safetensors __metadata__ "convkit"). */
 export interface TrainState {
@@ -180,7 +182,7 @@ export class Trainer {
   static resume(from: string, opts: TrainerOptions = {}): Trainer {
     const file = fs.existsSync(from) && fs.statSync(from).isDirectory() ? path.join(from, 'last.safetensors') : from;
     if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file: nothing to resume');
-    const meta = readCheckpointMeta<TrainState>(file);
+    const meta = checkTrainState(file, readCheckpointMeta(file));
     const recipe = resolveRecipe(meta.recipe);
     recipe.outDir = path.dirname(path.resolve(file));
     removeStaleTempFiles(recipe.outDir);
@@ -446,21 +448,25 @@ export class Trainer {
   }
 
   #restore(file: string): void {
-    const ck = loadCheckpoint<TrainState>(file);
+    const ck = loadCheckpoint(file);
     try {
-      const m = ck.meta;
-      try {
-        this.model.loadStateDict(ck.model);
-      } catch (e) {
-        throw new CheckpointError(file, `its model.* tensors do not fit ${this.recipe.model}: ${(e as Error).message}`);
-      }
-      this.optimizer.loadStateDict({ tensors: ck.optimizer, meta: m.optimizer });
-      this.scheduler.loadStateDict(m.schedule);
+      const m = checkTrainState(file, ck.meta);
+      const part = (what: string, load: () => void): void => {
+        try {
+          load();
+        } catch (e) {
+          throw new CheckpointError(file, `${what}: ${(e as Error).message}`, { cause: e });
+        }
+      };
+      part(`its model.* tensors do not fit ${this.recipe.model}`, () => this.model.loadStateDict(ck.model));
+      part('training state field "optimizer" and its optim.* tensors', () => this.optimizer.loadStateDict({ tensors: ck.optimizer, meta: m.optimizer }));
+      part('training state field "schedule"', () => this.scheduler.loadStateDict(m.schedule));
       if (this.ema) {
         if (!ck.ema || !m.ema) throw new CheckpointError(file, 'the recipe has EMA on but the checkpoint holds no ema.* tensors');
-        this.ema.loadStateDict({ tensors: ck.ema, meta: m.ema });
+        const ema = { tensors: ck.ema, meta: m.ema };
+        part('training state field "ema" and its ema.* tensors', () => this.ema!.loadStateDict(ema));
       }
-      if (ck.rng) setRngState(ck.rng);
+      if (ck.rng) part('its rng.torch tensor', () => setRngState(ck.rng!));
       if (m.loader.batchSize !== this.recipe.batchSize || m.loader.trainSize !== this.data.train.length) {
         throw new CheckpointError(file, `the training set changed: the checkpoint was made with ${m.loader.trainSize} images in batches of ${m.loader.batchSize}, now ${this.data.train.length} in batches of ${this.recipe.batchSize}`);
       }

@@ -10,6 +10,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readCheckpointMeta, type TrainState } from '../../src/train/index.js';
 
+// The command as compiled with the tests, so that models an --import'ed test module registers
+// land in the registry it reads; bin/convkit.js (the package build in dist/) has its own test.
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const BIN = fileURLToPath(new URL('../../../bin/convkit.js', import.meta.url));
 const TINY = fileURLToPath(new URL('../train/tiny_model.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-cli-'));
@@ -19,7 +22,7 @@ const ENV = { ...process.env, CONVKIT_NUM_THREADS: '1', CONVKIT_CACHE_DIR: path.
 interface Run { code: number | null; stdout: string; stderr: string }
 
 function cli(args: string[], env: NodeJS.ProcessEnv = ENV): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env, cwd: tmp, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env, cwd: tmp, timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -35,6 +38,16 @@ test('--help on every command, exit 0', () => {
     assert.match(r.stdout, new RegExp(`^usage: convkit ${c}`));
   }
   assert.match(cli(['train', '-h']).stdout, /--resume/);
+});
+
+test('bin/convkit.js runs the package build: --version, --help', () => {
+  const { version } = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8', env: ENV, cwd: tmp });
+  assert.equal(v.status, 0, `${v.stderr} (is dist/ built? npm run build)`);
+  assert.equal(v.stdout.trim(), version);
+  const h = spawnSync(process.execPath, [BIN, 'models', '--help'], { encoding: 'utf8', env: ENV, cwd: tmp });
+  assert.equal(h.status, 0, h.stderr);
+  assert.match(h.stdout, /^usage: convkit models/);
 });
 
 test('bad usage exits 2 with a clear message; failures exit 1 without a stack trace', () => {
@@ -127,7 +140,7 @@ test('train end to end, then eval, inspect, summary and models on its outputs', 
   const shifted = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '100', '--json', '--flip', '--translate', '1']);
   assert.equal(shifted.code, 0, shifted.stderr);
   assert.deepEqual((JSON.parse(shifted.stdout) as { tta: unknown }).tta, { flip: true, translate: 1 });
-  assert.match(cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--translate', 'x']).stderr, /--translate must be an integer >= 0, got 'x'/);
+  assert.match(cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--translate', 'x']).stderr, /--translate must be an integer in 0\.\.8192, got 'x'/);
   // the training checkpoint evaluates the same way (here its EMA weights), and as a table
   const emaEv = cli(['eval', path.join(out, 'last.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '300', '--ema']);
   assert.equal(emaEv.code, 0, emaEv.stderr);
@@ -168,7 +181,7 @@ test('train end to end, then eval, inspect, summary and models on its outputs', 
 
 test('Ctrl-C mid-epoch saves a checkpoint, exits 130, and --resume finishes the run', async () => {
   const out = path.join(tmp, 'sigint');
-  const child = spawn(process.execPath, [BIN, 'train', ...TRAIN, '--epochs', '1', '--limit-train', '6400', '--limit-test', '200', '--out-dir', out],
+  const child = spawn(process.execPath, [MAIN, 'train', ...TRAIN, '--epochs', '1', '--limit-train', '6400', '--limit-test', '200', '--out-dir', out],
     { cwd: tmp, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let sent = false;

@@ -8,7 +8,7 @@ import { manualSeed, noGrad, randn, tidy, type Tensor } from '../../src/engine/i
 import type { Module } from '../../src/nn/index.js';
 import { OracleBatch, assertClose, type OracleResult } from './oracle.js';
 
-// dist/test/helpers -> the source folder test/helpers, where ref_seq.py lives
+// dist-dev/test/helpers -> the source folder test/helpers, where ref_seq.py lives
 const HELPERS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/helpers');
 
 export interface LayerSpec {

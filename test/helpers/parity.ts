@@ -12,7 +12,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import type { Module } from '../../src/nn/index.js';
 
 export const PYTHON = '/usr/bin/python3';
-// dist/test/helpers -> the source folder test/helpers, where the python files live
+// dist-dev/test/helpers -> the source folder test/helpers, where the python files live
 const HELPERS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../test/helpers');
 
 export interface OracleCase {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { DatasetFileError } from '../../src/io/idx.js';
-import { decodeImage, decodeImages, listImageFolder } from '../../src/io/images.js';
+import { decodeImage, decodeImages, encodePng, listImageFolder } from '../../src/io/images.js';
 
 type Rgb = [number, number, number];
 
@@ -182,5 +182,36 @@ describe('image folders', () => {
     const [r] = await decodeImages([join(root, 'gone.png')], { size: [2, 2] });
     assert.ok(r && !r.ok);
     assert.match(r.error.message, /cannot read image/);
+  });
+});
+
+describe('encodePng', () => {
+  it('writes gray and RGB PNGs that decode to the same pixels', async () => {
+    const gray = Uint8Array.from({ length: 5 * 7 }, (_, i) => (i * 37) % 256);
+    const png = await encodePng({ data: gray, channels: 1, height: 5, width: 7 });
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', 7, 5, 1]);
+    assert.deepEqual([...(await sharp(png).extractChannel(0).raw().toBuffer())], [...gray]);
+    // CHW planes in, interleaved pixels out: pixel i is (r[i], g[i], b[i])
+    const chw = Uint8Array.from({ length: 3 * 4 * 3 }, (_, i) => (i * 11) % 256);
+    const rgb = await sharp(await encodePng({ data: chw, channels: 3, height: 4, width: 3 })).raw().toBuffer({ resolveWithObject: true });
+    assert.equal(rgb.info.channels, 3);
+    const plane = 12;
+    const expected = Array.from({ length: 3 * plane }, (_, j) => chw[(j % 3) * plane + Math.floor(j / 3)]);
+    assert.deepEqual([...rgb.data], expected);
+    // and back through decodeImage: the same planes
+    const file = join(tmpdir(), `convkit-png-${process.pid}.png`);
+    writeFileSync(file, await encodePng({ data: chw, channels: 3, height: 4, width: 3 }));
+    try {
+      assert.deepEqual([...await decodeImage(file, { size: [4, 3], mode: 'center-crop' })], [...chw]);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
+  it('names what is wrong with the image it is given', async () => {
+    await assert.rejects(encodePng({ data: new Uint8Array(8), channels: 2, height: 2, width: 2 }), /encodePng: channels must be 1 or 3, got 2/);
+    await assert.rejects(encodePng({ data: new Uint8Array(8), channels: 1, height: 2, width: 2 }), /encodePng: 1x2x2 needs 4 bytes, got 8/);
+    await assert.rejects(encodePng({ data: new Uint8Array(0), channels: 1, height: 0, width: 2 }), /height and width must be positive integers, got 0x2/);
   });
 });

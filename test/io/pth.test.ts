@@ -269,7 +269,7 @@ describe('readPth: refusing what it must not load', () => {
 
   test('missing files, empty files and garbage are refused', () => {
     assertRefused(fx('does-not-exist.pt'), /ENOENT/);
-    assertRefused(dir, /EISDIR/);
+    assertRefused(dir, /expected a regular file \(PyTorch checkpoint\), found a directory/);
     const cases: [string, Uint8Array][] = [
       ['empty.pt', new Uint8Array(0)],
       ['zeros.pt', new Uint8Array(4096)],

@@ -1,7 +1,7 @@
 // Checkpoints: the format (model./optim./ema./rng. tensors + JSON metadata), atomic writes
 // (an injected failure and a SIGKILL mid-write both leave the previous file loadable),
 // model.safetensors loaded by PyTorch, loading errors; and the small pieces the trainer and
-// its report use: metrics, the PNG encoder, the progress bar, summary().
+// its report use: metrics, the progress bar, summary().
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -10,12 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
-import sharp from 'sharp';
 import { full, getRngState, manualSeed, randn, tensor, tidy, noGrad, type StateDict, type Tensor } from '../../src/engine/index.js';
-import { parseSafetensorsHeader, readSafetensors, writeSafetensors } from '../../src/io/index.js';
+import { parseSafetensorsHeader, readSafetensors, writeSafetensors, removeStaleTempFiles, writeFileAtomic } from '../../src/io/index.js';
 import {
-  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights, removeStaleTempFiles, writeFileAtomic,
-  ConfusionMatrix, topkCorrect, encodePng, ProgressBar, SGD,
+  saveCheckpoint, loadCheckpoint, readCheckpointMeta, saveModelWeights, loadModelWeights,
+  ConfusionMatrix, topkCorrect, ProgressBar, SGD,
 } from '../../src/train/index.js';
 import { summary } from '../../src/analyze/summary.js';
 import { countMacs } from '../../src/analyze/macs.js';
@@ -250,18 +249,6 @@ test('confusion matrix, per-class report and top-k', () => {
   assert.deepEqual(topkCorrect(logits, target, [1, 2, 5]), [1, 2, 3]);
   logits.dispose();
   target.dispose();
-});
-
-test('the PNG encoder writes images that decode to the same pixels', async () => {
-  const gray = Uint8Array.from({ length: 7 * 5 }, (_, i) => (i * 37) % 256);
-  const png = encodePng(gray, 7, 5, 1);
-  const meta = await sharp(png).metadata();
-  assert.deepEqual([meta.format, meta.width, meta.height, meta.channels], ['png', 7, 5, 1]);
-  const g = await sharp(png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  assert.deepEqual([...g.data], [...gray]);
-  const rgb = Uint8Array.from({ length: 3 * 4 * 3 }, (_, i) => (i * 11) % 256);
-  const c = await sharp(encodePng(rgb, 3, 4, 3)).raw().toBuffer({ resolveWithObject: true });
-  assert.deepEqual([...c.data], [...rgb]);
 });
 
 test('the progress bar prints about every 10% when not on a terminal', () => {

@@ -7,6 +7,7 @@
 //   new SGD([{ params: model.parameters().filter((p) => !head.has(p)), lr: 0.01 },
 //            { params: [...head], lr: 0.1 }], { lr: 0.01, momentum: 0.9 });
 import { F, Tensor, isTensor, noGrad, tidy, type StateDict } from '../../engine/index.js';
+import type { JsonValue } from '../../io/json.js';
 
 /** Hyper-parameters that the groups of every optimizer carry. */
 export interface GroupOptions {
@@ -29,8 +30,6 @@ export type ParamGroup<O extends GroupOptions = GroupOptions> = O & ScheduleFiel
 export type ParamGroupInput<O> = Partial<O> & ScheduleFields & { params: Tensor[] };
 /** A plain parameter list (one group) or a list of groups. */
 export type ParamsInput<O> = readonly Tensor[] | readonly ParamGroupInput<O>[];
-
-export type JsonValue = number | string | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /** The JSON half of a checkpoint: group hyper-parameters with parameter indices, step counts. */
 export interface OptimizerMeta {
