@@ -38,15 +38,23 @@ function convkitSteps(batch: number, steps: number, warmup: number): number[] {
   return times;
 }
 
+/** ns per call: the median of ROUNDS timed rounds (a shared machine makes single rounds noisy). */
+const ROUNDS = 7;
+function perCall(n: number, body: (n: number) => void): number {
+  const ns: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const t0 = performance.now();
+    body(n);
+    ns.push(((performance.now() - t0) / n) * 1e6);
+  }
+  return median(ns);
+}
+
 function callCost(): { numelNs: number; addNs: number } {
   const a = ones([1]);
-  const n = 200000;
-  let t0 = performance.now();
-  for (let i = 0; i < n; i++) native.numel(a.handle);
-  const numelNs = ((performance.now() - t0) / n) * 1e6;
-  t0 = performance.now();
-  for (let i = 0; i < n / 4; i++) a.add(a).dispose();
-  const addNs = ((performance.now() - t0) / (n / 4)) * 1e6;
+  const numelNs = perCall(200000, (n) => { for (let i = 0; i < n; i++) native.numel(a.handle); });
+  const addNs = perCall(50000, (n) => { for (let i = 0; i < n; i++) a.add(a).dispose(); });
+  a.dispose();
   return { numelNs, addNs };
 }
 

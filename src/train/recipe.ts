@@ -4,6 +4,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { cpuHasBf16 } from '../engine/cpu.js'; // not the engine's index: a recipe needs no libtorch
+
+// CPU detection lives in the engine; re-exported for the trainer and train's index.
+export { cpuHasBf16 };
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop';
 export type ScheduleName = 'cosine' | 'onecycle' | 'step' | 'multistep' | 'exponential' | 'linear' | 'constant';
@@ -296,16 +300,6 @@ export function loadRecipeFile(file: string): Partial<Recipe> {
   }
   checkRecipe(data as Record<string, unknown>, `recipe file ${file}`);
   return data as Partial<Recipe>;
-}
-
-/** Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX): where bf16 autocast pays. */
-export function cpuHasBf16(): boolean {
-  try {
-    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    return /\b(avx512_bf16|amx_bf16)\b/.test(info);
-  } catch {
-    return false;
-  }
 }
 
 /** runs/<model>-<dataset>-<YYYYmmdd-HHMMSS> */
