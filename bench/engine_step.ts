@@ -38,14 +38,18 @@ function convkitSteps(batch: number, steps: number, warmup: number): number[] {
   return times;
 }
 
-/** ns per call: the median of ROUNDS timed rounds (a shared machine makes single rounds noisy). */
+/**
+ * ns of CPU time per call, the median of ROUNDS rounds. CPU time, not wall time: on a shared
+ * machine the process is preempted for whole milliseconds, more than a round's calls take.
+ */
 const ROUNDS = 7;
 function perCall(n: number, body: (n: number) => void): number {
   const ns: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const t0 = performance.now();
+    const t0 = process.cpuUsage();
     body(n);
-    ns.push(((performance.now() - t0) / n) * 1e6);
+    const used = process.cpuUsage(t0);
+    ns.push(((used.user + used.system) / n) * 1e3);
   }
   return median(ns);
 }
@@ -67,6 +71,6 @@ const ckMs = median(ck), pyMs = median(py.step_ms);
 console.log(`small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps`);
 console.log(table(['', 'convkit', 'PyTorch 1.13 (Python)', 'convkit / PyTorch'], [
   ['training step (ms)', ckMs, pyMs, ckMs / pyMs],
-  ['trivial call: numel (ns)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
-  ['small op: add of 1-element tensors (ns)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
+  ['trivial call: numel (ns CPU)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
+  ['small op: add of 1-element tensors (ns CPU)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
 ]));
