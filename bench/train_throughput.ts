@@ -15,7 +15,7 @@ import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
-import { cpuHasBf16 } from '../src/train/recipe.js';
+import { cpuHasBf16 } from '../src/engine/cpu.js';
 import { arg, emit, listArg, median, runPython } from './common.js';
 
 /** pad: the random crop's padding (0: no crop, flip only) */

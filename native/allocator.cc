@@ -5,7 +5,6 @@
 // it the least recently freed blocks go back to the system); small blocks go straight to malloc, which recycles them well. CONVKIT_CACHING_ALLOCATOR=0 turns it off.
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/Allocator.h>
-#include <torch/version.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -29,7 +28,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 
 class CachingCPUAllocator final : public at::Allocator {
  public:
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 3
+#if CONVKIT_TORCH_AT_LEAST(2, 3)
   at::DataPtr allocate(size_t n) override { return Allocate(n); }
   void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
 #else
@@ -72,9 +71,15 @@ class CachingCPUAllocator final : public at::Allocator {
  private:
   at::DataPtr Allocate(size_t n) const { return const_cast<CachingCPUAllocator*>(this)->Take(n); }
 
+  // Small blocks carry free() as their deleter: freeing one (every op on a small tensor) takes
+  // no lock and no lookup.
   at::DataPtr Take(size_t n) {
     if (n == 0) return {nullptr, nullptr, &Free, at::Device(at::kCPU)};
-    void* p = n < kMinCached ? Fresh(n, n) : TakeCached(n);
+    if (n < kMinCached) {
+      void* p = Fresh(n, n);
+      return {p, p, &std::free, at::Device(at::kCPU)};
+    }
+    void* p = TakeCached(n);
     return {p, p, &Free, at::Device(at::kCPU)};
   }
 

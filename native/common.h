@@ -1,48 +1,116 @@
-// The thin native layer: a handle around at::Tensor, argument decoding, and translation of
-// every libtorch error into a JavaScript exception. All logic lives in TypeScript.
+// The thin native layer: a table of tensors that JS refers to by integer ids, argument
+// decoding, and translation of every libtorch error into a JavaScript exception. All logic
+// lives in TypeScript.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <napi.h>
+#include <torch/version.h>
 
-#include <functional>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
 
+// True when the libtorch being built against is at least major.minor (2.4 < 2.10 < 3.0).
+#define CONVKIT_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// Kernels written for x86-64 instruction sets (target_clones, __builtin_cpu_supports) exist
+// only there; elsewhere the ops fall back to libtorch's own paths.
+#if defined(__x86_64__) || defined(_M_X64)
+#define CONVKIT_X86_64 1
+#else
+#define CONVKIT_X86_64 0
+#endif
+
 namespace convkit {
 
-// A JS object that owns one reference to an at::Tensor. dispose() drops the reference early;
-// the finalizer drops it when V8 collects the object. External memory is reported to V8 so
-// the collector feels native allocations as pressure (the backstop, not the mechanism).
-class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
+// Every tensor JS can see lives in a slot of this table, one table per Node environment. JS
+// holds an id, a plain number: the slot's index in the low 24 bits and the slot's generation
+// above them. Disposing frees the tensor at once and bumps the generation, so a stale id (a
+// disposed tensor) never matches the slot's next tenant; a slot whose generation runs out is
+// retired rather than reused. A JS FinalizationRegistry frees the slots of tensors that are
+// never disposed (src/engine/lifetime.ts).
+class HandleTable {
  public:
-  static Napi::FunctionReference* constructor;
-  static void Init(Napi::Env env, Napi::Object exports);
-  static Napi::Object Wrap(Napi::Env env, at::Tensor t);
-  static bool Is(Napi::Env env, const Napi::Value& v);
+  static constexpr int kIndexBits = 24;
+  static constexpr uint32_t kMaxIndex = (1u << kIndexBits) - 1;
+  static constexpr uint32_t kMaxGeneration = (1u << 29) - 1;  // ids stay below 2^53
+  static constexpr double kDisposed = -1;  // what a JS Tensor holds after dispose()
 
-  explicit TensorHandle(const Napi::CallbackInfo& info);
-  ~TensorHandle() override;
+  explicit HandleTable(napi_env env) : env_(env) {}
+  ~HandleTable();
+  static HandleTable& Of(napi_env env);
 
-  at::Tensor tensor;
-  int64_t reported = 0;
+  // The id of a new slot holding t.
+  double Add(at::Tensor t);
+  // The tensor with this id, or nullptr when the id is not live (disposed, or not an id).
+  const at::Tensor* Find(double id) const {
+    uint32_t index, gen;
+    if (!Decode(id, index, gen) || index >= slots_.size()) return nullptr;
+    const Slot& s = slots_[index];
+    return s.gen == gen && s.tensor.defined() ? &s.tensor : nullptr;
+  }
+  // Frees the slot; false when the id was not live. `collected`: freed by the JS backstop.
+  bool Release(double id, bool collected);
+  // Whether id has the form of an id (live or stale), for error messages.
+  static bool IsId(double id) {
+    uint32_t index, gen;
+    return id == kDisposed || Decode(id, index, gen);
+  }
 
-  void Release(Napi::Env env);
+  struct Counts {
+    uint64_t live, created, disposed, collected;
+  };
+  Counts counts() const { return {live_, created_, disposed_, collected_}; }
+
+ private:
+  struct Slot {
+    at::Tensor tensor;
+    uint32_t gen = 0;
+    int64_t bytes = 0;
+  };
+  static bool Decode(double id, uint32_t& index, uint32_t& gen) {
+    if (!(id >= 0 && id < 9007199254740992.0)) return false;
+    uint64_t u = static_cast<uint64_t>(id);
+    if (static_cast<double>(u) != id) return false;
+    index = static_cast<uint32_t>(u & kMaxIndex);
+    gen = static_cast<uint32_t>(u >> kIndexBits);
+    return true;
+  }
+  void Report(int64_t delta);
+
+  napi_env env_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_;
+  int64_t liveBytes_ = 0, reportedBytes_ = 0;
+  uint64_t live_ = 0, created_ = 0, disposed_ = 0, collected_ = 0;
 };
 
-// Positional arguments of an op, decoded with the argument's position in every error.
+// Positional arguments of an op, decoded with the argument's position in every error. Records
+// which arguments were tensors, so an error can describe them without guessing.
 class Args {
  public:
-  Args(const Napi::CallbackInfo& info, const char* op) : info_(info), op_(op) {}
-  Napi::Env env() const { return info_.Env(); }
-  size_t size() const { return info_.Length(); }
-  bool missing(size_t i) const { return i >= info_.Length() || info_[i].IsUndefined() || info_[i].IsNull(); }
+  static constexpr size_t kMaxArgs = 12;
+  Args(napi_env env, const napi_value* argv, size_t argc, const char* op, HandleTable& table)
+      : env_(env), argv_(argv), argc_(argc), op_(op), table_(table) {}
+  Napi::Env env() const { return Napi::Env(env_); }
+  HandleTable& table() const { return table_; }
+  const char* op() const { return op_; }
+  size_t size() const { return argc_; }
+  bool missing(size_t i) const;
 
-  const at::Tensor& t(size_t i) const;
-  c10::optional<at::Tensor> optT(size_t i) const;
-  std::vector<at::Tensor> tensors(size_t i) const;
+  const at::Tensor& t(size_t i) {
+    double id;
+    if (i >= argc_ || napi_get_value_double(env_, argv_[i], &id) != napi_ok) fail(i, "a tensor");
+    tensorArgs_ |= 1u << i;
+    const at::Tensor* found = table_.Find(id);
+    return found ? *found : lookup(id, i, nullptr);
+  }
+  c10::optional<at::Tensor> optT(size_t i);
+  std::vector<at::Tensor> tensors(size_t i);
   std::vector<int64_t> ints(size_t i) const;
   c10::optional<std::vector<int64_t>> optInts(size_t i) const;
   int64_t i64(size_t i) const;
@@ -54,69 +122,95 @@ class Args {
   at::ScalarType dtype(size_t i) const;
   c10::optional<at::ScalarType> optDtype(size_t i) const;
   std::string str(size_t i) const;
-  Napi::Value raw(size_t i) const { return info_[i]; }
+  Napi::Value raw(size_t i) const { return i < argc_ ? Napi::Value(env_, argv_[i]) : env().Undefined(); }
 
   [[noreturn]] void fail(size_t i, const std::string& expected) const;
+  // The tensor arguments read so far ("[2, 3] float32, [4] int64"), for error messages.
+  std::string describe() const;
 
  private:
-  const Napi::CallbackInfo& info_;
+  const at::Tensor& lookup(double id, size_t i, const char* element);
+
+  napi_env env_;
+  const napi_value* argv_;
+  size_t argc_;
   const char* op_;
+  HandleTable& table_;
+  uint32_t tensorArgs_ = 0;  // bit i: argument i was read as a tensor or a list of them
 };
 
-// Conversion of op results to JS values.
-Napi::Value ToJS(Napi::Env env, const at::Tensor& t);
-Napi::Value ToJS(Napi::Env env, const std::vector<at::Tensor>& ts);
+// Conversion of op results to JS values: tensors become ids (undefined tensors null).
+Napi::Value ToJS(Args& a, const at::Tensor& t);
+Napi::Value ToJS(Args& a, const std::vector<at::Tensor>& ts);
 template <typename... T>
-Napi::Value ToJS(Napi::Env env, const std::tuple<T...>& tup) {
-  Napi::Array arr = Napi::Array::New(env, sizeof...(T));
+Napi::Value ToJS(Args& a, const std::tuple<T...>& tup) {
+  Napi::Array arr = Napi::Array::New(a.env(), sizeof...(T));
   uint32_t i = 0;
-  std::apply([&](const auto&... x) { ((arr[i++] = ToJS(env, x)), ...); }, tup);
+  std::apply([&](const auto&... x) { ((arr[i++] = ToJS(a, x)), ...); }, tup);
   return arr;
 }
-inline Napi::Value ToJS(Napi::Env, Napi::Value v) { return v; }
-inline Napi::Value ToJS(Napi::Env env, double v) { return Napi::Number::New(env, v); }
-inline Napi::Value ToJS(Napi::Env env, int64_t v) { return Napi::Number::New(env, static_cast<double>(v)); }
-inline Napi::Value ToJS(Napi::Env env, bool v) { return Napi::Boolean::New(env, v); }
+inline Napi::Value ToJS(Args&, Napi::Value v) { return v; }
+// A number; integers that fit 32 bits take V8's cheaper small-integer path.
+Napi::Value ToJS(Args& a, double v);
+inline Napi::Value ToJS(Args& a, int64_t v) { return ToJS(a, static_cast<double>(v)); }
+inline Napi::Value ToJS(Args& a, bool v) { return Napi::Boolean::New(a.env(), v); }
 
-// Describes the tensor arguments of a call ("[2, 3] float32, [4] int64") for error messages.
-std::string DescribeArgs(const Napi::CallbackInfo& info);
+std::string Describe(const at::Tensor& t);
 const char* DtypeName(at::ScalarType t);
 
-// Runs one op and turns any C++ exception into a JS Error that names the op, the input
-// shapes and libtorch's own message. Nothing thrown by libtorch can abort the process.
+// Throws err as a JS exception; `op(tensor args): what` names the op and its inputs.
+void ThrowOpError(Args& a, const char* what);
+
+// An op registered on the addon: its name, its environment's table and its body.
 template <typename F>
-Napi::Value Guarded(const Napi::CallbackInfo& info, const char* op, F&& body) {
-  Napi::Env env = info.Env();
+struct Op {
+  const char* name;
+  HandleTable* table;
+  F body;
+};
+
+// The N-API callback of every op: decodes the arguments straight from N-API (no per-call
+// allocation) and turns any C++ exception into a JS Error that names the op, the input shapes
+// and libtorch's own message. Nothing thrown by libtorch can abort the process.
+template <typename F>
+napi_value Call(napi_env env, napi_callback_info info) {
+  napi_value argv[Args::kMaxArgs];
+  size_t argc = Args::kMaxArgs;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  auto* op = static_cast<Op<F>*>(data);
+  Args args(env, argv, argc < Args::kMaxArgs ? argc : Args::kMaxArgs, op->name, *op->table);
   try {
-    Args args(info, op);
-    if constexpr (std::is_void_v<decltype(body(args))>) {
-      body(args);
-      return env.Undefined();
+    if constexpr (std::is_void_v<decltype(op->body(args))>) {
+      op->body(args);
+      return nullptr;  // undefined
     } else {
-      return ToJS(env, body(args));
+      return ToJS(args, op->body(args));
     }
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, std::string(op) + "(" + DescribeArgs(info) + "): " + e.what_without_backtrace());
+    ThrowOpError(args, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string(op) + "(" + DescribeArgs(info) + "): " + e.what());
+    ThrowOpError(args, e.what());
   }
+  return nullptr;
 }
 
-// Registers `name` on exports as a guarded op.
+// Registers `name` on exports as an op.
 template <typename F>
 void Def(Napi::Env env, Napi::Object exports, const char* name, F body) {
-  auto* fn = new F(std::move(body));  // lives as long as the addon
-  exports.Set(name, Napi::Function::New(
-                        env,
-                        [name, fn](const Napi::CallbackInfo& info) -> Napi::Value { return Guarded(info, name, *fn); },
-                        name));
+  auto* op = new Op<F>{name, &HandleTable::Of(env), std::move(body)};  // lives as long as the addon
+  napi_value fn;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, name, NAPI_AUTO_LENGTH, Call<F>, op, &fn));
+  exports.Set(name, Napi::Value(env, fn));
 }
 
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitNNOps(Napi::Env env, Napi::Object exports);
 void InitAllocator(Napi::Env env, Napi::Object exports);
+// libtorch's warnings and log messages kept off the terminal (logging.cc)
+void InitLogging(Napi::Env env, Napi::Object exports);
 void InitFastGrads(Napi::Env env, Napi::Object exports);
 // x, whose gradient is handed back channels-last when x is channels-last (fast_grads.cc)
 at::Tensor KeepGradLayout(const at::Tensor& x);

@@ -18,7 +18,6 @@
 // bf16 convolution (tests and benchmarks).
 #include <ATen/autocast_mode.h>
 #include <torch/autograd.h>
-#include <torch/version.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -56,8 +55,17 @@ std::atomic<WgradMode> gMode{[] {
   }
 }()};
 
+// Whether libtorch sends bf16 GEMMs to oneDNN here: x86-64 with AVX-512 core.
+bool OneDnnBf16Gemm() {
+#if CONVKIT_X86_64
+  return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
 bool UseProduct(int64_t positions) {
-  static const bool oneDnnGemm = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  static const bool oneDnnGemm = OneDnnBf16Gemm();
   switch (gMode.load()) {
     case WgradMode::kGemm: return true;
     case WgradMode::kOnednn: return false;
@@ -135,7 +143,7 @@ struct ConvOwnWgrad : public torch::autograd::Function<ConvOwnWgrad> {
 };
 
 bool AutocastToBf16() {
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
+#if CONVKIT_TORCH_AT_LEAST(2, 4)
   return at::autocast::is_autocast_enabled(at::kCPU) && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
 #else
   return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;

@@ -8,6 +8,9 @@
 // and channels-last puts c innermost in both, so the loop over c is a contiguous multiply-add
 // that the compiler vectorises (one clone per instruction set, picked at load time). Each
 // thread sums its share of the batch in float32; the shares are added at the end.
+//
+// Only on x86-64, where it was measured: elsewhere DepthwiseWeightGradSupports says no and
+// conv2d keeps libtorch's own weight gradient.
 #include <ATen/Parallel.h>
 
 #include <vector>
@@ -51,7 +54,11 @@ inline __attribute__((always_inline)) void Accumulate(const T* x, const T* g, fl
   }
 }
 
+#if CONVKIT_X86_64
 #define CONVKIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define CONVKIT_CLONES
+#endif
 
 CONVKIT_CLONES void AccumulateF32(const float* x, const float* g, float* acc, float* grow, const Shape& s, int64_t begin,
                                   int64_t end) {
@@ -66,7 +73,7 @@ CONVKIT_CLONES void AccumulateBf16(const c10::BFloat16* x, const c10::BFloat16* 
 }  // namespace
 
 bool DepthwiseWeightGradSupports(const at::Tensor& x) {
-  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16;
+  return CONVKIT_X86_64 && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
 }
 
 at::Tensor DepthwiseWeightGrad(const at::Tensor& gradOut, const at::Tensor& input, at::IntArrayRef wsize,

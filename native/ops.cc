@@ -1,6 +1,5 @@
 // Tensor ops: views, arithmetic, comparisons, reductions, linear algebra, joining and indexing,
 // and the in-place and multi-tensor updates that optimizers need. One line per op.
-#include <torch/version.h>
 
 #include "common.h"
 
@@ -8,7 +7,7 @@ namespace convkit {
 
 // at::var/at::std take the correction as optional<int64_t> in libtorch 1.x and optional<Scalar>
 // in 2.x. A bare integer would bind to the (bool unbiased) overload and turn correction 2 into 1.
-#if TORCH_VERSION_MAJOR >= 2
+#if CONVKIT_TORCH_AT_LEAST(2, 0)
 using Correction = c10::optional<at::Scalar>;
 #else
 using Correction = c10::optional<int64_t>;

@@ -1,7 +1,6 @@
 // Tensor handles, argument decoding, creation and read-back, autograd, grad mode, random state,
 // threads, devices and autocast.
 #include <torch/torch.h>
-#include <torch/version.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
@@ -14,40 +13,72 @@
 
 namespace convkit {
 
-Napi::FunctionReference* TensorHandle::constructor = nullptr;
-static const napi_type_tag kTensorTag = {0x636f6e766b697400ULL, 0x74656e736f720001ULL};
+// ---------------------------------------------------------------------------------------------
+// The handle table
 
-void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(env, "TensorHandle", {});
-  constructor = new Napi::FunctionReference(Napi::Persistent(cls));
-  exports.Set("TensorHandle", cls);
+// V8 learns of the native memory behind live tensors (so that it collects the JS objects of
+// tensors nobody disposed, whose memory only the backstop frees), in steps of this size: one
+// report per 1-element op would cost more than the op.
+constexpr int64_t kReportStep = int64_t(1) << 20;
+
+HandleTable& HandleTable::Of(napi_env env) {
+  void* data = nullptr;
+  if (napi_get_instance_data(env, &data) == napi_ok && data) return *static_cast<HandleTable*>(data);
+  auto* table = new HandleTable(env);
+  auto free = [](napi_env, void* d, void*) { delete static_cast<HandleTable*>(d); };
+  if (napi_set_instance_data(env, table, free, nullptr) != napi_ok) {
+    delete table;
+    throw Napi::Error::New(Napi::Env(env), "convkit: could not attach the tensor table to this Node environment");
+  }
+  return *table;
 }
 
-TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorHandle>(info) {
-  info.This().As<Napi::Object>().TypeTag(&kTensorTag);
+HandleTable::~HandleTable() = default;  // the environment is going away: no report to V8
+
+double HandleTable::Add(at::Tensor t) {
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    if (slots_.size() > kMaxIndex) throw std::runtime_error("more than 16.7 million live tensors: dispose some (tidy, dispose)");
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& s = slots_[index];
+  s.bytes = t.device().is_cpu() ? static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size()) : 0;
+  s.tensor = std::move(t);
+  ++live_;
+  ++created_;
+  Report(s.bytes);
+  return static_cast<double>((static_cast<uint64_t>(s.gen) << kIndexBits) | index);
 }
 
-TensorHandle::~TensorHandle() {
-  if (reported != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -reported);
+bool HandleTable::Release(double id, bool collected) {
+  uint32_t index, gen;
+  if (!Decode(id, index, gen) || index >= slots_.size()) return false;
+  Slot& s = slots_[index];
+  if (s.gen != gen || !s.tensor.defined()) return false;
+  int64_t bytes = s.bytes;
+  s.tensor = at::Tensor();  // frees the memory now, unless a view or autograd still holds it
+  s.bytes = 0;
+  --live_;
+  ++(collected ? collected_ : disposed_);
+  if (s.gen < kMaxGeneration) {
+    ++s.gen;
+    free_.push_back(index);
+  }
+  Report(-bytes);
+  return true;
 }
 
-void TensorHandle::Release(Napi::Env env) {
-  tensor = at::Tensor();
-  if (reported != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported);
-  reported = 0;
-}
-
-Napi::Object TensorHandle::Wrap(Napi::Env env, at::Tensor t) {
-  Napi::Object obj = constructor->New({});
-  TensorHandle* h = Unwrap(obj);
-  h->reported = t.defined() && t.device().is_cpu() ? static_cast<int64_t>(t.numel() * t.element_size()) : 0;
-  h->tensor = std::move(t);
-  if (h->reported != 0) Napi::MemoryManagement::AdjustExternalMemory(env, h->reported);
-  return obj;
-}
-
-bool TensorHandle::Is(Napi::Env env, const Napi::Value& v) {
-  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kTensorTag);
+void HandleTable::Report(int64_t delta) {
+  liveBytes_ += delta;
+  int64_t pending = liveBytes_ - reportedBytes_;
+  if (pending < kReportStep && pending > -kReportStep) return;
+  int64_t ignored;
+  napi_adjust_external_memory(env_, pending, &ignored);
+  reportedBytes_ = liveBytes_;
 }
 
 const char* DtypeName(at::ScalarType t) {
@@ -66,45 +97,27 @@ const char* DtypeName(at::ScalarType t) {
   }
 }
 
-static std::string Describe(const at::Tensor& t) {
+// "[2, 3] float32"; at most 16 dims are listed, so that a message stays short.
+std::string Describe(const at::Tensor& t) {
   if (!t.defined()) return "<disposed>";
+  constexpr int64_t kMaxDims = 16;
   std::ostringstream s;
-  // at most 8 dims shown: a message about a 100,000-dim tensor stays short
   s << "[";
-  for (int64_t d = 0; d < t.dim() && d < 8; ++d) s << (d ? ", " : "") << t.size(d);
-  if (t.dim() > 8) s << ", ... (" << t.dim() << " dims)";
+  for (int64_t d = 0; d < t.dim() && d < kMaxDims; ++d) s << (d ? ", " : "") << t.size(d);
+  if (t.dim() > kMaxDims) s << ", ... (" << t.dim() << " dims)";
   s << "] " << DtypeName(t.scalar_type());
   if (!t.device().is_cpu()) s << " " << t.device();
   return s.str();
 }
 
-std::string DescribeArgs(const Napi::CallbackInfo& info) {
-  std::string out;
-  for (size_t i = 0; i < info.Length(); ++i) {
-    Napi::Value v = info[i];
-    std::string part;
-    if (TensorHandle::Is(info.Env(), v)) {
-      part = Describe(TensorHandle::Unwrap(v.As<Napi::Object>())->tensor);
-    } else if (v.IsArray()) {
-      Napi::Array a = v.As<Napi::Array>();
-      bool any = false;
-      part = "[";
-      for (uint32_t k = 0; k < a.Length() && k < 8; ++k) {
-        Napi::Value e = a[k];
-        if (TensorHandle::Is(info.Env(), e)) {
-          part += (any ? ", " : "") + Describe(TensorHandle::Unwrap(e.As<Napi::Object>())->tensor);
-          any = true;
-        }
-      }
-      part = any ? part + (a.Length() > 8 ? ", ...]" : "]") : "";
-    }
-    if (!part.empty()) out += (out.empty() ? "" : ", ") + part;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Args
+
+bool Args::missing(size_t i) const {
+  if (i >= argc_) return true;
+  napi_valuetype type;
+  return napi_typeof(env_, argv_[i], &type) != napi_ok || type == napi_undefined || type == napi_null;
+}
 
 static std::string Kind(const Napi::Value& v) {
   return v.IsNull() ? "null" : v.IsArray() ? "an array" : v.IsNumber() ? "a number" : v.IsBoolean() ? "a boolean"
@@ -112,39 +125,70 @@ static std::string Kind(const Napi::Value& v) {
 }
 
 void Args::fail(size_t i, const std::string& expected) const {
-  std::string got = i < info_.Length() ? Kind(info_[i]) : "undefined";
-  throw Napi::TypeError::New(info_.Env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
-                                              ", got " + got);
+  std::string got = i < argc_ ? Kind(raw(i)) : "undefined";
+  throw Napi::TypeError::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " must be " + expected +
+                                        ", got " + got);
 }
 
-const at::Tensor& Args::t(size_t i) const {
-  if (i >= info_.Length() || !TensorHandle::Is(env(), info_[i])) fail(i, "a tensor");
-  const at::Tensor& t = TensorHandle::Unwrap(info_[i].As<Napi::Object>())->tensor;
-  if (!t.defined()) {
-    throw Napi::Error::New(env(), std::string(op_) + ": argument " + std::to_string(i) + " is a disposed tensor");
+std::string Args::describe() const {
+  std::string out;
+  for (size_t i = 0; i < argc_; ++i) {
+    if (!(tensorArgs_ & (1u << i))) continue;
+    auto one = [&](Napi::Value v) {
+      const at::Tensor* t = v.IsNumber() ? table_.Find(v.As<Napi::Number>().DoubleValue()) : nullptr;
+      return t ? Describe(*t) : std::string("<disposed>");
+    };
+    Napi::Value v = raw(i);
+    std::string part;
+    if (v.IsArray()) {
+      Napi::Array a = v.As<Napi::Array>();
+      part = "[";
+      for (uint32_t k = 0; k < a.Length() && k < 8; ++k) part += (k ? ", " : "") + one(a[k]);
+      part += a.Length() > 8 ? ", ...]" : "]";
+    } else {
+      part = one(v);
+    }
+    out += (out.empty() ? "" : ", ") + part;
   }
-  return t;
+  return out;
 }
 
-c10::optional<at::Tensor> Args::optT(size_t i) const {
+void ThrowOpError(Args& a, const char* what) {
+  std::string message = std::string(a.op()) + "(" + a.describe() + "): " + what;
+  Napi::Error::New(a.env(), message).ThrowAsJavaScriptException();
+}
+
+// element: nullptr for argument i itself, else " element k of" wording
+const at::Tensor& Args::lookup(double id, size_t i, const char* element) {
+  const at::Tensor* t = table_.Find(id);
+  if (t) return *t;
+  std::string where = std::string(element ? element : "") + "argument " + std::to_string(i);
+  if (!HandleTable::IsId(id)) fail(i, element ? "an array of tensors" : "a tensor");
+  throw Napi::Error::New(env(), std::string(op_) + ": " + where + " is a disposed tensor");
+}
+
+c10::optional<at::Tensor> Args::optT(size_t i) {
   if (missing(i)) return c10::nullopt;
   return t(i);
 }
 
-std::vector<at::Tensor> Args::tensors(size_t i) const {
-  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of tensors");
-  Napi::Array a = info_[i].As<Napi::Array>();
+std::vector<at::Tensor> Args::tensors(size_t i) {
+  bool isArray = false;
+  if (i < argc_) napi_is_array(env_, argv_[i], &isArray);
+  if (!isArray) fail(i, "an array of tensors");
+  tensorArgs_ |= 1u << i;
+  Napi::Array a(env_, argv_[i]);
+  uint32_t n = a.Length();
   std::vector<at::Tensor> out;
-  out.reserve(a.Length());
-  for (uint32_t k = 0; k < a.Length(); ++k) {
+  out.reserve(n);
+  for (uint32_t k = 0; k < n; ++k) {
     Napi::Value v = a[k];
-    if (!TensorHandle::Is(env(), v)) fail(i, "an array of tensors (element " + std::to_string(k) + " is not)");
-    const at::Tensor& t = TensorHandle::Unwrap(v.As<Napi::Object>())->tensor;
-    if (!t.defined()) {
-      throw Napi::Error::New(env(), std::string(op_) + ": element " + std::to_string(k) + " of argument " +
-                                        std::to_string(i) + " is a disposed tensor");
+    double id;
+    if (napi_get_value_double(env_, v, &id) != napi_ok) {
+      fail(i, "an array of tensors (element " + std::to_string(k) + " is not)");
     }
-    out.push_back(t);
+    const at::Tensor* found = table_.Find(id);
+    out.push_back(found ? *found : lookup(id, i, ("element " + std::to_string(k) + " of ").c_str()));
   }
   return out;
 }
@@ -155,9 +199,9 @@ static bool IsInteger(double d) {
 }
 
 std::vector<int64_t> Args::ints(size_t i) const {
-  if (i < info_.Length() && info_[i].IsNumber()) return {i64(i)};
-  if (i >= info_.Length() || !info_[i].IsArray()) fail(i, "an array of integers");
-  Napi::Array a = info_[i].As<Napi::Array>();
+  if (raw(i).IsNumber()) return {i64(i)};
+  if (!raw(i).IsArray()) fail(i, "an array of integers");
+  Napi::Array a = raw(i).As<Napi::Array>();
   std::vector<int64_t> out(a.Length());
   for (uint32_t k = 0; k < a.Length(); ++k) {
     Napi::Value v = a[k];
@@ -178,9 +222,8 @@ c10::optional<std::vector<int64_t>> Args::optInts(size_t i) const {
 }
 
 int64_t Args::i64(size_t i) const {
-  if (i >= info_.Length() || !info_[i].IsNumber()) fail(i, "an integer");
-  double d = info_[i].As<Napi::Number>().DoubleValue();
-  if (!IsInteger(d)) fail(i, "an integer");
+  double d;
+  if (i >= argc_ || napi_get_value_double(env_, argv_[i], &d) != napi_ok || !IsInteger(d)) fail(i, "an integer");
   return static_cast<int64_t>(d);
 }
 
@@ -190,8 +233,9 @@ c10::optional<int64_t> Args::optI64(size_t i) const {
 }
 
 double Args::f64(size_t i) const {
-  if (i >= info_.Length() || !info_[i].IsNumber()) fail(i, "a number");
-  return info_[i].As<Napi::Number>().DoubleValue();
+  double d;
+  if (i >= argc_ || napi_get_value_double(env_, argv_[i], &d) != napi_ok) fail(i, "a number");
+  return d;
 }
 
 c10::optional<double> Args::optF64(size_t i) const {
@@ -200,12 +244,14 @@ c10::optional<double> Args::optF64(size_t i) const {
 }
 
 bool Args::b(size_t i) const {
-  if (i >= info_.Length() || !info_[i].IsBoolean()) fail(i, "a boolean");
-  return info_[i].As<Napi::Boolean>().Value();
+  bool v;
+  if (i >= argc_ || napi_get_value_bool(env_, argv_[i], &v) != napi_ok) fail(i, "a boolean");
+  return v;
 }
 
 at::Scalar Args::scalar(size_t i) const {
-  if (i < info_.Length() && info_[i].IsBoolean()) return at::Scalar(info_[i].As<Napi::Boolean>().Value());
+  bool flag;
+  if (i < argc_ && napi_get_value_bool(env_, argv_[i], &flag) == napi_ok) return at::Scalar(flag);
   double d = f64(i);
   if (IsInteger(d) && std::abs(d) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(d));
   return at::Scalar(d);
@@ -227,18 +273,28 @@ c10::optional<at::ScalarType> Args::optDtype(size_t i) const {
 }
 
 std::string Args::str(size_t i) const {
-  if (i >= info_.Length() || !info_[i].IsString()) fail(i, "a string");
-  return info_[i].As<Napi::String>().Utf8Value();
+  if (!raw(i).IsString()) fail(i, "a string");
+  return raw(i).As<Napi::String>().Utf8Value();
 }
 
-Napi::Value ToJS(Napi::Env env, const at::Tensor& t) {
-  if (!t.defined()) return env.Null();
-  return TensorHandle::Wrap(env, t);
+Napi::Value ToJS(Args& a, double v) {
+  napi_value out;
+  bool small = v >= INT32_MIN && v <= INT32_MAX && static_cast<double>(static_cast<int32_t>(v)) == v && !std::signbit(v);
+  napi_status status = small
+                           ? napi_create_int32(a.env(), static_cast<int32_t>(v), &out)
+                           : napi_create_double(a.env(), v, &out);
+  NAPI_THROW_IF_FAILED(a.env(), status, Napi::Value());
+  return Napi::Value(a.env(), out);
 }
 
-Napi::Value ToJS(Napi::Env env, const std::vector<at::Tensor>& ts) {
-  Napi::Array arr = Napi::Array::New(env, ts.size());
-  for (uint32_t i = 0; i < ts.size(); ++i) arr[i] = ToJS(env, ts[i]);
+Napi::Value ToJS(Args& a, const at::Tensor& t) {
+  if (!t.defined()) return a.env().Null();
+  return ToJS(a, a.table().Add(t));
+}
+
+Napi::Value ToJS(Args& a, const std::vector<at::Tensor>& ts) {
+  Napi::Array arr = Napi::Array::New(a.env(), ts.size());
+  for (uint32_t i = 0; i < ts.size(); ++i) arr[i] = ToJS(a, ts[i]);
   return arr;
 }
 
@@ -268,7 +324,7 @@ static Napi::Value Shape(const at::Tensor& t, Napi::Env env) {
 }
 
 // Copies bytes from a JS typed array into a new tensor of the given shape and dtype.
-static at::Tensor FromBuffer(const Args& a) {
+static at::Tensor FromBuffer(Args& a) {
   Napi::Value v = a.raw(0);
   if (!v.IsTypedArray()) a.fail(0, "a typed array");
   Napi::TypedArray ta = v.As<Napi::TypedArray>();
@@ -283,7 +339,7 @@ static at::Tensor FromBuffer(const Args& a) {
   return t;
 }
 
-static Napi::Value ToBuffer(const Args& a) {
+static Napi::Value ToBuffer(Args& a) {
   at::Tensor t = a.t(0).detach().to(at::kCPU).contiguous();
   size_t n = t.numel() * t.element_size();
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(a.env(), n);
@@ -293,7 +349,7 @@ static Napi::Value ToBuffer(const Args& a) {
 
 // An ArrayBuffer that aliases the memory of a contiguous CPU tensor, so file readers can fill
 // tensors in place (one copy of a large checkpoint, not two). The buffer keeps the storage alive.
-static Napi::Value Alias(const Args& a) {
+static Napi::Value Alias(Args& a) {
   const at::Tensor& t = a.t(0);
   if (!t.device().is_cpu() || !t.is_contiguous()) throw std::runtime_error("alias needs a contiguous CPU tensor");
   auto* keep = new at::Tensor(t);
@@ -305,17 +361,12 @@ static Napi::Value Alias(const Args& a) {
   return Napi::ArrayBuffer::New(a.env(), t.data_ptr(), n, [](Napi::Env, void*, at::Tensor* k) { delete k; }, keep);
 }
 
-static Napi::Value Item(const Args& a) {
+static Napi::Value Item(Args& a) {
   const at::Tensor& t = a.t(0);
   if (t.numel() != 1) throw std::runtime_error("item needs a tensor with one element, got " + std::to_string(t.numel()));
   at::Scalar s = t.item();
   if (s.isBoolean()) return Napi::Boolean::New(a.env(), s.toBool());
   return Napi::Number::New(a.env(), s.isIntegral(false) ? static_cast<double>(s.toLong()) : s.toDouble());
-}
-
-static void Dispose(const Napi::CallbackInfo& info) {
-  if (!TensorHandle::Is(info.Env(), info[0])) throw Napi::TypeError::New(info.Env(), "dispose: not a tensor");
-  TensorHandle::Unwrap(info[0].As<Napi::Object>())->Release(info.Env());
 }
 
 static void ManualSeed(uint64_t seed) {
@@ -340,7 +391,7 @@ static at::Tensor ChannelsLast(const at::Tensor& t) {
 }
 
 static void SetAutocast(bool enabled, at::ScalarType dtype) {
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 4
+#if CONVKIT_TORCH_AT_LEAST(2, 4)
   at::autocast::set_autocast_enabled(at::kCPU, enabled);
   at::autocast::set_autocast_dtype(at::kCPU, dtype);
 #else
@@ -373,15 +424,20 @@ static void StopProfile() {
 }
 
 static void InitTensor(Napi::Env env, Napi::Object exports) {
-  TensorHandle::Init(env, exports);
-  exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
-  exports.Set("isTensor", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-                return Napi::Boolean::New(info.Env(), info.Length() > 0 && TensorHandle::Is(info.Env(), info[0]));
-              }));
-  exports.Set("isDisposed", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-                if (!TensorHandle::Is(info.Env(), info[0])) throw Napi::TypeError::New(info.Env(), "isDisposed: not a tensor");
-                return Napi::Boolean::New(info.Env(), !TensorHandle::Unwrap(info[0].As<Napi::Object>())->tensor.defined());
-              }));
+  // lifetime: dispose(id) frees the tensor now; collect(id) is the JS backstop's release of a
+  // tensor nobody disposed. Both ignore ids that are no longer live.
+  Def(env, exports, "dispose", [](Args& a) { a.table().Release(a.f64(0), /*collected=*/false); });
+  Def(env, exports, "collect", [](Args& a) { a.table().Release(a.f64(0), /*collected=*/true); });
+  Def(env, exports, "isDisposed", [](Args& a) { return a.table().Find(a.f64(0)) == nullptr; });
+  Def(env, exports, "handleCounts", [](Args& a) -> Napi::Value {
+    HandleTable::Counts c = a.table().counts();
+    Napi::Object o = Napi::Object::New(a.env());
+    o.Set("live", static_cast<double>(c.live));
+    o.Set("created", static_cast<double>(c.created));
+    o.Set("disposed", static_cast<double>(c.disposed));
+    o.Set("collected", static_cast<double>(c.collected));
+    return o;
+  });
 
   // metadata
   Def(env, exports, "shape", [](Args& a) -> Napi::Value { return Shape(a.t(0), a.env()); });
@@ -497,6 +553,7 @@ static void InitTensor(Napi::Env env, Napi::Object exports) {
 }  // namespace convkit
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  convkit::InitLogging(env, exports);
   convkit::InitTensor(env, exports);
   convkit::InitOps(env, exports);
   convkit::InitNNOps(env, exports);

@@ -1,6 +1,6 @@
 # PyTorch side of bench/engine_step: the same small ResNet-style net, the same step
 # (forward, cross-entropy, backward, SGD with momentum), timed the same way.
-# Prints one JSON line: {"step_ms": [...], "call_ns": ...}
+# Prints one JSON line: {"step_ms": [...], "numel_ns": ..., "add_ns": ...}
 import json, sys, time
 import torch
 import torch.nn as nn
@@ -32,6 +32,17 @@ class Net(nn.Module):
         x = self.layers(F.relu(self.bn1(self.conv1(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
+ROUNDS = 7
+
+def per_call(n, body):
+    """ns of CPU time per call: the median of ROUNDS rounds, as bench/engine_step.ts does."""
+    ns = []
+    for _ in range(ROUNDS):
+        t0 = time.process_time()
+        body(n)
+        ns.append((time.process_time() - t0) / n * 1e9)
+    return sorted(ns)[ROUNDS // 2]
+
 def main(batch, steps, warmup, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -49,15 +60,14 @@ def main(batch, steps, warmup, threads):
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     a = torch.ones(1)
-    n = 200000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        a.numel()
-    numel_ns = (time.perf_counter() - t0) / n * 1e9
-    t0 = time.perf_counter()
-    for _ in range(n // 4):
-        torch.add(a, a)
-    add_ns = (time.perf_counter() - t0) / (n // 4) * 1e9
+    def numel(n):
+        for _ in range(n):
+            a.numel()
+    def add(n):
+        for _ in range(n):
+            torch.add(a, a)
+    numel_ns = per_call(200000, numel)
+    add_ns = per_call(50000, add)
     print(json.dumps({"step_ms": times, "numel_ns": numel_ns, "add_ns": add_ns}))
 
 if __name__ == "__main__":

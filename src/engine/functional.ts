@@ -177,13 +177,13 @@ const rnnArgs = (o: RecurrentOptions): [boolean, number, number, boolean, boolea
   [o.hasBiases, o.numLayers, o.dropout, o.training, o.bidirectional, o.batchFirst];
 /** Returns [output, hN, cN]. */
 export function lstm(x: Tensor, hx: [Tensor, Tensor], weights: Tensor[], o: RecurrentOptions): [Tensor, Tensor, Tensor] {
-  const r = native.lstm(x.handle, [hx[0].handle, hx[1].handle], weights.map((w) => w.handle), ...rnnArgs(o)) as Handle[];
+  const r = native.lstm(x.handle, [hx[0].handle, hx[1].handle], weights.map((w) => w.handle), ...rnnArgs(o));
   return [T(r[0]), T(r[1]), T(r[2])];
 }
 /** Returns [output, hN] for mode 'gru', 'rnn_tanh' or 'rnn_relu'. */
 export function recurrent(mode: 'gru' | 'rnn_tanh' | 'rnn_relu', x: Tensor, hx: Tensor, weights: Tensor[], o: RecurrentOptions): [Tensor, Tensor] {
   const fn = mode === 'gru' ? native.gru : mode === 'rnn_tanh' ? native.rnnTanh : native.rnnRelu;
-  const r = fn(x.handle, hx.handle, weights.map((w) => w.handle), ...rnnArgs(o)) as Handle[];
+  const r = fn(x.handle, hx.handle, weights.map((w) => w.handle), ...rnnArgs(o));
   return [T(r[0]), T(r[1])];
 }
 
@@ -196,22 +196,22 @@ export const foreach = {
   addcmul_: (a: Tensor[], b: Tensor[], c: Tensor[], value = 1): void => native.foreachAddcmul_(hs(a), hs(b), hs(c), value),
   addcdiv_: (a: Tensor[], b: Tensor[], c: Tensor[], value = 1): void => native.foreachAddcdiv_(hs(a), hs(b), hs(c), value),
   zero_: (a: Tensor[]): void => native.foreachZero_(hs(a)),
-  sqrt: (a: Tensor[]): Tensor[] => (native.foreachSqrt(hs(a)) as Handle[]).map(T),
-  norm: (a: Tensor[], p = 2): Tensor[] => (native.foreachNorm(hs(a), p) as Handle[]).map(T),
+  sqrt: (a: Tensor[]): Tensor[] => native.foreachSqrt(hs(a)).map(T),
+  norm: (a: Tensor[], p = 2): Tensor[] => native.foreachNorm(hs(a), p).map(T),
   // out-of-place forms return new tensors; `scalars` lists give one number per tensor
-  add: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => (native.foreachAdd(hs(a), hs(b), alpha) as Handle[]).map(T),
-  addScalar: (a: Tensor[], s: number): Tensor[] => (native.foreachAddScalar(hs(a), s) as Handle[]).map(T),
+  add: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => native.foreachAdd(hs(a), hs(b), alpha).map(T),
+  addScalar: (a: Tensor[], s: number): Tensor[] => native.foreachAddScalar(hs(a), s).map(T),
   sub_: (a: Tensor[], b: Tensor[], alpha = 1): void => native.foreachSub_(hs(a), hs(b), alpha),
-  sub: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => (native.foreachSub(hs(a), hs(b), alpha) as Handle[]).map(T),
-  mul: (a: Tensor[], b: Tensor[]): Tensor[] => (native.foreachMul(hs(a), hs(b)) as Handle[]).map(T),
+  sub: (a: Tensor[], b: Tensor[], alpha = 1): Tensor[] => native.foreachSub(hs(a), hs(b), alpha).map(T),
+  mul: (a: Tensor[], b: Tensor[]): Tensor[] => native.foreachMul(hs(a), hs(b)).map(T),
   /** Multiplies every tensor by a one-element tensor (no host sync, unlike item()). */
   mulTensor_: (a: Tensor[], s: Tensor): void => native.foreachMulTensor_(hs(a), s.handle),
   divScalarList_: (a: Tensor[], scalars: number[]): void => native.foreachDivScalarList_(hs(a), scalars),
-  addcmul: (a: Tensor[], b: Tensor[], c: Tensor[], value = 1): Tensor[] => (native.foreachAddcmul(hs(a), hs(b), hs(c), value) as Handle[]).map(T),
+  addcmul: (a: Tensor[], b: Tensor[], c: Tensor[], value = 1): Tensor[] => native.foreachAddcmul(hs(a), hs(b), hs(c), value).map(T),
   addcdivScalarList_: (a: Tensor[], b: Tensor[], c: Tensor[], scalars: number[]): void =>
     native.foreachAddcdivScalarList_(hs(a), hs(b), hs(c), scalars),
   maximum_: (a: Tensor[], b: Tensor[]): void => native.foreachMaximum_(hs(a), hs(b)),
-  neg: (a: Tensor[]): Tensor[] => (native.foreachNeg(hs(a)) as Handle[]).map(T),
+  neg: (a: Tensor[]): Tensor[] => native.foreachNeg(hs(a)).map(T),
   sqrt_: (a: Tensor[]): void => native.foreachSqrt_(hs(a)),
   copy_: (dst: Tensor[], src: Tensor[]): void => native.foreachCopy_(hs(dst), hs(src)),
   clamp_: (a: Tensor[], min?: number, max?: number): void => native.foreachClamp_(hs(a), min, max),

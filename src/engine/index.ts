@@ -7,4 +7,5 @@ export { tidy, dispose } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './autograd.js';
 export * from './runtime.js';
 export { profile } from './profile.js';
+export { cpuFlags, cpuHasBf16 } from './cpu.js';
 export * as F from './functional.js';

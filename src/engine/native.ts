@@ -1,5 +1,5 @@
-// Loads the libtorch addon once. The addon's surface is untyped by nature; it stays inside
-// src/engine, and everything above sees typed Tensors.
+// Loads the libtorch addon once. Its surface (native_api.ts) stays inside src/engine;
+// everything above sees typed Tensors.
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -7,12 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MAX_THREADS } from './limits.js';
 
-/** An opaque native tensor handle. */
-export type Handle = object & { readonly __handle: unique symbol };
+import type { Native } from './native_api.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type NativeFn = (...args: any[]) => any;
-export type Native = Record<string, NativeFn>;
+export type { Handle, HandleCounts, Native } from './native_api.js';
 
 function findAddon(): string {
   if (process.env.CONVKIT_NATIVE) return process.env.CONVKIT_NATIVE;

@@ -1,5 +1,5 @@
 // Engine-wide settings: threads, seeds and random state, devices.
-import { native, type Handle } from './native.js';
+import { native, type HandleCounts } from './native.js';
 import { MAX_THREADS } from './limits.js';
 import { Tensor } from './tensor.js';
 
@@ -27,7 +27,7 @@ export function manualSeedCpu(seed: number): void {
   native.manualSeedCpu(seed);
 }
 /** The default generator's state as a uint8 tensor, as torch.get_rng_state. */
-export const getRngState = (): Tensor => new Tensor(native.getRngState() as Handle);
+export const getRngState = (): Tensor => new Tensor(native.getRngState());
 export const setRngState = (state: Tensor): void => native.setRngState(state.handle);
 
 export const cudaAvailable = (): boolean => native.cudaAvailable();
@@ -59,3 +59,15 @@ export function setCacheLimit(bytes: number): void {
   if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`setCacheLimit: expected a byte count >= 0, got ${bytes}`);
   native.setCacheLimit(bytes);
 }
+
+/**
+ * The addon's tensor table: tensors alive now, made, freed by dispose() (tidy() included), and
+ * freed by the backstop after their Tensor object was garbage-collected without a dispose().
+ */
+export const tensorCounts = (): HandleCounts => native.handleCounts();
+
+/**
+ * libtorch's warnings so far, each distinct message once (at most 64). They are kept off the
+ * terminal; CONVKIT_TORCH_WARNINGS=1 prints them as they come.
+ */
+export const torchWarnings = (): string[] => native.torchWarnings();

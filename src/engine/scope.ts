@@ -4,10 +4,13 @@ import type { Tensor } from './tensor.js';
 
 const scopes: Tensor[][] = [];
 
+// scopes[scopes.length - 1] on an empty array reads the property '-1', a slow generic lookup
+// that cost a tensor made outside tidy() more than the rest of its bookkeeping.
+const innermost = (): Tensor[] | undefined => (scopes.length > 0 ? scopes[scopes.length - 1] : undefined);
+
 /** Called by every new Tensor. */
 export function track(t: Tensor): void {
-  const top = scopes[scopes.length - 1];
-  if (top) top.push(t);
+  innermost()?.push(t);
 }
 
 function collect(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
@@ -43,7 +46,7 @@ export function tidy<T>(fn: () => T): T {
   }
   const keepers = new Set<Tensor>();
   collect(result, keepers);
-  const parent = scopes[scopes.length - 1];
+  const parent = innermost();
   for (const t of made) {
     if (t.kept) continue;
     if (keepers.has(t)) parent?.push(t);

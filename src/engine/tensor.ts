@@ -2,6 +2,7 @@
 // semantics (broadcasting, type promotion, negative dims); in-place methods end in `_`.
 import { native, type Handle } from './native.js';
 import { BYTES_PER_ELEMENT, dtypeCode, dtypeFromCode, typedArrayFor, type DType, type TypedArray } from './dtype.js';
+import { watch } from './lifetime.js';
 import { setTensorCheck, track } from './scope.js';
 
 export type MemoryFormat = 'contiguous' | 'channelsLast';
@@ -9,6 +10,13 @@ export type Scalar = number | boolean;
 export type TensorOrScalar = Tensor | Scalar;
 /** Nested JS arrays, as toArray() returns them. */
 export type NestedArray = number | boolean | NestedArray[];
+
+/** What a disposed Tensor holds instead of its id; the addon reports it as a disposed tensor. */
+const DISPOSED = -1 as Handle;
+
+type UnaryOp = (x: Handle) => Handle;
+type BinaryOp = (a: Handle, b: Handle, alpha?: number) => Handle;
+type ScalarOp = (a: Handle, s: Scalar) => Handle;
 
 const dims = (d: number | number[] | undefined): number[] | undefined => (d === undefined ? undefined : Array.isArray(d) ? d : [d]);
 
@@ -22,6 +30,7 @@ export class Tensor {
   constructor(handle: Handle) {
     this.#handle = handle;
     track(this);
+    watch(this);
   }
 
   /** @internal The native handle, for the engine's own functions. */
@@ -32,13 +41,13 @@ export class Tensor {
   // ---- metadata ---------------------------------------------------------------------------
 
   get shape(): number[] {
-    return (this.#shape ??= native.shape(this.#handle) as number[]).slice();
+    return (this.#shape ??= native.shape(this.#handle)).slice();
   }
   get ndim(): number {
-    return (this.#shape ??= native.shape(this.#handle) as number[]).length;
+    return (this.#shape ??= native.shape(this.#handle)).length;
   }
   size(dim: number): number {
-    const s = (this.#shape ??= native.shape(this.#handle) as number[]);
+    const s = (this.#shape ??= native.shape(this.#handle));
     const d = dim < 0 ? dim + s.length : dim;
     if (d < 0 || d >= s.length) throw new RangeError(`size(${dim}): dimension out of range for a ${s.length}-d tensor`);
     return s[d];
@@ -70,10 +79,13 @@ export class Tensor {
 
   /** Frees the native memory now (views keep their storage alive). Safe to call twice. */
   dispose(): void {
+    if (this.#handle === DISPOSED) return;
     native.dispose(this.#handle);
+    this.#handle = DISPOSED;
   }
+  // Only dispose() frees a reachable tensor's slot (the backstop frees unreachable ones).
   get isDisposed(): boolean {
-    return native.isDisposed(this.#handle);
+    return this.#handle === DISPOSED;
   }
   /**
    * Replaces this tensor's data while keeping the object (PyTorch's `param.data = src`): the
@@ -82,10 +94,11 @@ export class Tensor {
   setData(src: Tensor): void {
     const requiresGrad = this.requiresGrad;
     const old = this.#handle;
-    this.#handle = native.detach(src.#handle) as Handle;
+    this.#handle = native.detach(src.#handle);
     this.#shape = undefined;
     native.dispose(old);
     if (requiresGrad) native.setRequiresGrad(this.#handle, true);
+    watch(this);
   }
   /** Keeps this tensor alive past the tidy() scopes it is made in. */
   keep(): this {
@@ -191,39 +204,39 @@ export class Tensor {
     const hs: Handle[] = Array.isArray(splitSize) ? native.splitWithSizes(this.#handle, splitSize, dim) : native.split(this.#handle, splitSize, dim);
     return hs.map((h) => new Tensor(h));
   }
-  chunk(chunks: number, dim = 0): Tensor[] { return (native.chunk(this.#handle, chunks, dim) as Handle[]).map((h) => new Tensor(h)); }
+  chunk(chunks: number, dim = 0): Tensor[] { return (native.chunk(this.#handle, chunks, dim)).map((h) => new Tensor(h)); }
 
   // ---- arithmetic ---------------------------------------------------------------------------
 
-  add(other: TensorOrScalar, alpha?: number): Tensor { return this.#binary(other, 'add', 'addScalar', alpha); }
-  sub(other: TensorOrScalar, alpha?: number): Tensor { return this.#binary(other, 'sub', 'subScalar', alpha); }
+  add(other: TensorOrScalar, alpha?: number): Tensor { return this.#binary(other, native.add, native.addScalar, alpha); }
+  sub(other: TensorOrScalar, alpha?: number): Tensor { return this.#binary(other, native.sub, native.subScalar, alpha); }
   /** other - this */
   rsub(other: Scalar): Tensor { return new Tensor(native.rsubScalar(this.#handle, other)); }
-  mul(other: TensorOrScalar): Tensor { return this.#binary(other, 'mul', 'mulScalar'); }
-  div(other: TensorOrScalar): Tensor { return this.#binary(other, 'div', 'divScalar'); }
-  pow(exponent: TensorOrScalar): Tensor { return this.#binary(exponent, 'pow', 'powScalar'); }
+  mul(other: TensorOrScalar): Tensor { return this.#binary(other, native.mul, native.mulScalar); }
+  div(other: TensorOrScalar): Tensor { return this.#binary(other, native.div, native.divScalar); }
+  pow(exponent: TensorOrScalar): Tensor { return this.#binary(exponent, native.pow, native.powScalar); }
   maximum(other: Tensor): Tensor { return new Tensor(native.maximum(this.#handle, other.#handle)); }
   minimum(other: Tensor): Tensor { return new Tensor(native.minimum(this.#handle, other.#handle)); }
   matmul(other: Tensor): Tensor { return new Tensor(native.matmul(this.#handle, other.#handle)); }
   mm(other: Tensor): Tensor { return new Tensor(native.mm(this.#handle, other.#handle)); }
   bmm(other: Tensor): Tensor { return new Tensor(native.bmm(this.#handle, other.#handle)); }
-  neg(): Tensor { return this.#unary('neg'); }
-  abs(): Tensor { return this.#unary('abs'); }
-  exp(): Tensor { return this.#unary('exp'); }
-  log(): Tensor { return this.#unary('log'); }
-  sqrt(): Tensor { return this.#unary('sqrt'); }
-  rsqrt(): Tensor { return this.#unary('rsqrt'); }
-  sign(): Tensor { return this.#unary('sign'); }
-  floor(): Tensor { return this.#unary('floor'); }
-  ceil(): Tensor { return this.#unary('ceil'); }
-  round(): Tensor { return this.#unary('round'); }
-  sin(): Tensor { return this.#unary('sin'); }
-  cos(): Tensor { return this.#unary('cos'); }
-  reciprocal(): Tensor { return this.#unary('reciprocal'); }
-  erfinv(): Tensor { return this.#unary('erfinv'); }
-  relu(): Tensor { return this.#unary('relu'); }
-  sigmoid(): Tensor { return this.#unary('sigmoid'); }
-  tanh(): Tensor { return this.#unary('tanh'); }
+  neg(): Tensor { return this.#unary(native.neg); }
+  abs(): Tensor { return this.#unary(native.abs); }
+  exp(): Tensor { return this.#unary(native.exp); }
+  log(): Tensor { return this.#unary(native.log); }
+  sqrt(): Tensor { return this.#unary(native.sqrt); }
+  rsqrt(): Tensor { return this.#unary(native.rsqrt); }
+  sign(): Tensor { return this.#unary(native.sign); }
+  floor(): Tensor { return this.#unary(native.floor); }
+  ceil(): Tensor { return this.#unary(native.ceil); }
+  round(): Tensor { return this.#unary(native.round); }
+  sin(): Tensor { return this.#unary(native.sin); }
+  cos(): Tensor { return this.#unary(native.cos); }
+  reciprocal(): Tensor { return this.#unary(native.reciprocal); }
+  erfinv(): Tensor { return this.#unary(native.erfinv); }
+  relu(): Tensor { return this.#unary(native.relu); }
+  sigmoid(): Tensor { return this.#unary(native.sigmoid); }
+  tanh(): Tensor { return this.#unary(native.tanh); }
   softmax(dim: number): Tensor { return new Tensor(native.softmax(this.#handle, dim)); }
   logSoftmax(dim: number): Tensor { return new Tensor(native.logSoftmax(this.#handle, dim)); }
   clamp(min?: number, max?: number): Tensor {
@@ -231,20 +244,20 @@ export class Tensor {
     return new Tensor(native.clamp(this.#handle, min, max));
   }
   lerp(end: Tensor, weight: number): Tensor { return new Tensor(native.lerp(this.#handle, end.#handle, weight)); }
-  logicalNot(): Tensor { return this.#unary('logicalNot'); }
+  logicalNot(): Tensor { return this.#unary(native.logicalNot); }
   logicalAnd(other: Tensor): Tensor { return new Tensor(native.logicalAnd(this.#handle, other.#handle)); }
   logicalOr(other: Tensor): Tensor { return new Tensor(native.logicalOr(this.#handle, other.#handle)); }
-  isnan(): Tensor { return this.#unary('isnan'); }
-  isfinite(): Tensor { return this.#unary('isfinite'); }
+  isnan(): Tensor { return this.#unary(native.isnan); }
+  isfinite(): Tensor { return this.#unary(native.isfinite); }
 
   // ---- comparisons --------------------------------------------------------------------------
 
-  eq(other: TensorOrScalar): Tensor { return this.#binary(other, 'eq', 'eqScalar'); }
-  ne(other: TensorOrScalar): Tensor { return this.#binary(other, 'ne', 'neScalar'); }
-  lt(other: TensorOrScalar): Tensor { return this.#binary(other, 'lt', 'ltScalar'); }
-  le(other: TensorOrScalar): Tensor { return this.#binary(other, 'le', 'leScalar'); }
-  gt(other: TensorOrScalar): Tensor { return this.#binary(other, 'gt', 'gtScalar'); }
-  ge(other: TensorOrScalar): Tensor { return this.#binary(other, 'ge', 'geScalar'); }
+  eq(other: TensorOrScalar): Tensor { return this.#binary(other, native.eq, native.eqScalar); }
+  ne(other: TensorOrScalar): Tensor { return this.#binary(other, native.ne, native.neScalar); }
+  lt(other: TensorOrScalar): Tensor { return this.#binary(other, native.lt, native.ltScalar); }
+  le(other: TensorOrScalar): Tensor { return this.#binary(other, native.le, native.leScalar); }
+  gt(other: TensorOrScalar): Tensor { return this.#binary(other, native.gt, native.gtScalar); }
+  ge(other: TensorOrScalar): Tensor { return this.#binary(other, native.ge, native.geScalar); }
   allclose(other: Tensor, rtol = 1e-5, atol = 1e-8): boolean { return native.allclose(this.#handle, other.#handle, rtol, atol); }
   /** Same shape and same elements. */
   equal(other: Tensor): boolean { return native.equal(this.#handle, other.#handle); }
@@ -260,7 +273,7 @@ export class Tensor {
   max(dim: number, keepdim?: boolean): [Tensor, Tensor];
   max(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
     if (dim === undefined) return new Tensor(native.amax(this.#handle, undefined, false));
-    const [v, i] = native.maxDim(this.#handle, dim, keepdim) as [Handle, Handle];
+    const [v, i] = native.maxDim(this.#handle, dim, keepdim);
     return [new Tensor(v), new Tensor(i)];
   }
   /** The smallest element, or with dim: [values, indices] along it. */
@@ -268,7 +281,7 @@ export class Tensor {
   min(dim: number, keepdim?: boolean): [Tensor, Tensor];
   min(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
     if (dim === undefined) return new Tensor(native.amin(this.#handle, undefined, false));
-    const [v, i] = native.minDim(this.#handle, dim, keepdim) as [Handle, Handle];
+    const [v, i] = native.minDim(this.#handle, dim, keepdim);
     return [new Tensor(v), new Tensor(i)];
   }
   amax(dim?: number | number[], keepdim = false): Tensor { return new Tensor(native.amax(this.#handle, dims(dim), keepdim)); }
@@ -284,18 +297,18 @@ export class Tensor {
   }
   prod(dim?: number, keepdim = false): Tensor { return new Tensor(native.prod(this.#handle, dim, keepdim)); }
   norm(p = 2, dim?: number | number[], keepdim = false): Tensor { return new Tensor(native.norm(this.#handle, p, dims(dim), keepdim)); }
-  logsumexp(dim: number | number[], keepdim = false): Tensor { return new Tensor(native.logsumexp(this.#handle, dims(dim), keepdim)); }
+  logsumexp(dim: number | number[], keepdim = false): Tensor { return new Tensor(native.logsumexp(this.#handle, dim, keepdim)); }
   cumsum(dim: number): Tensor { return new Tensor(native.cumsum(this.#handle, dim)); }
-  all(): Tensor { return this.#unary('all'); }
-  any(): Tensor { return this.#unary('any'); }
+  all(): Tensor { return this.#unary(native.all); }
+  any(): Tensor { return this.#unary(native.any); }
   /** [values, indices] of the k largest (or smallest) elements along dim. */
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
-    const [v, i] = native.topk(this.#handle, k, dim, largest, sorted) as [Handle, Handle];
+    const [v, i] = native.topk(this.#handle, k, dim, largest, sorted);
     return [new Tensor(v), new Tensor(i)];
   }
   /** [values, indices] sorted along dim. */
   sort(dim = -1, descending = false): [Tensor, Tensor] {
-    const [v, i] = native.sort(this.#handle, dim, descending) as [Handle, Handle];
+    const [v, i] = native.sort(this.#handle, dim, descending);
     return [new Tensor(v), new Tensor(i)];
   }
   argsort(dim = -1, descending = false): Tensor { return new Tensor(native.argsort(this.#handle, dim, descending)); }
@@ -340,7 +353,7 @@ export class Tensor {
   get isLeaf(): boolean { return native.isLeaf(this.#handle); }
   /** The accumulated gradient (a new handle to it each read), or null. */
   get grad(): Tensor | null {
-    const h = native.grad(this.#handle) as Handle | null;
+    const h = native.grad(this.#handle);
     return h === null ? null : new Tensor(h);
   }
   set grad(g: Tensor | null) { native.setGrad(this.#handle, g === null ? undefined : g.#handle); }
@@ -354,15 +367,15 @@ export class Tensor {
 
   // ---- helpers ------------------------------------------------------------------------------
 
-  #unary(op: string): Tensor {
-    return new Tensor(native[op](this.#handle));
+  #unary(op: UnaryOp): Tensor {
+    return new Tensor(op(this.#handle));
   }
-  #binary(other: TensorOrScalar, tensorOp: string, scalarOp: string, alpha?: number): Tensor {
-    if (other instanceof Tensor) return new Tensor(native[tensorOp](this.#handle, other.#handle, alpha));
+  #binary(other: TensorOrScalar, tensorOp: BinaryOp, scalarOp: ScalarOp, alpha?: number): Tensor {
+    if (other instanceof Tensor) return new Tensor(tensorOp(this.#handle, other.#handle, alpha));
     if (typeof other !== 'number' && typeof other !== 'boolean') {
-      throw new TypeError(`${tensorOp}: expected a Tensor or a number, got ${other === null ? 'null' : typeof other}`);
+      throw new TypeError(`${tensorOp.name}: expected a Tensor or a number, got ${other === null ? 'null' : typeof other}`);
     }
-    return new Tensor(native[scalarOp](this.#handle, alpha === undefined ? other : Number(other) * alpha));
+    return new Tensor(scalarOp(this.#handle, alpha === undefined ? other : Number(other) * alpha));
   }
 }
 
@@ -378,7 +391,7 @@ function wrapMaybeSame(self: Tensor, h: Handle): Tensor {
 
 function sameLayout(self: Tensor, h: Handle): boolean {
   const a = self.strides;
-  const b = native.strides(h) as number[];
+  const b = native.strides(h);
   return native.dtype(self.handle) === native.dtype(h) && native.device(self.handle) === native.device(h) &&
     a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -391,7 +404,7 @@ export function isTensor(v: unknown): v is Tensor {
 
 /** @internal A fresh native handle detached from t, for subclasses that adopt a tensor's data (Parameter). */
 export function detachedHandle(t: Tensor): Handle {
-  return native.detach(t.handle) as Handle;
+  return native.detach(t.handle);
 }
 
 /**

@@ -10,7 +10,7 @@ export {
   type TrainState, type TrainerEvent, type TrainerListener, type TrainerOptions, type TrainResult,
 } from './trainer.js';
 export {
-  DEFAULT_RECIPE, RECIPE_KEYS, DATASETS, RecipeError, resolveRecipe, checkRecipe, loadRecipeFile, normalizeAugmentSpec, cpuHasBf16, defaultOutDir,
+  DEFAULT_RECIPE, RECIPE_KEYS, DATASETS, RecipeError, resolveRecipe, checkRecipe, loadRecipeFile, normalizeAugmentSpec, defaultOutDir,
   type Recipe, type OptimizerName, type ScheduleName, type AugmentSpec,
 } from './recipe.js';
 export {

@@ -289,16 +289,6 @@ export function loadRecipeFile(file: string): Partial<Recipe> {
   return data as Partial<Recipe>;
 }
 
-/** Whether this CPU runs bfloat16 natively (AVX-512 BF16 or AMX): where bf16 autocast pays. */
-export function cpuHasBf16(): boolean {
-  try {
-    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
-    return /\b(avx512_bf16|amx_bf16)\b/.test(info);
-  } catch {
-    return false;
-  }
-}
-
 /** runs/<model>-<dataset>-<YYYYmmdd-HHMMSS> */
 export function defaultOutDir(r: Recipe, now = new Date()): string {
   const p = (n: number): string => String(n).padStart(2, '0');

@@ -20,7 +20,8 @@ import {
   loadCheckpoint, readCheckpointMeta, saveCheckpoint, saveModelWeights, CheckpointError,
 } from './checkpoint.js';
 import { copyFileAtomic, removeStaleTempFiles, writeFileAtomic } from '../io/atomic.js';
-import { cpuHasBf16, defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
+import { cpuHasBf16 } from '../engine/cpu.js';
+import { defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
 import { buildRunData, checkTransforms, evalLoader, trainLoader, trainTransforms, type RunData } from './data.js';
 import { buildModel, buildOptimizer, buildParamGroups, buildSchedule, checkScheduleOptions, findHead, type GroupSpec, type Head } from './setup.js';
 import { evaluate, forward, logitsOf, type ClassifierModule, type EvalResult } from './evaluate.js';

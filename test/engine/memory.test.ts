@@ -6,11 +6,13 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import {
-  F, Tensor, cacheInfo, cat, dispose, emptyCache, getNumThreads, manualSeed, noGrad, ones, randint, randn, setCacheLimit, setNumThreads, tensor, tidy, zeros,
+  F, Tensor, cacheInfo, cat, dispose, emptyCache, getNumThreads, manualSeed, noGrad, ones, randint, randn, setCacheLimit, setNumThreads, tensor, tensorCounts, tidy, zeros,
 } from '../../src/engine/index.js';
+import { native } from '../../src/engine/native.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('tidy', () => {
   test('disposes temporaries and keeps the returned tensor', () => {
@@ -148,18 +150,61 @@ describe('dispose', () => {
   });
 });
 
+describe('the handle table', () => {
+  test('a disposed tensor\'s id never reaches the tensor that reuses its slot', () => {
+    const x = ones([2]);
+    const stale = x.handle;
+    x.dispose();
+    const y = zeros([3]);
+    assert.notEqual(y.handle, stale);
+    assert.ok(native.isDisposed(stale));
+    assert.throws(() => native.numel(stale), /numel: argument 0 is a disposed tensor/);
+    native.dispose(stale); // a stale id is ignored: y lives on
+    assert.deepEqual(y.toArray(), [0, 0, 0]);
+    y.dispose();
+  });
+
+  test('bytes aliasing a tensor keep its memory after dispose()', () => {
+    const x = tensor([1, 2, 3], { dtype: 'float32' });
+    const bytes = x.bytesView();
+    x.dispose();
+    assert.deepEqual(Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, 3)), [1, 2, 3]);
+  });
+
+  test('setData swaps the native tensor and frees the old one', () => {
+    const p = ones([2]).requiresGrad_(true);
+    const src = tensor([5, 6], { dtype: 'float32' });
+    const live = tensorCounts().live;
+    p.setData(src);
+    assert.equal(tensorCounts().live, live, 'one tensor in, one out');
+    assert.deepEqual(p.toArray(), [5, 6]);
+    assert.ok(p.requiresGrad);
+    dispose([p, src]);
+  });
+
+  test('a tensor nobody disposes is freed once the garbage collector has its object', async () => {
+    const before = tensorCounts();
+    (() => { for (let i = 0; i < 10; i++) zeros([1000]); })();
+    for (let i = 0; i < 20 && tensorCounts().collected - before.collected < 10; i++) {
+      await turn(); // registers the new tensors with the backstop
+      gc();
+      await turn(); // runs its callbacks
+    }
+    const after = tensorCounts();
+    assert.ok(after.collected - before.collected >= 10, `collected ${after.collected - before.collected} of 10`);
+    assert.ok(after.live <= before.live, `live tensors ${before.live} -> ${after.live}`);
+  });
+});
+
 // ---- the training loop ----------------------------------------------------------------------------
 
 const STEPS = 2000;
 const WARMUP = 200;
 const BATCH = 16;
 
-// Node runs the finalizers of native handles (the ~225-byte shells that disposed tensors leave
-// until the garbage collector finds them) only when the event loop turns. A trainer awaits its
-// data loader every step; this loop yields every YIELD_EVERY steps the same way. See the 'fully
-// synchronous loop' test below for what happens when it never yields.
+// A trainer awaits its data loader every step; this loop yields every YIELD_EVERY steps the
+// same way. The 'fully synchronous loop' test below never yields.
 const YIELD_EVERY = 10;
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const rssMB = async (): Promise<number> => { gc(); await turn(); gc(); return process.memoryUsage().rss / 2 ** 20; };
 
 function smallConvNet(batch: number) {
@@ -202,30 +247,27 @@ function smallConvNet(batch: number) {
   return { step, state, runningVar };
 }
 
-// The same loop without ever yielding to the event loop: every tensor handle made leaves a small
-// native shell behind until Node runs its finalizer, which Node 20 defers to the event loop
-// (N-API finalizers of modules built for NAPI_VERSION 8). Tensor memory itself is freed by
-// tidy(), but the tensors under 64 KB that the caching allocator leaves to malloc interleave
-// with the live shells, and the malloc heap fragments and grows. Finalizing shells during GC
-// (a NAPI_EXPERIMENTAL build) was tried and is not enough: even a gc() every 100 steps leaves
-// ~5 KB a step. The fix is a handle table (no per-tensor shells) or pooling small buffers too.
-test('fully synchronous training loop (never yields to the event loop)', {
-  timeout: 60_000,
-  todo: 'handle shells wait for the event loop and small buffers fragment the malloc heap: resident memory grows ~10-150 KB per step in a loop that never yields',
-}, (t) => {
+// The same loop without ever yielding to the event loop. tidy() frees every tensor the step
+// made at once: tensors are slots in the addon's handle table, not N-API objects whose
+// finalizers would wait for the event loop (as they did before the table: ~10-150 KB a step).
+// Neither the table nor resident memory may grow.
+test('fully synchronous training loop (never yields to the event loop)', { timeout: 60_000 }, (t) => {
   const threads = getNumThreads();
   setNumThreads(1);
   t.after(() => setNumThreads(threads));
   manualSeed(5);
   const { step, state } = smallConvNet(BATCH);
   const rssSync = (): number => { gc(); return process.memoryUsage().rss / 2 ** 20; };
-  for (let i = 0; i < 200; i++) step();
+  for (let i = 0; i < 500; i++) step(); // the malloc heap and V8's settle in the first few hundred
   const before = rssSync();
-  const n = 800;
+  const liveBefore = tensorCounts().live;
+  const n = 2000; // long enough that a one-off heap growth of a MB or so is not read as a trend
   for (let i = 0; i < n; i++) step();
   const growthKB = ((rssSync() - before) * 1024) / n;
-  t.diagnostic(`resident memory grew ${growthKB.toFixed(1)} KB per step over ${n} synchronous steps`);
+  const liveAfter = tensorCounts().live;
+  t.diagnostic(`resident memory grew ${growthKB.toFixed(1)} KB per step over ${n} synchronous steps; live tensors ${liveBefore} -> ${liveAfter}`);
   dispose(state);
+  assert.equal(liveAfter, liveBefore, 'every tensor a step makes is freed by the end of the step');
   assert.ok(growthKB < 2, `resident memory grew ${growthKB.toFixed(1)} KB per step in a synchronous loop`);
 });
 

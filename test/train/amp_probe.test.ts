@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { manualSeed, rand, randint, randn, setNumThreads, tidy } from '../../src/engine/index.js';
 import { createModel } from '../../src/models/index.js';
-import { Trainer, cpuHasBf16, probeBf16, type ClassifierModule, type Recipe, type TrainerEvent } from '../../src/train/index.js';
+import { cpuHasBf16 } from '../../src/engine/index.js';
+import { Trainer, probeBf16, type ClassifierModule, type Recipe, type TrainerEvent } from '../../src/train/index.js';
 import './tiny_model.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-probe-'));
