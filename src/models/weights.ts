@@ -55,7 +55,7 @@ export interface LoadWeightsReport extends LoadResult {
 }
 
 /** The parameter names of every Linear layer (the classifier heads a class count shapes). */
-export function linearKeys(model: Module<never[], unknown>): Set<string> {
+function linearKeys(model: Module<never[], unknown>): Set<string> {
   const keys = new Set<string>();
   for (const [name, m] of model.namedModules()) {
     if (m instanceof Linear) for (const [p] of m.ownParameters()) keys.add(name ? `${name}.${p}` : p);

@@ -75,7 +75,7 @@ test('bench/run.js --quick runs a bench, keeps its JSON result, and the report r
   const [res] = readResults(out);
   assert.equal(res.bench, 'engine_step');
   assert.match(res.command, /^node dist-dev\/bench\/engine_step\.js --steps 3 --batch 8 --threads 1$/, 'the command without --json');
-  assert.deepEqual(res.tables[0].rows.map((row) => row[0]), ['training step (ms)', 'trivial call: numel (ns)', 'small op: add of 1-element tensors (ns)']);
+  assert.deepEqual(res.tables[0].rows.map((row) => row[0]), ['training step (ms)', 'trivial call: numel (ns CPU)', 'small op: add of 1-element tensors (ns CPU)']);
   assert.ok(res.tables[0].rows.every((row) => row.slice(1).every((v) => typeof v === 'number' && v > 0)));
   const doc = path.join(tmp, 'benchmarks.md');
   assert.equal(writeReport(out, doc), 1);
