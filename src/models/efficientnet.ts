@@ -89,17 +89,30 @@ interface BlockSpec extends StageSpec {
   sdProb: number;
 }
 
-/** Inverted residual with squeeze-excitation (MBConv), as torchvision's MBConv. */
-export class MBConv extends Module {
+/** An EfficientNet block: its layers, then stochastic depth and the identity shortcut where the shapes allow. */
+abstract class EfficientBlock extends Module {
   block: Sequential;
   stochastic_depth: StochasticDepth;
   readonly useResConnect: boolean;
   readonly outChannels: number;
 
-  constructor(c: BlockSpec, norm: Norm) {
+  constructor(c: BlockSpec, layers: Layer[]) {
     super();
-    checkStride(c);
+    if (c.stride !== 1 && c.stride !== 2) throw new RangeError(`EfficientNet block: stride must be 1 or 2, got ${c.stride}`);
     this.useResConnect = c.stride === 1 && c.inChannels === c.outChannels;
+    this.block = new Sequential(...layers);
+    this.stochastic_depth = new StochasticDepth(c.sdProb, 'row');
+    this.outChannels = c.outChannels;
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.useResConnect ? chain(x, this.block, this.stochastic_depth, addShortcut(x)) : this.block.call(x);
+  }
+}
+
+/** Inverted residual with squeeze-excitation (MBConv), as torchvision's MBConv. */
+export class MBConv extends EfficientBlock {
+  constructor(c: BlockSpec, norm: Norm) {
     const act = (): Layer => new SiLU();
     const expanded = makeDivisible(c.inChannels * c.expandRatio, 8);
     const layers: Layer[] = [];
@@ -108,27 +121,13 @@ export class MBConv extends Module {
     // the squeeze width is a quarter of the block's input width, not of the expanded width
     layers.push(new SqueezeExcitation(expanded, Math.max(1, Math.floor(c.inChannels / 4)), { activation: act }));
     layers.push(new Conv2dNormActivation(expanded, c.outChannels, { kernelSize: 1, norm, activation: null }));
-    this.block = new Sequential(...layers);
-    this.stochastic_depth = new StochasticDepth(c.sdProb, 'row');
-    this.outChannels = c.outChannels;
-  }
-
-  forward(x: Tensor): Tensor {
-    return residual(this.block, this.stochastic_depth, this.useResConnect, x);
+    super(c, layers);
   }
 }
 
 /** Fused MBConv (EfficientNetV2): one kxk conv does expansion and the spatial work. */
-export class FusedMBConv extends Module {
-  block: Sequential;
-  stochastic_depth: StochasticDepth;
-  readonly useResConnect: boolean;
-  readonly outChannels: number;
-
+export class FusedMBConv extends EfficientBlock {
   constructor(c: BlockSpec, norm: Norm) {
-    super();
-    checkStride(c);
-    this.useResConnect = c.stride === 1 && c.inChannels === c.outChannels;
     const act = (): Layer => new SiLU();
     const expanded = makeDivisible(c.inChannels * c.expandRatio, 8);
     const spatial = { kernelSize: c.kernel, stride: c.stride, norm, activation: act };
@@ -136,23 +135,8 @@ export class FusedMBConv extends Module {
       ? [new Conv2dNormActivation(c.inChannels, expanded, spatial),
         new Conv2dNormActivation(expanded, c.outChannels, { kernelSize: 1, norm, activation: null })]
       : [new Conv2dNormActivation(c.inChannels, c.outChannels, spatial)];
-    this.block = new Sequential(...layers);
-    this.stochastic_depth = new StochasticDepth(c.sdProb, 'row');
-    this.outChannels = c.outChannels;
+    super(c, layers);
   }
-
-  forward(x: Tensor): Tensor {
-    return residual(this.block, this.stochastic_depth, this.useResConnect, x);
-  }
-}
-
-function checkStride(c: StageSpec): void {
-  if (c.stride !== 1 && c.stride !== 2) throw new RangeError(`EfficientNet block: stride must be 1 or 2, got ${c.stride}`);
-}
-
-/** The block, then stochastic depth and the identity shortcut where the shapes allow. */
-function residual(block: Layer, drop: StochasticDepth, useRes: boolean, x: Tensor): Tensor {
-  return useRes ? chain(x, block, drop, addShortcut(x)) : block.call(x);
 }
 
 /** EfficientNet V1 and V2: features (stem, stages, head conv), avgpool, classifier (dropout, linear). */

@@ -154,7 +154,20 @@ abstract class InceptionClassifier extends Module<[Tensor], Tensor | Tensor[]> {
   abstract avgpool: AdaptiveAvgPool2d;
   abstract dropout: Dropout;
   abstract fc: Linear;
-  abstract readonly auxLogits: boolean;
+  readonly auxLogits: boolean;
+  /** torchvision's transform_input; may be switched after construction, as in PyTorch */
+  transformInput: boolean;
+  readonly inChannels: number;
+  readonly numClasses: number;
+
+  constructor(name: string, o: InceptionOptions) {
+    super();
+    const { numClasses, inChannels } = checkOptions(name, o);
+    this.numClasses = numClasses;
+    this.inChannels = inChannels;
+    this.auxLogits = o.auxLogits ?? true;
+    this.transformInput = o.transformInput ?? false;
+  }
 
   /** The trunk's feature map, and the aux heads' logits when withAux. */
   protected abstract trunk(input: Tensor, withAux: boolean): { features: Tensor; aux: Tensor[] };
@@ -201,17 +214,10 @@ export class GoogLeNet extends InceptionClassifier {
   avgpool = new AdaptiveAvgPool2d(1);
   dropout: Dropout;
   fc: Linear;
-  readonly auxLogits: boolean;
-  /** torchvision's transform_input; may be switched after construction, as in PyTorch */
-  transformInput: boolean;
-  readonly inChannels: number;
 
   constructor(o: InceptionOptions = {}) {
-    super();
-    const { numClasses, inChannels } = checkOptions('googlenet', o);
-    this.inChannels = inChannels;
-    this.auxLogits = o.auxLogits ?? true;
-    this.transformInput = o.transformInput ?? false;
+    super('googlenet', o);
+    const { numClasses, inChannels } = this;
     this.conv1 = new BasicConv2d(inChannels, 64, 7, { stride: 2, padding: 3 });
     this.conv2 = new BasicConv2d(64, 64, 1);
     this.conv3 = new BasicConv2d(64, 192, 3, { padding: 1 });
@@ -433,17 +439,10 @@ export class Inception3 extends InceptionClassifier {
   avgpool = new AdaptiveAvgPool2d(1);
   dropout: Dropout;
   fc: Linear;
-  readonly auxLogits: boolean;
-  /** torchvision's transform_input; may be switched after construction, as in PyTorch */
-  transformInput: boolean;
-  readonly inChannels: number;
 
   constructor(o: InceptionOptions = {}) {
-    super();
-    const { numClasses, inChannels } = checkOptions('inception_v3', o);
-    this.inChannels = inChannels;
-    this.auxLogits = o.auxLogits ?? true;
-    this.transformInput = o.transformInput ?? false;
+    super('inception_v3', o);
+    const { numClasses, inChannels } = this;
     this.Conv2d_1a_3x3 = new BasicConv2d(inChannels, 32, 3, { stride: 2 });
     this.AuxLogits = this.auxLogits ? new InceptionAuxV3(768, numClasses) : null;
     this.dropout = new Dropout(o.dropRate ?? 0.5);
