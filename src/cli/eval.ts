@@ -24,7 +24,8 @@ options:
   --batch-size <n>      default 500
   --image-size <h,w>    image folders: decode to this size
   --ema                 evaluate a training checkpoint's EMA weights
-  --bf16 <on|off>       bfloat16 autocast (default off)
+  --bf16 <on|off>       bfloat16 autocast (default: as the run evaluated, so that the
+                        figure is the one training printed; off for other files)
   --flip                test-time augmentation: average with the mirrored image
                         (what convkit train's final evaluation does by default)
   --translate <px>      test-time augmentation: also average views shifted by +-px
@@ -60,7 +61,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     ev = await evaluateCheckpoint(file, dataset, {
       model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1, MAX_CLASSES), dataRoot: str(p, 'data-root'), split,
-      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), ema: flag(p, 'ema'), bf16: bf16 === true, imageSize,
+      limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), ema: flag(p, 'ema'), bf16: bf16 === 'auto' ? undefined : bf16, imageSize,
       flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0, MAX_IMAGE_SIDE),
       onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
     });

@@ -27,7 +27,6 @@ function findAddon(): string {
 
 export const native: Native = createRequire(import.meta.url)(findAddon()) as Native;
 
-
 // OMP_NUM_THREADS may hold OpenMP's list syntax ('4,2'): only a plain integer counts here.
 function defaultThreads(): number {
   for (const name of ['CONVKIT_NUM_THREADS', 'OMP_NUM_THREADS']) {

@@ -25,7 +25,10 @@ export interface EvalCheckpointOptions {
   batchSize?: number;
   /** training checkpoints: evaluate the EMA weights */
   ema?: boolean;
+  /** bfloat16 autocast (default: as the run evaluated; off for files convkit did not write) */
   bf16?: boolean;
+  /** channels-last inputs (default: as the run evaluated; off for files convkit did not write) */
+  channelsLast?: boolean;
   /** test-time augmentation: average each image's logits with its mirror's */
   flip?: boolean;
   /** test-time augmentation: also average the views shifted by +-translate pixels (0: off) */
@@ -54,7 +57,16 @@ interface Source {
   std: number[] | null;
   augment: AugmentSpec[];
   training: boolean;
+  /** how the run evaluated (bf16 autocast, channels-last); plain fp32 for files convkit did not write */
+  precision: Precision;
 }
+
+interface Precision {
+  bf16: boolean;
+  channelsLast: boolean;
+}
+
+const PLAIN: Precision = { bf16: false, channelsLast: false };
 
 function describeSource(file: string, o: EvalCheckpointOptions): Source {
   if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
@@ -70,6 +82,7 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
     return {
       model: o.model ?? r.model, modelOptions: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, inChannels: r.inChannels ?? undefined },
       mean: s.normalization.mean, std: s.normalization.std, augment: r.augment, training: true,
+      precision: { bf16: r.bf16 === true, channelsLast: r.channelsLast === true },
     };
   }
   if (meta?.convkit_model) {
@@ -81,10 +94,17 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
       }
     };
     const norm = parse('convkit_normalization') as { mean: number[]; std: number[] } | undefined;
-    return { model: o.model ?? meta.convkit_model, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>, mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false };
+    const precision = { ...PLAIN, ...(parse('convkit_precision') as Partial<Precision> | undefined) };
+    if (typeof precision.bf16 !== 'boolean' || typeof precision.channelsLast !== 'boolean') {
+      throw new CheckpointError(file, 'metadata convkit_precision must be {"bf16": boolean, "channelsLast": boolean}');
+    }
+    return {
+      model: o.model ?? meta.convkit_model, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>,
+      mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false, precision,
+    };
   }
   if (!o.model) throw new RecipeError(`${file} does not say which model it holds (it was not written by convkit): give --model`);
-  return { model: o.model, modelOptions: {}, mean: null, std: null, augment: [], training: false };
+  return { model: o.model, modelOptions: {}, mean: null, std: null, augment: [], training: false, precision: PLAIN };
 }
 
 export async function evaluateCheckpoint(file: string, dataset: string, o: EvalCheckpointOptions = {}): Promise<CheckpointEvaluation> {
@@ -114,7 +134,8 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
       loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
       const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0 }, mean, std);
       const tta = { flip: o.flip ?? false, translate: o.translate ?? 0 };
-      const result = await evaluate(model, loader, { numClasses, bf16: o.bf16 ?? false, ...tta, onBatch: o.onBatch });
+      const precision = { bf16: o.bf16 ?? src.precision.bf16, channelsLast: o.channelsLast ?? src.precision.channelsLast };
+      const result = await evaluate(model, loader, { numClasses, ...precision, ...tta, onBatch: o.onBatch });
       return {
         checkpoint: file, model: src.model, dataset, split, weights: o.ema ? 'ema' : 'model', tta, classes: full.classes,
         result, report: result.confusion.report(full.classes),

@@ -423,6 +423,8 @@ export class Trainer {
       convkit_classes: JSON.stringify(this.data.classes),
       convkit_normalization: JSON.stringify({ mean: this.data.mean, std: this.data.std }),
       convkit_dataset: r.dataset,
+      // how the run evaluated: bf16 rounds differently, so eval repeats it to print the same figure
+      convkit_precision: JSON.stringify({ bf16: r.bf16 === true, channelsLast: r.channelsLast === true }),
     };
   }
 

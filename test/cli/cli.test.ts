@@ -98,7 +98,8 @@ test('train with no recipe options plans the default recipe', () => {
 
 test('train end to end, then eval, inspect, summary and models on its outputs', () => {
   const out = path.join(tmp, 'run');
-  const r = cli(['train', ...TRAIN, '--epochs', '1', '--limit-train', '1000', '--limit-test', '300', '--out-dir', out, '--ema', '0.9']);
+  // bf16 and channels-last, so that eval must repeat the run's precision to repeat its figure
+  const r = cli(['train', ...TRAIN, '--bf16', 'on', '--channels-last', 'on', '--epochs', '1', '--limit-train', '1000', '--limit-test', '300', '--out-dir', out, '--ema', '0.9']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^ *\d+% epoch 1\/1 \d+\/16 /m, 'progress lines every ~10% when stderr is not a terminal');
   assert.match(r.stderr, /epoch 1: train loss [\d.]+ acc [\d.]+% \| test loss [\d.]+ top-1 [\d.]+% top-5 [\d.]+% \| EMA top-1/);
@@ -132,11 +133,14 @@ test('train end to end, then eval, inspect, summary and models on its outputs', 
   // (--limit picks the images that train's --limit-test picked with seed 0)
   const full = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '300', '--json', '--flip']);
   assert.equal(full.code, 0, full.stderr);
-  const jf = JSON.parse(full.stdout) as { top1: number; tta: unknown; count: number };
+  const jf = JSON.parse(full.stdout) as { top1: number; loss: number; tta: unknown; count: number };
   assert.deepEqual(jf.tta, { flip: true, translate: 0 });
   const finalAcc = log[0].valAcc as number;
   assert.equal(jf.count, 300);
   assert.ok(Math.abs(jf.top1 - finalAcc) < 1e-9, `eval --flip ${jf.top1} against the run's final ${finalAcc}`);
+  assert.ok(Math.abs(jf.loss - (log[0].valLoss as number)) < 1e-9, `eval --flip loss ${jf.loss} against the run's final ${String(log[0].valLoss)}`);
+  const plain = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '300', '--json', '--flip', '--bf16', 'off']);
+  assert.notEqual((JSON.parse(plain.stdout) as { loss: number }).loss, jf.loss, '--bf16 off overrides the run\'s precision');
   const shifted = cli(['eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--import', TINY, '--limit', '100', '--json', '--flip', '--translate', '1']);
   assert.equal(shifted.code, 0, shifted.stderr);
   assert.deepEqual((JSON.parse(shifted.stdout) as { tta: unknown }).tta, { flip: true, translate: 1 });
