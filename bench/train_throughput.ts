@@ -10,7 +10,7 @@
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
 //   node dist-dev/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
-//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16] [--images N]
+//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16] [--images N (every case's)]
 //     [--convkit-alloc glibc|tcmalloc|jemalloc] [--convkit-cache on|off] [--json out.json]
 import './preload.js';
 import { performance } from 'node:perf_hooks';
@@ -26,8 +26,8 @@ interface Case { model: string; channels: number; size: number; images: number; 
 const CASES: Record<string, Case> = {
   airbench_m: { model: 'airbench_m', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 256, pad: 0 },
   resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 128, pad: 2 },
-  resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400, epochs: 3, batch: 128, pad: 4 },
-  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200, epochs: 3, batch: 128, pad: 4 },
+  resnet18: { model: 'resnet18', channels: 3, size: 32, images: arg('images', 6400), epochs: 3, batch: 128, pad: 4 },
+  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: arg('images', 3200), epochs: 3, batch: 128, pad: 4 },
 };
 type Mode = 'fp32' | 'fp32cl' | 'bf16cl';
 const MODE_NAMES: Record<Mode, string> = { fp32: 'fp32', fp32cl: 'fp32 channels-last', bf16cl: 'bf16 autocast + channels-last' };
