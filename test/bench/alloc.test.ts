@@ -26,7 +26,10 @@ test('the allocators are found, and each set-up preloads exactly its own library
   assert.ok(existsSync(allocatorLibrary('tcmalloc')));
   const env = { PATH: '/bin', LD_PRELOAD: '/x/libother.so' };
   assert.deepEqual(preloadEnv('glibc', env), { PATH: '/bin' }, 'glibc: nothing preloaded, not even an inherited preload');
-  assert.deepEqual(preloadEnv('jemalloc', env), { PATH: '/bin', LD_PRELOAD: allocatorLibrary('jemalloc') });
+  assert.deepEqual(preloadEnv('tcmalloc', env), { PATH: '/bin', LD_PRELOAD: allocatorLibrary('tcmalloc') });
+  // jemalloc with the settings of PyTorch's launcher, replacing any inherited ones
+  assert.deepEqual(preloadEnv('jemalloc', { ...env, MALLOC_CONF: 'junk:true' }),
+    { PATH: '/bin', LD_PRELOAD: allocatorLibrary('jemalloc'), MALLOC_CONF: 'oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1' });
   assert.equal(currentAllocator(), 'glibc', 'the test runner starts on glibc');
 });
 
