@@ -1,21 +1,28 @@
-// Shared by the benchmarks: running the PyTorch side, statistics, arguments, and the results:
-// printed as tables and, with --json <file>, written for docs/benchmarks.md.
+// Shared by the benchmarks: running the PyTorch side on glibc's malloc and on tcmalloc, taking
+// turns with convkit's side, statistics, and the results: printed as tables and, with
+// --json <file>, written for docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { libtorchVersion } from '../src/engine/index.js';
+import { cacheInfo, libtorchVersion } from '../src/engine/index.js';
 import { writeFileAtomic } from '../src/io/atomic.js';
+import { currentAllocator, preloadEnv } from './alloc.js';
 import { machine, table, type BenchResult, type BenchTable } from './results.js';
 
 export { fmt, table } from './results.js';
+export { arg, listArg } from './args.js';
 
 export const PYTHON = '/usr/bin/python3';
 const PY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/py');
 
-/** Runs bench/py/<script> with args and parses the JSON line it prints last. */
-export function runPython<T>(script: string, args: (string | number)[], threads: number): T {
+/** PyTorch's two set-ups: glibc's malloc, and tcmalloc preloaded as PyTorch recommends on CPUs. */
+export const PY_ALLOCATORS = ['glibc', 'tcmalloc'] as const;
+export type PyAllocator = (typeof PY_ALLOCATORS)[number];
+
+/** Runs bench/py/<script> with args on the allocator and parses the JSON line it prints last. */
+export function runPython<T>(script: string, args: (string | number)[], threads: number, alloc: PyAllocator = 'glibc'): T {
   const out = execFileSync(PYTHON, [resolve(PY_DIR, script), ...args.map(String)], {
-    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+    env: { ...preloadEnv(alloc), OMP_NUM_THREADS: String(threads) },
     encoding: 'utf8',
     maxBuffer: 16 << 20,
   });
@@ -23,21 +30,48 @@ export function runPython<T>(script: string, args: (string | number)[], threads:
   return JSON.parse(lines[lines.length - 1]) as T;
 }
 
+export interface Sides<C, P> {
+  /** one result per round */
+  convkit: C[];
+  pytorch: Record<PyAllocator, P[]>;
+}
+
+/**
+ * Runs convkit's side and PyTorch's on each allocator in turn, round after round, so that a slow
+ * spell of this shared machine does not fall on one side alone.
+ */
+export async function sideBySide<C, P>(rounds: number, convkit: () => C | Promise<C>, pytorch: (alloc: PyAllocator) => P): Promise<Sides<C, P>> {
+  const sides: Sides<C, P> = { convkit: [], pytorch: { glibc: [], tcmalloc: [] } };
+  for (let r = 0; r < rounds; r++) {
+    sides.convkit.push(await convkit());
+    for (const a of PY_ALLOCATORS) sides.pytorch[a].push(pytorch(a));
+  }
+  return sides;
+}
+
+/** The PyTorch columns' headers, e.g. 'PyTorch 1.13, glibc (ms)', 'PyTorch 1.13 + tcmalloc (ms)'. */
+export function pytorchHeaders(unit: string, name = 'PyTorch 1.13'): string[] {
+  return [`${name}, glibc malloc${unit}`, `${name} + tcmalloc${unit}`];
+}
+
+/** The ratio column's header: convkit against the faster of PyTorch's two set-ups. */
+export const VS_BEST = 'convkit / best PyTorch';
+
+/** convkit's figure over the better of PyTorch's: the lower time, or the higher rate. */
+export function vsBest(convkit: number, pytorch: number[], better: 'lower' | 'higher'): number {
+  return convkit / (better === 'lower' ? Math.min(...pytorch) : Math.max(...pytorch));
+}
+
+/** What convkit's side allocates with, for the tables' titles: 'convkit: own cache, glibc malloc'. */
+export function convkitSetup(): string {
+  const alloc = currentAllocator();
+  return `convkit: ${cacheInfo().enabled ? 'own cache' : 'no cache'}, ${alloc === 'glibc' ? 'glibc malloc' : alloc}`;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-export function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-/** A comma-separated list option: --models a,b. */
-export function listArg(name: string): string[] | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1].split(',') : undefined;
 }
 
 function commit(): string | undefined {

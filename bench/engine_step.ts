@@ -1,13 +1,16 @@
 // Issue 2's benchmark: one training step (forward, cross-entropy, backward, SGD with momentum)
-// of a small ResNet-style net, convkit against PyTorch (Python) on the same libtorch, in one
-// run; and the cost of one call into native code.
-//   node dist-dev/bench/engine_step.js [--batch 64] [--steps 40] [--threads 2] [--json out.json]
+// of a small ResNet-style net, convkit against PyTorch (Python, on glibc's malloc and on
+// tcmalloc) on the same libtorch, in one run, the sides taking turns round after round; and the
+// cost of one call into native code.
+//   node dist-dev/bench/engine_step.js [--batch 64] [--steps 40] [--rounds 1] [--threads 2]
+//     [--convkit-alloc glibc|tcmalloc|jemalloc] [--convkit-cache on|off] [--json out.json]
+import './preload.js';
 import { performance } from 'node:perf_hooks';
 import { F, Tensor, manualSeed, noGrad, randint, randn, setNumThreads, tidy, ones } from '../src/engine/index.js';
 import { native } from '../src/engine/native.js';
 import type { Parameter } from '../src/nn/index.js';
 import { Net } from './small_net.js';
-import { arg, emit, median, runPython } from './common.js';
+import { arg, convkitSetup, emit, median, pytorchHeaders, runPython, sideBySide, vsBest, VS_BEST } from './common.js';
 
 /** SGD with momentum and weight decay, PyTorch's update, as multi-tensor calls. */
 function sgdStep(params: Parameter[], bufs: Tensor[], lr: number, momentum: number, wd: number): void {
@@ -62,18 +65,27 @@ function callCost(): { numelNs: number; addNs: number } {
   return { numelNs, addNs };
 }
 
-const batch = arg('batch', 64), steps = arg('steps', 40), warmup = 5, threads = arg('threads', 2);
+/** One side's figures in one round. */
+interface Figures { stepMs: number[]; numelNs: number; addNs: number }
+
+/** The median of each figure over the rounds (of every step, for the step time). */
+function medians(rs: Figures[]): number[] {
+  return [median(rs.flatMap((r) => r.stepMs)), median(rs.map((r) => r.numelNs)), median(rs.map((r) => r.addNs))];
+}
+
+const batch = arg('batch', 64), steps = arg('steps', 40), rounds = arg('rounds', 1), warmup = 5, threads = arg('threads', 2);
 setNumThreads(threads);
-const ck = convkitSteps(batch, steps, warmup);
-const py = runPython<{ step_ms: number[]; numel_ns: number; add_ns: number }>('engine_step.py', [batch, steps, warmup, threads], threads);
-const ckCalls = callCost();
-const ckMs = median(ck), pyMs = median(py.step_ms);
+const sides = await sideBySide(rounds,
+  (): Figures => ({ stepMs: convkitSteps(batch, steps, warmup), ...callCost() }),
+  (alloc): Figures => {
+    const py = runPython<{ step_ms: number[]; numel_ns: number; add_ns: number }>('engine_step.py', [batch, steps, warmup, threads], threads, alloc);
+    return { stepMs: py.step_ms, numelNs: py.numel_ns, addNs: py.add_ns };
+  });
+const ck = medians(sides.convkit), glibc = medians(sides.pytorch.glibc), tcmalloc = medians(sides.pytorch.tcmalloc);
+const LABELS = ['training step (ms)', 'trivial call: numel (ns CPU)', 'small op: add of 1-element tensors (ns CPU)'];
 emit('engine_step', [{
-  title: `training step of a small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps; call overhead`,
-  headers: ['', 'convkit', 'PyTorch 1.13 (Python)', 'convkit / PyTorch'],
-  rows: [
-    ['training step (ms)', ckMs, pyMs, ckMs / pyMs],
-    ['trivial call: numel (ns CPU)', ckCalls.numelNs, py.numel_ns, ckCalls.numelNs / py.numel_ns],
-    ['small op: add of 1-element tensors (ns CPU)', ckCalls.addNs, py.add_ns, ckCalls.addNs / py.add_ns],
-  ],
+  title: `training step of a small ResNet-style net, batch ${batch}, 3x32x32, ${threads} threads, median of ${steps} steps x ${rounds} rounds; ` +
+    `call overhead; ${convkitSetup()}`,
+  headers: ['', 'convkit', ...pytorchHeaders('', 'PyTorch 1.13 (Python)'), VS_BEST],
+  rows: LABELS.map((label, k) => [label, ck[k], glibc[k], tcmalloc[k], vsBest(ck[k], [glibc[k], tcmalloc[k]], 'lower')]),
 }]);

@@ -1,6 +1,7 @@
 // Issue 4's throughput benchmark: whole training epochs including data loading and
 // augmentation (random crop with padding, horizontal flip, normalisation on batches), convkit
-// against PyTorch (Python) on the same libtorch, same model, batch and augmentation, in one run.
+// against PyTorch (Python, on glibc's malloc and on tcmalloc) on the same libtorch, same model,
+// batch and augmentation, in one run, the sides taking turns round after round.
 // Each side reports the median epoch: resnet20 and airbench_m (the default recipe's model, with
 // its recipe's batch of 256 and flip-only augmentation) run 1 epoch of 60k images, the short synthetic
 // cases 3 epochs, so that one epoch's warm-up (first-touch page faults, oneDNN primitive
@@ -9,22 +10,24 @@
 // native bfloat16 (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and 10-20x slower on both
 // sides, so it is left out unless --bf16 asks for it.
 //   node dist-dev/bench/train_throughput.js [--threads 2] [--epochs N] [--cases airbench_m,resnet20,resnet18,efficientnet_b0]
-//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16] [--images N] [--json out.json]
+//     [--modes fp32,fp32cl,bf16cl] [--rounds R] [--bf16] [--images N (every case's)]
+//     [--convkit-alloc glibc|tcmalloc|jemalloc] [--convkit-cache on|off] [--json out.json]
+import './preload.js';
 import { performance } from 'node:perf_hooks';
 import { F, autocast, emptyCache, manualSeed, setNumThreads, tidy } from '../src/engine/index.js';
 import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../src/data/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
 import { cpuHasBf16 } from '../src/engine/cpu.js';
-import { arg, emit, listArg, median, runPython } from './common.js';
+import { arg, convkitSetup, emit, listArg, median, pytorchHeaders, runPython, sideBySide, vsBest, VS_BEST } from './common.js';
 
 /** pad: the random crop's padding (0: no crop, flip only) */
 interface Case { model: string; channels: number; size: number; images: number; epochs: number; batch: number; pad: number }
 const CASES: Record<string, Case> = {
   airbench_m: { model: 'airbench_m', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 256, pad: 0 },
   resnet20: { model: 'resnet20', channels: 1, size: 28, images: arg('images', 60000), epochs: 1, batch: 128, pad: 2 },
-  resnet18: { model: 'resnet18', channels: 3, size: 32, images: 6400, epochs: 3, batch: 128, pad: 4 },
-  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: 3200, epochs: 3, batch: 128, pad: 4 },
+  resnet18: { model: 'resnet18', channels: 3, size: 32, images: arg('images', 6400), epochs: 3, batch: 128, pad: 4 },
+  efficientnet_b0: { model: 'efficientnet_b0', channels: 3, size: 64, images: arg('images', 3200), epochs: 3, batch: 128, pad: 4 },
 };
 type Mode = 'fp32' | 'fp32cl' | 'bf16cl';
 const MODE_NAMES: Record<Mode, string> = { fp32: 'fp32', fp32cl: 'fp32 channels-last', bf16cl: 'bf16 autocast + channels-last' };
@@ -83,21 +86,16 @@ for (const name of names) {
   const c = CASES[name];
   const epochs = arg('epochs', c.epochs);
   for (const mode of modes) {
-    // the two sides take turns, so that a slow spell of this shared VM does not fall on one alone
-    const ckRates: number[] = [];
-    const pyRates: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      ckRates.push(...await convkitEpochs(c, mode, epochs));
-      pyRates.push(...runPython<{ images_per_s: number[] }>('train_throughput.py',
-        [threads, c.model, c.images, c.batch, c.size, c.channels, mode, epochs, c.pad], threads).images_per_s);
-    }
-    const ck = median(ckRates);
-    const py = median(pyRates);
-    rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, MODE_NAMES[mode], c.batch, `${c.images} x ${epochs} x ${rounds}`, ck, py, ck / py]);
+    const sides = await sideBySide(rounds, () => convkitEpochs(c, mode, epochs),
+      (alloc) => runPython<{ images_per_s: number[] }>('train_throughput.py',
+        [threads, c.model, c.images, c.batch, c.size, c.channels, mode, epochs, c.pad], threads, alloc).images_per_s);
+    const ck = median(sides.convkit.flat());
+    const py = [median(sides.pytorch.glibc.flat()), median(sides.pytorch.tcmalloc.flat())];
+    rows.push([`${c.model} ${c.channels}x${c.size}x${c.size}`, MODE_NAMES[mode], c.batch, `${c.images} x ${epochs} x ${rounds}`, ck, ...py, vsBest(ck, py, 'higher')]);
   }
 }
 emit('train_throughput', [{
-  title: `training throughput, whole epochs incl. data loading and augmentation, ${threads} threads (images/s, median epoch)`,
-  headers: ['model', 'precision', 'batch', 'images x epochs x rounds', 'convkit', 'PyTorch 1.13', 'convkit / PyTorch'],
+  title: `training throughput, whole epochs incl. data loading and augmentation, ${threads} threads (images/s, median epoch); ${convkitSetup()}`,
+  headers: ['model', 'precision', 'batch', 'images x epochs x rounds', 'convkit', ...pytorchHeaders(''), VS_BEST],
   rows,
 }]);

@@ -2,7 +2,9 @@
 # Sets up a fresh Debian machine for convkit and builds it. Every step is skipped when already
 # done, so running it before each command costs a second.
 #   Debian packages: libtorch (the engine), the Fashion-MNIST files (the default dataset),
-#                    and torch/torchvision for Python (the reference the tests compare against)
+#                    torch/torchvision for Python (the reference the tests compare against),
+#                    tcmalloc and jemalloc (the benchmarks preload them: PyTorch's recommended
+#                    CPU set-up, and convkit under a general-purpose allocator)
 #   npm ci, the native addon (node-gyp against libtorch), the TypeScript build (dist/)
 # It prints one line per step; the tools' own output goes to a log, shown only when a step fails.
 set -euo pipefail
@@ -23,7 +25,7 @@ run() {
   fi
 }
 
-packages=(libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision)
+packages=(libtorch-dev dataset-fashion-mnist python3-torch python3-torchvision libtcmalloc-minimal4 libjemalloc2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,12 +71,18 @@ test('bench/run.js --quick runs a bench, keeps its JSON result, and the report r
   const out = path.join(tmp, 'results');
   const r = spawnSync(process.execPath, [run, 'engine_step', '--quick', '--threads', '1', '--out', out], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /\| training step \(ms\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
+  // convkit, PyTorch on glibc's malloc and on tcmalloc, convkit against the faster of the two
+  assert.match(r.stdout, /\| {2}\| convkit \| PyTorch 1\.13 \(Python\), glibc malloc \| PyTorch 1\.13 \(Python\) \+ tcmalloc \| convkit \/ best PyTorch \|/);
+  assert.match(r.stdout, /\| training step \(ms\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|/);
+  assert.match(r.stdout, /convkit: own cache, glibc malloc\n/, "the title names convkit's set-up");
   const [res] = readResults(out);
   assert.equal(res.bench, 'engine_step');
   assert.match(res.command, /^node dist-dev\/bench\/engine_step\.js --steps 3 --batch 8 --threads 1$/, 'the command without --json');
   assert.deepEqual(res.tables[0].rows.map((row) => row[0]), ['training step (ms)', 'trivial call: numel (ns CPU)', 'small op: add of 1-element tensors (ns CPU)']);
-  assert.ok(res.tables[0].rows.every((row) => row.slice(1).every((v) => typeof v === 'number' && v > 0)));
+  assert.ok(res.tables[0].rows.every((row) => row.length === 5 && row.slice(1).every((v) => typeof v === 'number' && v > 0)));
+  for (const [, ck, glibc, tcmalloc, ratio] of res.tables[0].rows as number[][]) {
+    assert.ok(Math.abs(ratio - ck / Math.min(glibc, tcmalloc)) < 1e-9, 'times: the ratio is against the lower of the two');
+  }
   const doc = path.join(tmp, 'benchmarks.md');
   assert.equal(writeReport(out, doc), 1);
   const md = fs.readFileSync(doc, 'utf8');
