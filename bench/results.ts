@@ -3,6 +3,7 @@
 // and machine kind). No engine here, so the report can be written anywhere.
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
+import { cpuFlags } from '../src/engine/cpu.js'; // reads /proc/cpuinfo only: no libtorch
 
 export type Cell = string | number;
 
@@ -37,14 +38,9 @@ export interface BenchResult {
 const NOTABLE_ISA = ['amx_bf16', 'avx512_bf16', 'avx512f', 'avx2'];
 
 export function machine(): Machine {
-  let flags: string[] = [];
-  try {
-    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].trim().split(/\s+/) ?? [];
-  } catch {
-    // not Linux: the model and core count still tell machines apart
-  }
+  const flags = cpuFlags(); // empty off Linux: the model and core count still tell machines apart
   const cpu = (cpus()[0]?.model ?? 'unknown CPU').replace(/\s+/g, ' ').trim();
-  const isa = NOTABLE_ISA.filter((f) => flags.includes(f));
+  const isa = NOTABLE_ISA.filter((f) => flags.has(f));
   const cores = availableParallelism();
   return { kind: `${cpu}, ${isa.length ? isa.join(' ') : process.arch}, ${cores} cores`, cpu, isa, cores };
 }
