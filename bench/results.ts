@@ -1,7 +1,6 @@
 // The benchmarks' results: as data (what each bench writes with --json, with the machine it ran
 // on) and as markdown (the tables they print, and docs/benchmarks.md: one current table per bench
 // and machine kind). No engine here, so the report can be written anywhere.
-import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { cpuFlags } from '../src/engine/cpu.js'; // reads /proc/cpuinfo only: no libtorch
 
