@@ -217,6 +217,9 @@ at::Tensor KeepGradLayout(const at::Tensor& x);
 
 // at::conv2d, with faster weight gradients where libtorch's are slow (conv2d.cc)
 void InitConv2d(Napi::Env env, Napi::Object exports);
+// eval-mode convolution + norm + residual + activation as one oneDNN primitive (fused_conv.cc;
+// real where oneDNN's headers are, CONVKIT_DNNL, and otherwise ops that say they are missing)
+void InitFusedConv(Napi::Env env, Napi::Object exports);
 // depthwise_wgrad.cc
 bool DepthwiseWeightGradSupports(const at::Tensor& x);
 at::Tensor DepthwiseWeightGrad(const at::Tensor& gradOut, const at::Tensor& input, at::IntArrayRef wsize,

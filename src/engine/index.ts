@@ -7,5 +7,6 @@ export { tidy, dispose } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './autograd.js';
 export * from './runtime.js';
 export { profile } from './profile.js';
+export { FusedConv, fusedConvCalls, setFusedInference, fusedInferenceActive, type FusedActivation, type FusedConvSpec, type FusedConvSources } from './fused.js';
 export { cpuFlags, cpuHasBf16 } from './cpu.js';
 export * as F from './functional.js';

@@ -9,7 +9,7 @@ import { MAX_THREADS } from './limits.js';
 
 import type { Native } from './native_api.js';
 
-export type { Handle, HandleCounts, Native } from './native_api.js';
+export type { FusedConvState, Handle, HandleCounts, Native } from './native_api.js';
 
 function findAddon(): string {
   if (process.env.CONVKIT_NATIVE) return process.env.CONVKIT_NATIVE;

@@ -14,6 +14,9 @@ type Ints = number | number[];
 type DtypeCode = number;
 type Scalar = number | boolean;
 
+/** A native fused convolution (an N-API external): weights folded and packed for oneDNN. */
+export type FusedConvState = object & { readonly __fusedConv: unique symbol };
+
 export interface HandleCounts {
   /** tensors in the table now */
   live: number;
@@ -266,6 +269,11 @@ export interface Native {
   convTranspose2d(x: H, weight: H, bias: OptH, stride: Ints, padding: Ints, outputPadding: Ints, groups: number, dilation: Ints): H;
   /** 'auto' | 'gemm' | 'onednn': how bf16 and depthwise convolutions compute weight gradients */
   setConvWgrad(mode: string): void;
+  /** false where the addon was built without oneDNN's headers (native/fused_conv.cc) */
+  fusedConvAvailable(): boolean;
+  /** the state of one fused eval-mode convolution; activation '' for none */
+  fusedConvCreate(stride: number[], padding: number[], dilation: number[], groups: number, activation: string, residual: boolean): FusedConvState;
+  fusedConv(state: FusedConvState, x: H, weight: H, bias: OptH, normWeight: OptH, normBias: OptH, runningMean: OptH, runningVar: OptH, eps: number, addend: OptH): H;
   batchNorm(x: H, runningMean: OptH, runningVar: OptH, weight: OptH, bias: OptH, training: boolean, momentum: number, eps: number): H;
   layerNorm(x: H, normalizedShape: Ints, weight: OptH, bias: OptH, eps: number): H;
   groupNorm(x: H, numGroups: number, weight: OptH, bias: OptH, eps: number): H;

@@ -7,6 +7,7 @@
 // its own references to what backward needs, so this is safe in training too.
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
+import { runFused, type ResidualStep } from './fuse.js';
 
 export type Layer = Module<[Tensor], Tensor>;
 /** A step of a chain: a layer (run with its hooks) or a function of one tensor. */
@@ -20,13 +21,20 @@ export function release(t: Tensor, ...live: Tensor[]): void {
   if (!t.kept && !live.includes(t)) t.dispose();
 }
 
-/** Runs x through the steps in turn, releasing each intermediate once the next step has run. x is the caller's and is left alone. */
+/**
+ * Runs x through the steps in turn, releasing each intermediate once the next step has run. x is
+ * the caller's and is left alone. In inference a convolution with the norm, residual and
+ * activation after it runs as one fused step (fuse.ts).
+ */
 export function chain(x: Tensor, ...steps: Step[]): Tensor {
   let out = x;
-  for (const step of steps) {
-    const next = step instanceof Module ? step.call(out) : step(out);
+  for (let i = 0; i < steps.length;) {
+    const step = steps[i];
+    const fused = runFused(steps, i, out);
+    const next = fused ? fused.out : step instanceof Module ? step.call(out) : step(out);
     if (out !== x) release(out, next);
     out = next;
+    i += fused ? fused.consumed : 1;
   }
   return out;
 }
@@ -38,13 +46,14 @@ export function chain(x: Tensor, ...steps: Step[]): Tensor {
  * autograd refuses one whose backward needs its output). A branch that handed back x itself, or
  * a kept tensor, is not written to.
  */
-export function addShortcut(x: Tensor, shortcut: Layer | null = null): (out: Tensor) => Tensor {
-  return (out) => {
+export function addShortcut(x: Tensor, shortcut: Layer | null = null): ResidualStep {
+  const step = (out: Tensor): Tensor => {
     const identity = shortcut ? shortcut.call(x) : x;
     const sum = out === x || out.kept ? out.add(identity) : out.add_(identity);
     if (identity !== x) release(identity, sum);
     return sum;
   };
+  return Object.assign(step, { residual: { x, shortcut } });
 }
 
 export class Sequential extends Module {

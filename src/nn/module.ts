@@ -44,6 +44,11 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     return out;
   }
 
+  /** Whether forward hooks watch this module (a fused path that skips its call must not then). */
+  get hasForwardHooks(): boolean {
+    return this.#hooks.size > 0;
+  }
+
   registerForwardHook(hook: ForwardHook): () => void {
     this.#hooks.add(hook);
     return () => this.#hooks.delete(hook);
