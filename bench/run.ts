@@ -19,6 +19,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const BENCHES: Record<string, string[]> = {
   engine_step: ['--steps', '3', '--batch', '8'],
   model_forward: ['--steps', '1', '--models', 'resnet18'],
+  inference: ['--steps', '1', '--models', 'resnet18', '--size', '64'],
   data_augment: ['--rounds', '1', '--batch', '16'],
   efficientnet_scaling: ['--phi', '1'],
   train_throughput: ['--cases', 'airbench_m', '--images', '1024', '--epochs', '1', '--modes', 'fp32'],
