@@ -62,6 +62,8 @@ Activation ParseActivation(const std::string& name) {
   if (name == "sigmoid") return {dnnl::algorithm::eltwise_logistic};
   if (name == "hardswish") return {dnnl::algorithm::eltwise_hardswish};
   if (name == "tanh") return {dnnl::algorithm::eltwise_tanh};
+  if (name == "gelu") return {dnnl::algorithm::eltwise_gelu_erf};
+  if (name == "gelu_tanh") return {dnnl::algorithm::eltwise_gelu_tanh};
   throw std::invalid_argument("fused convolution: unknown activation '" + name + "'");
 }
 
@@ -250,7 +252,7 @@ void InitFusedConv(Napi::Env env, Napi::Object e) {
       try {
         activation = ParseActivation(act);
       } catch (const std::invalid_argument&) {
-        a.fail(4, "relu, relu6, silu, sigmoid, hardswish, tanh or ''");
+        a.fail(4, "relu, relu6, silu, sigmoid, hardswish, tanh, gelu, gelu_tanh or ''");
       }
     }
     auto* state = new FusedConv(stride, padding, dilation, a.i64(3), activation, a.b(5));

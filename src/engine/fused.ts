@@ -6,7 +6,7 @@ import { native, type FusedConvState } from './native.js';
 import { Tensor } from './tensor.js';
 import { isGradEnabled } from './autograd.js';
 
-export type FusedActivation = 'relu' | 'relu6' | 'silu' | 'sigmoid' | 'hardswish' | 'tanh';
+export type FusedActivation = 'relu' | 'relu6' | 'silu' | 'sigmoid' | 'hardswish' | 'tanh' | 'gelu' | 'gelu_tanh';
 
 export interface FusedConvSpec {
   stride: [number, number];

@@ -7,7 +7,7 @@ import { F, FusedConv, fusedInferenceActive, type FusedActivation, type Tensor }
 import { Module } from './module.js';
 import { Conv2d } from './conv.js';
 import { BatchNorm2d } from './norm.js';
-import { Hardswish, ReLU, ReLU6, Sigmoid, SiLU, Tanh } from './activation.js';
+import { GELU, Hardswish, ReLU, ReLU6, Sigmoid, SiLU, Tanh } from './activation.js';
 
 type Layer = Module<[Tensor], Tensor>;
 type Step = Layer | ((t: Tensor) => Tensor);
@@ -27,6 +27,7 @@ const idle = (m: Module<never[], unknown>): boolean => !m.training && !m.hasForw
 
 function activationOf(step: Step | undefined): FusedActivation | null {
   if (step === undefined) return null;
+  if (step instanceof GELU) return idle(step) ? (step.approximate === 'tanh' ? 'gelu_tanh' : 'gelu') : null;
   if (step instanceof Module) return idle(step) ? ACTIVATIONS.get(step.constructor) ?? null : null;
   return ACTIVATION_FUNCTIONS.get(step) ?? null;
 }
