@@ -17,6 +17,7 @@
 // CONVKIT_CONV_WGRAD=onednn (or setConvWgrad) turns both off, =gemm takes the product for every
 // bf16 convolution (tests and benchmarks).
 #include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include <cstdint>
@@ -93,6 +94,7 @@ at::Tensor Im2Col(const at::Tensor& x, at::IntArrayRef kernel, at::IntArrayRef o
 
 // dW for grad_out g and input x, both channels-last bf16; returned channels-last.
 at::Tensor WeightGrad(const at::Tensor& g, const at::Tensor& x, at::IntArrayRef wsize, const Geometry& geo) {
+  RECORD_FUNCTION("convkit::conv_weight_grad_gemm", std::vector<c10::IValue>());
   int64_t co = wsize[0], kernel[2] = {wsize[2], wsize[3]}, out[2] = {g.size(2), g.size(3)};
   at::Tensor cols = Im2Col(x, kernel, out, geo);
   at::Tensor g2 = g.permute({0, 2, 3, 1}).reshape({-1, co});

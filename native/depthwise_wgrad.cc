@@ -15,6 +15,8 @@
 
 #include <vector>
 
+#include <ATen/record_function.h>
+
 #include "common.h"
 
 namespace convkit {
@@ -78,6 +80,7 @@ bool DepthwiseWeightGradSupports(const at::Tensor& x) {
 
 at::Tensor DepthwiseWeightGrad(const at::Tensor& gradOut, const at::Tensor& input, at::IntArrayRef wsize,
                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  RECORD_FUNCTION("convkit::depthwise_weight_grad", std::vector<c10::IValue>());
   at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor g = gradOut.to(x.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
   Shape s{x.size(1), x.size(2), x.size(3), g.size(2), g.size(3), wsize[2], wsize[3],
