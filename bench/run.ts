@@ -23,7 +23,11 @@ const BENCHES: Record<string, string[]> = {
   data_augment: ['--rounds', '1', '--batch', '16'],
   efficientnet_scaling: ['--phi', '1'],
   train_throughput: ['--cases', 'airbench_m', '--images', '1024', '--epochs', '1', '--modes', 'fp32'],
+  profile_ops: ['--cases', 'resnet20', '--steps', '1', '--top', '4'],
+  recipe_ablation: ['--variants', 'default', '--seeds', '0', '--limit-train', '2048'],
 };
+// Hours long: run only when named (npm run bench recipe_ablation).
+const ON_REQUEST = new Set(['recipe_ablation']);
 
 const USAGE = `usage: node dist-dev/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--threads N] [--quick] [--out <dir>]`;
 
@@ -50,7 +54,7 @@ function options(): { names: string[]; threads?: string; quick: boolean; out?: s
   const unknown = positionals.filter((n) => !(n in BENCHES));
   if (unknown.length) fail(`unknown benchmark ${unknown.join(', ')}: expected ${Object.keys(BENCHES).join(', ')}`);
   if (v.threads !== undefined && !/^[1-9]\d{0,3}$/.test(v.threads)) fail(`--threads must be an integer from 1 to 9999, got '${v.threads}'`);
-  return { names: positionals.length ? positionals : Object.keys(BENCHES), threads: v.threads, quick: v.quick === true, out: v.out };
+  return { names: positionals.length ? positionals : Object.keys(BENCHES).filter((n) => !ON_REQUEST.has(n)), threads: v.threads, quick: v.quick === true, out: v.out };
 }
 
 // a machine kind as a folder name

@@ -1,0 +1,68 @@
+// Issue 13's time-to-accuracy study: the whole `convkit train` command on Fashion-MNIST, each
+// recipe variant over several seeds, with its final test top-1 (as training prints it), wall
+// time of the whole command and peak memory (the process's maximum RSS).
+//   node dist-dev/bench/recipe_ablation.js [--variants default,e16,...] [--seeds 0,1,2] [--limit-train N] [--json out.json]
+//   (--limit-train: a subset of the training images, to check the script quickly)
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { arg, emit, listArg } from './common.js';
+
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/convkit.js');
+const CROP = '[{"name":"randomHorizontalFlip"},{"name":"randomCrop","size":28,"padding":2}]';
+// Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
+// flip TTA, bf16 where it is faster) by the flags it lists.
+const VARIANTS: Record<string, { flags: string[]; what: string }> = {
+  default: { flags: [], what: 'the default recipe (9 epochs)' },
+  e16: { flags: ['--epochs', '16'], what: '16 epochs' },
+  'e16-crop': { flags: ['--epochs', '16', '--augment', CROP], what: '16 epochs, random 2-px crops' },
+  'e16-crop-tr': { flags: ['--epochs', '16', '--augment', CROP, '--eval-translate', '1'], what: '16 epochs, crops, translate TTA 1 px' },
+  'e16-ema': { flags: ['--epochs', '16', '--ema', '0.999'], what: '16 epochs, EMA 0.999' },
+  'e16-ls0.1': { flags: ['--epochs', '16', '--label-smoothing', '0.1'], what: '16 epochs, label smoothing 0.1' },
+  'e16-fp32': { flags: ['--epochs', '16', '--bf16', 'off'], what: '16 epochs, fp32' },
+  'e12-wide': { flags: ['--epochs', '12', '--set', 'modelOptions={"widths":[64,128,256]}'], what: '12 epochs, widths 64/128/256' },
+  'e9-noflip-tta': { flags: ['--set', 'evalFlip=false'], what: 'the default without flip TTA' },
+};
+
+interface Run { acc: number; seconds: number; peakMB: number }
+
+function trainOnce(flags: string[], seed: number): Run {
+  const out = mkdtempSync(join(tmpdir(), 'convkit-ablation-'));
+  try {
+    const t0 = performance.now();
+    // GNU time's %M: the child's peak RSS in KB
+    const r = spawnSync('/usr/bin/time', ['-f', 'peak-kb %M', process.execPath, CLI, 'train', '--quiet', '--json', '--seed', String(seed),
+      '--out-dir', out, '--overwrite', ...flags], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.status !== 0) throw new Error(`convkit train ${flags.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
+    const result = JSON.parse(r.stdout) as { last: { valAcc: number } };
+    const peak = /peak-kb (\d+)/.exec(r.stderr);
+    return { acc: result.last.valAcc, seconds, peakMB: peak ? Number(peak[1]) / 1024 : NaN };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+const limit = arg('limit-train', 0);
+const names = listArg('variants') ?? Object.keys(VARIANTS);
+for (const n of names) if (!(n in VARIANTS)) throw new Error(`--variants: unknown variant '${n}' (${Object.keys(VARIANTS).join(', ')})`);
+const seeds = (listArg('seeds') ?? ['0', '1', '2']).map(Number);
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const rows: (string | number)[][] = [];
+for (const n of names) {
+  const runs = seeds.map((s) => {
+    const r = trainOnce([...VARIANTS[n].flags, ...(limit ? ['--limit-train', String(limit)] : [])], s);
+    console.error(`${n} seed ${s}: ${(100 * r.acc).toFixed(2)}% in ${r.seconds.toFixed(0)} s, peak ${r.peakMB.toFixed(0)} MB`);
+    return r;
+  });
+  rows.push([n, VARIANTS[n].what, runs.map((r) => (100 * r.acc).toFixed(2)).join(' / '), 100 * mean(runs.map((r) => r.acc)),
+    mean(runs.map((r) => r.seconds)), Math.max(...runs.map((r) => r.peakMB))]);
+}
+emit('recipe_ablation', [{
+  title: `convkit train on Fashion-MNIST${limit ? ` (${limit} training images)` : ''}, whole command, seeds ${seeds.join(', ')}: final test top-1 (as training prints it), wall time, peak RSS`,
+  headers: ['variant', 'change from the default', 'top-1 per seed (%)', 'mean top-1 (%)', 'mean wall (s)', 'peak RSS (MB)'],
+  rows,
+}]);
