@@ -560,6 +560,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitAllocator(env, exports);
   convkit::InitFastGrads(env, exports);
   convkit::InitConv2d(env, exports);
+  convkit::InitDistributed(env, exports);
   return exports;
 }
 
