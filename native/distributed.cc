@@ -134,12 +134,25 @@ class InitWorker : public Napi::AsyncWorker {
       o.port = port_;
       o.isServer = rank_ == 0;
       o.numWorkers = static_cast<size_t>(size_);
-      o.waitWorkers = true;
+      o.waitWorkers = false;  // the count below says how many joined
       o.timeout = rdzvTimeout_;
-      // heartbeat connections come later and must not count as workers: the server waits only
-      // for the numWorkers first ones
       stage_ = "the rendezvous store";
       g->store = c10::make_intrusive<c10d::TCPStore>(addr_, o);
+      // Every rank counts itself in and waits for the others, so that Gloo's connections (under
+      // the collective timeout) start only once all are there, and a missing process is reported
+      // with the count that did join.
+      stage_ = "the rendezvous";
+      g->store->add("convkit/joined", 1);
+      auto deadline = std::chrono::steady_clock::now() + rdzvTimeout_;
+      for (;;) {
+        int64_t joined = g->store->add("convkit/joined", 0);
+        if (joined >= size_) break;
+        if (std::chrono::steady_clock::now() > deadline) {
+          throw std::runtime_error("Timed out after " + std::to_string(rdzvTimeout_.count()) + " ms waiting for clients. " +
+                                   std::to_string(joined) + "/" + std::to_string(size_) + " clients joined.");
+        }
+        std::this_thread::sleep_for(milliseconds(20));
+      }
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout_);
       if (!iface_.empty()) {
         opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface_));

@@ -39,7 +39,12 @@ const opt = new SGD([{ params: model.parameters() }], { lr: 0.1, momentum: 0.9, 
 let group: ProcessGroup | null = null;
 let ddp: DistributedDataParallel | null = null;
 if (world > 1) {
-  group = await ProcessGroup.init({ ...workerEnv(), rendezvousTimeoutMs: Number(env.CK_RDZV_MS ?? 20000), timeoutMs: Number(env.CK_TIMEOUT_MS ?? 20000) });
+  try {
+    group = await ProcessGroup.init({ ...workerEnv(), rendezvousTimeoutMs: Number(env.CK_RDZV_MS ?? 20000), timeoutMs: Number(env.CK_TIMEOUT_MS ?? 20000) });
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(1);
+  }
   if (kind === 'syncbn') convertSyncBatchNorm(model as Module<unknown[], unknown>, group);
   ddp = new DistributedDataParallel(model as Module<unknown[], unknown>, group);
 }
@@ -50,7 +55,12 @@ const shard = (t: Tensor, part: number, parts: number): Tensor => {
   return t.indexSelect(0, tensor(idx, { dtype: 'int64' }));
 };
 
-for (let s = 0; s < steps; s++) {
+// CK_LOOP: cycle over the batches until killed (the fault tests)
+const total = env.CK_LOOP ? Number.MAX_SAFE_INTEGER : steps;
+try {
+for (let i = 0; i < total; i++) {
+  const s = i % steps;
+  if (i === 0) console.log('training');
   if (env.CK_HANG_AT && Number(env.CK_HANG_AT) === s && rank === 1) {
     await new Promise(() => setInterval(() => undefined, 1000)); // alive, never joins the step
   }
@@ -70,6 +80,10 @@ for (let s = 0; s < steps; s++) {
     }
     opt.step();
   });
+}
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(1);
 }
 const params = Object.fromEntries(model.namedParameters().map(([n, p]) => [n, Array.from(p.toTypedArray() as Float32Array)]));
 const buffers = Object.fromEntries(model.namedBuffers().filter(([n]) => n.includes('running')).map(([n, b]) => [n, Array.from(b.toTypedArray() as Float32Array)]));
