@@ -8,6 +8,19 @@
 // Blocking calls: rendezvous and waits on work handles run on libuv's thread pool and resolve a
 // Promise, so Node's event loop keeps turning; the gradient reduction runs inside backward() (the
 // Reducer waits for its buckets at the end of the backward pass), as in PyTorch.
+#include <torch/version.h>
+
+// libtorch 2.x split c10d's process groups into backends (ProcessGroupGloo became a Backend
+// wrapped by a ProcessGroup) and changed the Reducer's signature between minor versions; this
+// file is written against 1.13's API, which Debian ships and the tests run on. Built against 2.x,
+// the same functions exist and say so when called.
+#if TORCH_VERSION_MAJOR < 2
+#define CONVKIT_C10D 1
+#else
+#define CONVKIT_C10D 0
+#endif
+
+#if CONVKIT_C10D
 // ProcessGroupGloo.hpp declares its class only under this define (libtorch builds with Gloo set it)
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
@@ -18,6 +31,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +43,8 @@
 #include "common.h"
 
 namespace convkit {
+
+#if CONVKIT_C10D
 namespace {
 
 using std::chrono::milliseconds;
@@ -377,5 +393,20 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   });
   Def(env, exports, "distReducerDestroy", [](Args& a) { Take(reducers, a.i64(0), "reducer"); });
 }
+
+#else  // libtorch 2.x: the functions exist (the typed interface holds) and refuse
+
+void InitDistributed(Napi::Env env, Napi::Object exports) {
+  for (const char* name : {"distInit", "distDestroy", "distDeadRanks", "distStoreSet", "distStoreGet", "distAllReduce", "distBroadcast",
+                           "distBarrier", "distWait", "distWaitSync", "distIsCompleted", "distBroadcastCoalesced", "distAllReduceDiff",
+                           "distReducer", "distReducerBuckets", "distReducerPrepare", "distReducerDestroy"}) {
+    Def(env, exports, name, [](Args& a) -> Napi::Value {
+      throw std::runtime_error(std::string("distributed training is built only against libtorch 1.x's c10d in this version of convkit; this addon uses libtorch ") +
+                               TORCH_VERSION);
+    });
+  }
+}
+
+#endif  // CONVKIT_C10D
 
 }  // namespace convkit

@@ -258,7 +258,7 @@ export async function run(argv: string[]): Promise<number> {
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   if (flag(p, 'list-keys')) { console.log(listKeys()); return 0; }
   const layers = makeLayers(p);
-  if (str(p, 'nproc-per-node') !== undefined) return launch(p, argv);
+  if (str(p, 'nproc-per-node') !== undefined && !flag(p, 'dry-run')) return launch(p, argv);
   const { inDistributedJob } = await import('../distributed/env.js');
   if (inDistributedJob() && !flag(p, 'dry-run')) return runWorker(p, layers);
   for (const f of LAUNCHER_FLAGS) if (str(p, f) !== undefined) throw new UsageError(`--${f} needs --nproc-per-node (the processes to start on this machine)`, C);
@@ -301,15 +301,17 @@ async function runWorker(p: Parsed, layers: Partial<Recipe>[]): Promise<number> 
     throw e;
   }
   const group = await ProcessGroup.init({ ...env, timeoutMs: seconds('dist-timeout'), rendezvousTimeoutMs: seconds('rdzv-timeout') });
+  let code: number;
   try {
-    return await train(p, layers, group);
+    code = await train(p, layers, group);
   } catch (e) {
-    // the survivors' error names this rank and quotes this
+    // the survivors' error names this rank and quotes this; the group is left to the exit (its
+    // threads may wait on a dead peer)
     group.reportFailure((e as Error).message ?? String(e));
     throw e;
-  } finally {
-    group.destroy();
   }
+  group.destroy();
+  return code;
 }
 
 async function train(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup | null): Promise<number> {

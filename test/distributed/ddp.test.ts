@@ -75,6 +75,19 @@ test('a killed worker makes the other stop with an error naming its rank', async
   assert.match(r0.stderr, /killed/);
 });
 
+test('a killed rank 0 makes the others stop, naming it as the store\'s host', async (t) => {
+  const procs = new Procs();
+  t.after(() => procs.killAll());
+  const port = await freePort();
+  const env = { CK_LOOP: '1', CK_STEPS: '2', CK_BATCH: '4' };
+  const r0 = procs.worker(0, 2, port, env);
+  const r1 = procs.worker(1, 2, port, env);
+  await within(30_000, Promise.all([r0.waitFor('training'), r1.waitFor('training')]), 'start');
+  r0.child.kill('SIGKILL');
+  assert.notEqual(await within(15_000, r1.done, 'rank 1 after rank 0 died'), 0);
+  assert.match(r1.stderr, /rank 1 of 2: rank 0 stopped \(its rendezvous store at 127\.0\.0\.1:\d+ is unreachable\)/);
+});
+
 test('a stuck worker makes the other fail after the collective timeout, saying every rank is alive', async (t) => {
   const procs = new Procs();
   t.after(() => procs.killAll());
