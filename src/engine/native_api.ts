@@ -1,5 +1,6 @@
 // The native addon's surface (native/*.cc), typed: every function it exports with the
-// arguments it decodes and what it returns. Only src/engine uses it; everything above sees
+// arguments it decodes and what it returns. Only src/engine uses it (and src/distributed, for the
+// c10d objects of native/distributed.cc); everything above sees
 // Tensors. test/engine/native.test.ts checks that this list and the addon's agree.
 
 /** A tensor's id in the addon's handle table (native/common.h): a plain number. */
