@@ -203,7 +203,8 @@ export class Trainer {
     const meta = checkTrainState(file, readCheckpointMeta(file));
     const recipe = resolveRecipe(meta.recipe);
     recipe.outDir = path.dirname(path.resolve(file));
-    removeStaleTempFiles(recipe.outDir);
+    // in a data-parallel run only rank 0 writes: another rank must not remove its temp files
+    if ((opts.distributed?.group.rank ?? 0) === 0) removeStaleTempFiles(recipe.outDir);
     const t = new Trainer(recipe, opts);
     try {
       t.#restore(file);
