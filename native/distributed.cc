@@ -57,6 +57,9 @@ const char* const kHeartbeatKey = "convkit/heartbeat/";
 struct Group {
   int rank = 0, size = 1;
   std::string addr;
+  // keys of this job in the store: under torchrun, its agent hosts the store and each restart
+  // of the workers uses a fresh prefix
+  std::string prefix;
   uint16_t port = 0;
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
@@ -75,7 +78,7 @@ struct Group {
         o.waitWorkers = false;
         o.timeout = milliseconds(5000);
         c10d::TCPStore s(addr, o);
-        std::string key = kHeartbeatKey + std::to_string(rank);
+        std::string key = prefix + kHeartbeatKey + std::to_string(rank);
         while (!stop) {
           s.add(key, 1);
           for (int i = 0; i < 4 && !stop; ++i) std::this_thread::sleep_for(kHeartbeat / 4);
@@ -134,9 +137,10 @@ bool IsLoopback(const std::string& addr) {
 class InitWorker : public Napi::AsyncWorker {
  public:
   InitWorker(Napi::Env env, int rank, int size, std::string addr, uint16_t port, milliseconds rdzvTimeout, milliseconds timeout,
-             std::string iface)
+             std::string iface, std::string prefix, bool agentStore)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), rank_(rank), size_(size), addr_(std::move(addr)),
-        port_(port), rdzvTimeout_(rdzvTimeout), timeout_(timeout), iface_(std::move(iface)) {}
+        port_(port), rdzvTimeout_(rdzvTimeout), timeout_(timeout), iface_(std::move(iface)), prefix_(std::move(prefix)),
+        agentStore_(agentStore) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
@@ -146,9 +150,10 @@ class InitWorker : public Napi::AsyncWorker {
       g->size = size_;
       g->addr = addr_;
       g->port = port_;
+      g->prefix = prefix_;
       c10d::TCPStoreOptions o;
       o.port = port_;
-      o.isServer = rank_ == 0;
+      o.isServer = rank_ == 0 && !agentStore_;
       o.numWorkers = static_cast<size_t>(size_);
       o.waitWorkers = false;  // the count below says how many joined
       o.timeout = rdzvTimeout_;
@@ -158,10 +163,11 @@ class InitWorker : public Napi::AsyncWorker {
       // the collective timeout) start only once all are there, and a missing process is reported
       // with the count that did join.
       stage_ = "the rendezvous";
-      g->store->add("convkit/joined", 1);
+      const std::string joinedKey = prefix_ + "convkit/joined";
+      g->store->add(joinedKey, 1);
       auto deadline = std::chrono::steady_clock::now() + rdzvTimeout_;
       for (;;) {
-        int64_t joined = g->store->add("convkit/joined", 0);
+        int64_t joined = g->store->add(joinedKey, 0);
         if (joined >= size_) break;
         if (std::chrono::steady_clock::now() > deadline) {
           throw std::runtime_error("Timed out after " + std::to_string(rdzvTimeout_.count()) + " ms waiting for clients. " +
@@ -179,7 +185,7 @@ class InitWorker : public Napi::AsyncWorker {
       }
       stage_ = "Gloo's connections between the processes";
       g->store->setTimeout(rdzvTimeout_);
-      auto prefixed = c10::make_intrusive<c10d::PrefixStore>("convkit/gloo", g->store);
+      auto prefixed = c10::make_intrusive<c10d::PrefixStore>(prefix_ + "convkit/gloo", g->store);
       g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank_, size_, opts);
       g->store->setTimeout(timeout_);
       g->StartHeartbeat();
@@ -200,6 +206,8 @@ class InitWorker : public Napi::AsyncWorker {
   uint16_t port_;
   milliseconds rdzvTimeout_, timeout_;
   std::string iface_;
+  std::string prefix_;
+  bool agentStore_;
   const char* stage_ = "";
   int64_t id_ = 0;
 };
@@ -273,8 +281,10 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
     if (port < 1 || port > 65535) a.fail(3, "a port in 1..65535");
     if (rdzv < 1 || timeout < 1) throw std::runtime_error("timeouts must be positive");
     std::string iface = a.missing(6) ? "" : a.str(6);
+    std::string prefix = a.missing(7) ? "" : a.str(7);
+    bool agentStore = !a.missing(8) && a.b(8);
     auto* w = new InitWorker(a.env(), static_cast<int>(rank), static_cast<int>(size), a.str(2), static_cast<uint16_t>(port),
-                             milliseconds(rdzv), milliseconds(timeout), iface);
+                             milliseconds(rdzv), milliseconds(timeout), iface, prefix, agentStore);
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -294,9 +304,9 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
       o.timeout = milliseconds(3000);
       c10d::TCPStore s(g->addr, o);
       std::vector<int64_t> before(g->size), after(g->size);
-      for (int r = 0; r < g->size; ++r) before[r] = s.add(kHeartbeatKey + std::to_string(r), 0);
+      for (int r = 0; r < g->size; ++r) before[r] = s.add(g->prefix + kHeartbeatKey + std::to_string(r), 0);
       std::this_thread::sleep_for(wait);
-      for (int r = 0; r < g->size; ++r) after[r] = s.add(kHeartbeatKey + std::to_string(r), 0);
+      for (int r = 0; r < g->size; ++r) after[r] = s.add(g->prefix + kHeartbeatKey + std::to_string(r), 0);
       for (int r = 0; r < g->size; ++r) {
         if (r != g->rank && after[r] == before[r]) dead.push_back(r);
       }
@@ -311,11 +321,11 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "distStoreSet", [](Args& a) {
     auto g = Get(groups, a.i64(0), "process group");
     std::string v = a.str(2);
-    g->store->set(a.str(1), std::vector<uint8_t>(v.begin(), v.end()));
+    g->store->set(g->prefix + a.str(1), std::vector<uint8_t>(v.begin(), v.end()));
   });
   Def(env, exports, "distStoreGet", [](Args& a) -> Napi::Value {
     auto g = Get(groups, a.i64(0), "process group");
-    std::string key = a.str(1);
+    std::string key = g->prefix + a.str(1);
     if (!g->store->check({key})) return a.env().Null();
     std::vector<uint8_t> v = g->store->get(key);
     return Napi::String::New(a.env(), std::string(v.begin(), v.end()));

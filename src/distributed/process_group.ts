@@ -102,9 +102,13 @@ export class ProcessGroup {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`ProcessGroup: ${k} must be a positive integer, got ${v}`);
     }
     const iface = o.iface ?? process.env.GLOO_SOCKET_IFNAME;
+    // under torchrun (torchelastic) its agent hosts the store on MASTER_PORT and every restart of
+    // the workers has its own key prefix, as torch.distributed's env:// rendezvous does
+    const agent = process.env.TORCHELASTIC_USE_AGENT_STORE === 'True';
+    const prefix = agent ? `/worker/attempt_${process.env.TORCHELASTIC_RESTART_COUNT ?? '0'}/` : '';
     let id: number;
     try {
-      id = await native.distInit(o.rank, o.worldSize, o.masterAddr, o.masterPort, rdzv, timeout, iface);
+      id = await native.distInit(o.rank, o.worldSize, o.masterAddr, o.masterPort, rdzv, timeout, iface, prefix, agent);
     } catch (e) {
       throw rendezvousError(e, o, rdzv);
     }

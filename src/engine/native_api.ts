@@ -321,8 +321,11 @@ export interface Native {
 
   // ---- c10d: process groups, collectives, DDP's Reducer (distributed.cc) ----
   // Ids of groups, works and reducers are plain numbers of the addon's own tables.
-  /** rendezvous over TCPStore (rank 0 hosts it) and Gloo's connections; resolves to a group id */
-  distInit(rank: number, worldSize: number, masterAddr: string, masterPort: number, rendezvousTimeoutMs: number, timeoutMs: number, iface?: string): Promise<number>;
+  /**
+   * rendezvous over TCPStore (rank 0 hosts it, or torchrun's agent when agentStore) and Gloo's
+   * connections, the job's keys under prefix; resolves to a group id
+   */
+  distInit(rank: number, worldSize: number, masterAddr: string, masterPort: number, rendezvousTimeoutMs: number, timeoutMs: number, iface?: string, prefix?: string, agentStore?: boolean): Promise<number>;
   distDestroy(group: number): void;
   /** ranks whose heartbeat stopped within waitMs; [-1]: the store on rank 0 is unreachable */
   distDeadRanks(group: number, waitMs: number): number[];

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Procs, freePort, within } from './helpers.js';
+import { fileURLToPath } from 'node:url';
+import { Procs, WORKER, freePort, within } from './helpers.js';
 
 interface Result { params: Record<string, number[]>; buffers: Record<string, number[]>; buckets: number[] }
 
@@ -58,6 +59,24 @@ test('noSync: micro-batches accumulated locally, reduced once, give the same wei
   const two = await job(t, 2, { ...env, CK_ACCUMULATE: '2' });
   const d = maxDiff(one.params, two[0].params);
   assert.ok(d < 1e-5, `max |w1 - w2| = ${d}`);
+});
+
+test('torchrun starts the workers unchanged (its agent hosts the store)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'convkit-torchrun-'));
+  const procs = new Procs();
+  t.after(async () => {
+    await procs.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const env = { CK_MODEL: 'plain', CK_STEPS: '3', CK_BATCH: '8' };
+  const [one] = await job(t, 1, env);
+  const shim = fileURLToPath(new URL('../../../test/distributed/torchrun_shim.py', import.meta.url));
+  const port = await freePort();
+  const run = procs.spawn(shim, ['--nproc_per_node', '2', '--master_port', String(port), '--no_python', process.execPath, WORKER], { ...env, CK_OUT: join(dir, 'out.json') }, '/usr/bin/python3');
+  const code = await within(60_000, run.done, 'torchrun');
+  assert.equal(code, 0, run.stderr);
+  const two = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Result;
+  assert.ok(maxDiff(one.params, two.params) < 1e-5);
 });
 
 test('a killed worker makes the other stop with an error naming its rank', async (t) => {

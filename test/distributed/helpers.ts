@@ -1,5 +1,6 @@
 // Real worker processes on the loopback interface for the distributed tests: each test's
-// children are killed when it ends, whatever happened.
+// children are killed when it ends, whatever happened, with their own children (each runs in
+// its own process group, which the cleanup kills whole).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -32,8 +33,9 @@ export interface Proc {
 export class Procs {
   readonly all: Proc[] = [];
 
-  spawn(script: string, args: string[], env: Record<string, string>): Proc {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** node <script> <args>; or `command` <script> <args> */
+  spawn(script: string, args: string[], env: Record<string, string>, command = process.execPath): Proc {
+    const child = spawn(command, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const p: Proc = {
       child, stdout: '', stderr: '',
       done: new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1))),
@@ -57,9 +59,15 @@ export class Procs {
     return this.spawn(WORKER, [], { RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...env });
   }
 
-  /** SIGKILLs every child still running and waits for them. */
+  /** SIGKILLs every child's process group and waits for the children. */
   async killAll(): Promise<void> {
-    for (const p of this.all) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+    for (const p of this.all) {
+      try {
+        process.kill(-p.child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
     await Promise.all(this.all.map((p) => p.done));
   }
 }
