@@ -1,6 +1,8 @@
 // SyncBatchNorm: batch statistics over the global batch (every rank's share), as PyTorch's
 // nn.SyncBatchNorm. The per-channel sums go through a differentiable all-reduce, so autograd
 // also sums the statistics' gradients over ranks; the rest is BatchNorm's formula in tensor ops.
+// Two all-reduces per layer and pass (the mean, then the variance around it): a little latency
+// for the numerics of a single process's BatchNorm.
 // Running statistics use the global count (unbiased variance), as PyTorch.
 import { cat, full, noGrad, type Tensor } from '../engine/index.js';
 import { BatchNorm1d, BatchNorm2d, type Module } from '../nn/index.js';
@@ -30,15 +32,16 @@ function syncForward(bn: BatchNorm, x: Tensor, group: ProcessGroup): Tensor {
   const c = bn.numFeatures;
   if (x.ndim < 2 || x.size(1) !== c) throw new Error(`SyncBatchNorm: expected input with ${c} channels in dim 1, got shape [${x.shape.join(', ')}]`);
   const dims = [0, ...Array.from({ length: x.ndim - 2 }, (_, i) => i + 2)];
-  const xf = x.float();
-  const n = x.numel() / c;
-  const local = cat([xf.sum(dims), xf.mul(xf).sum(dims), full([1], n)]);
-  const global = group.allReduceDiff(local);
-  const count = global.slice(0, 2 * c, 2 * c + 1);
-  const mean = global.slice(0, 0, c).div(count);
-  const variance = global.slice(0, c, 2 * c).div(count).sub(mean.mul(mean));
   const shape = [1, c, ...Array.from({ length: x.ndim - 2 }, () => 1)];
-  let y = xf.sub(mean.reshape(shape)).mul(variance.add(bn.eps).rsqrt().reshape(shape));
+  const xf = x.float();
+  // two passes over the global batch, as a single process's BatchNorm: the mean first, then the
+  // squared deviations from it (sums of x and x^2 would cancel when the mean dwarfs the spread)
+  const first = group.allReduceDiff(cat([xf.sum(dims), full([1], x.numel() / c)]));
+  const count = first.slice(0, c, c + 1);
+  const mean = first.slice(0, 0, c).div(count);
+  const centered = xf.sub(mean.reshape(shape));
+  const variance = group.allReduceDiff(centered.mul(centered).sum(dims)).div(count);
+  let y = centered.mul(variance.add(bn.eps).rsqrt().reshape(shape));
   if (bn.weight) y = y.mul(bn.weight.reshape(shape));
   if (bn.bias) y = y.add(bn.bias.reshape(shape));
   const runningMean = bn.buffer('running_mean');
