@@ -366,7 +366,8 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
 
   // ---- DDP's Reducer ----
   // distReducer(group, params, bucketBytes, firstBucketBytes): buckets assigned by size in
-  // reverse parameter order (the order backward produces gradients), as DistributedDataParallel.
+  // reverse parameter order (the order backward produces gradients), the order DDP's buckets
+  // take once c10d rebuilds them from the first iteration's ready order.
   Def(env, exports, "distReducer", [](Args& a) {
     auto g = Get(groups, a.i64(0), "process group");
     std::vector<at::Tensor> params = a.tensors(1);
@@ -378,11 +379,15 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
       }
     }
     std::vector<bool> sparse(params.size(), false);
-    auto assigned = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first), static_cast<size_t>(cap)}, sparse);
+    // Buckets filled from the last parameter back (backward produces their gradients first), the
+    // first one small: its all-reduce starts early in the backward pass. With explicit indices
+    // c10d keeps this order instead of sorting buckets by their first parameter.
+    std::vector<at::Tensor> reversed(params.rbegin(), params.rend());
+    std::vector<int64_t> indices(params.size());
+    for (size_t i = 0; i < params.size(); ++i) indices[i] = static_cast<int64_t>(params.size() - 1 - i);
+    auto assigned = c10d::compute_bucket_assignment_by_size(reversed, {static_cast<size_t>(first), static_cast<size_t>(cap)}, sparse, indices);
     auto buckets = std::get<0>(assigned);
     auto limits = std::get<1>(assigned);
-    std::reverse(buckets.begin(), buckets.end());
-    std::reverse(limits.begin(), limits.end());
     auto r = std::make_shared<c10d::Reducer>(params, buckets, limits, g->pg, sparse, cap, /*find_unused_parameters=*/false,
                                              /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>(), first);
     return Put(reducers, r);
@@ -401,6 +406,14 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
     r->prepare_for_forward();
     r->prepare_for_backward({});
   });
+  // When each parameter's gradient was ready in the last backward pass, in ms after
+  // distReducerPrepare (c10d's own record; buckets are launched as their last one is ready).
+  Def(env, exports, "distReducerReadyTimes", [](Args& a) -> Napi::Value {
+    std::vector<int64_t> ns = Get(reducers, a.i64(0), "reducer")->get_backward_stats();
+    Napi::Array out = Napi::Array::New(a.env(), ns.size());
+    for (uint32_t i = 0; i < ns.size(); ++i) out[i] = Napi::Number::New(a.env(), static_cast<double>(ns[i]) / 1e6);
+    return out;
+  });
   Def(env, exports, "distReducerDestroy", [](Args& a) { Take(reducers, a.i64(0), "reducer"); });
 }
 
@@ -409,7 +422,7 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
 void InitDistributed(Napi::Env env, Napi::Object exports) {
   for (const char* name : {"distInit", "distDestroy", "distDeadRanks", "distStoreSet", "distStoreGet", "distAllReduce", "distBroadcast",
                            "distBarrier", "distWait", "distWaitSync", "distIsCompleted", "distBroadcastCoalesced", "distAllReduceDiff",
-                           "distReducer", "distReducerBuckets", "distReducerPrepare", "distReducerDestroy"}) {
+                           "distReducer", "distReducerBuckets", "distReducerPrepare", "distReducerReadyTimes", "distReducerDestroy"}) {
     Def(env, exports, name, [](Args& a) -> Napi::Value {
       throw std::runtime_error(std::string("distributed training is built only against libtorch 1.x's c10d in this version of convkit; this addon uses libtorch ") +
                                TORCH_VERSION);

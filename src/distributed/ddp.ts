@@ -30,6 +30,7 @@ export class DistributedDataParallel<M extends AnyModule = AnyModule> {
   #reducer = -1;
   #params: Parameter[] = [];
   #sync = true;
+  #lastBackward: { ms: number } | null = null;
 
   constructor(module: M, group: ProcessGroup, o: DdpOptions = {}) {
     const mb = (v: number | undefined, d: number, what: string): number => {
@@ -69,12 +70,26 @@ export class DistributedDataParallel<M extends AnyModule = AnyModule> {
    * inside noSync(). Errors of the all-reduce name the rank that failed.
    */
   backward(loss: Tensor): void {
+    const t0 = performance.now();
     this.beforeBackward();
     try {
       loss.backward();
     } catch (e) {
       throw this.#sync ? this.group.explain(e) : e;
     }
+    if (this.#sync && this.#reducer >= 0) this.#lastBackward = { ms: performance.now() - t0 };
+  }
+
+  /**
+   * The last synchronised backward pass: its duration and when the last gradient was ready (c10d
+   * records when each parameter's gradient arrived), both in ms from its start. Buckets are
+   * all-reduced as they fill, so what follows the last gradient is the communication the backward
+   * pass could not hide.
+   */
+  lastBackwardTimeline(): { backwardMs: number; lastGradientMs: number } | null {
+    if (!this.#lastBackward || this.#reducer < 0) return null;
+    const ready = native.distReducerReadyTimes(this.#reducer);
+    return { backwardMs: this.#lastBackward.ms, lastGradientMs: Math.max(0, ...ready) };
   }
 
   /** Arms the reducer for the next backward pass (what backward() does before loss.backward()). */

@@ -346,5 +346,7 @@ export interface Native {
   /** elements in each bucket, in the order the buckets are reduced */
   distReducerBuckets(reducer: number): number[];
   distReducerPrepare(reducer: number): void;
+  /** when each parameter's gradient was ready in the last backward pass, ms after distReducerPrepare */
+  distReducerReadyTimes(reducer: number): number[];
   distReducerDestroy(reducer: number): void;
 }
