@@ -281,7 +281,8 @@ async function launch(p: Parsed, argv: string[]): Promise<number> {
   const result = await launchWorkers({
     nprocPerNode: nproc, nnodes: intOpt(p, 'nnodes', C, 1), nodeRank: intOpt(p, 'node-rank', C, 0), masterAddr: str(p, 'master-addr'),
     masterPort: intOpt(p, 'master-port', C, 1, 65535), script: process.argv[1], args: [C, ...args],
-    onExit: (e) => { if (e.code !== 0 || e.signal) process.stderr.write(`convkit train: ${describeExit(e)}\n`); },
+    // 130: stopped by Ctrl-C with a checkpoint, which rank 0 has reported
+    onExit: (e) => { if ((e.code !== 0 && e.code !== 130) || e.signal) process.stderr.write(`convkit train: ${describeExit(e)}\n`); },
   });
   return result.code;
 }
@@ -334,7 +335,7 @@ async function train(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup |
   const onSigint = (): void => {
     interrupts += 1;
     if (interrupts === 1) {
-      process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once)...\n');
+      if (rank0) process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once)...\n');
       trainer.stop();
     } else {
       process.exit(130);

@@ -1,7 +1,7 @@
 // A worker of the trainer's distributed tests (not a test file): a short run of the Trainer,
 // alone or as one rank of a job (torchrun's variables), created or resumed, optionally stopped
 // at a position. Environment: CK_DIR (the run's folder), CK_RESUME=1, CK_STOP=epoch,batch,
-// CK_MODEL, CK_SYNC_BN=1.
+// CK_STOP_RANK (only that rank asks to stop, as a Ctrl-C seen by one process), CK_MODEL, CK_SYNC_BN=1.
 import { Trainer } from '../../src/train/index.js';
 import { ProcessGroup, inDistributedJob, workerEnv } from '../../src/distributed/index.js';
 import '../../src/models/index.js';
@@ -11,7 +11,7 @@ const group = inDistributedJob() ? await ProcessGroup.init({ ...workerEnv(), ren
 const [stopEpoch, stopBatch] = (env.CK_STOP ?? '-1,-1').split(',').map(Number);
 const opts = {
   distributed: group ? { group } : undefined,
-  stopAfter: (e: number, b: number): boolean => e === stopEpoch && b === stopBatch,
+  stopAfter: (e: number, b: number): boolean => e === stopEpoch && b === stopBatch && (env.CK_STOP_RANK === undefined || env.CK_STOP_RANK === env.RANK),
 };
 const trainer = env.CK_RESUME
   ? Trainer.resume(env.CK_DIR!, opts)
