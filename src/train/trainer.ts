@@ -442,8 +442,8 @@ export class Trainer {
     const r = this.recipe;
     const e = this.epoch;
     if (!this.writesFiles) {
-      // rank 0 evaluates and writes; the others go on to the next epoch's first step, where the
-      // buffer broadcast waits for rank 0
+      // rank 0 evaluates and writes; the others wait for it in the epoch's closing agreement
+      // (within the collective timeout, --dist-timeout)
       this.epoch = e + 1;
       this.batch = 0;
       return;
