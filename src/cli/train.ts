@@ -289,7 +289,8 @@ async function launch(p: Parsed, argv: string[]): Promise<number> {
 
 /** A worker of a data-parallel job (torchrun's variables set): joins the group, then trains. */
 async function runWorker(p: Parsed, layers: Partial<Recipe>[]): Promise<number> {
-  const { ProcessGroup, workerEnv, DistributedEnvError } = await import('../distributed/index.js');
+  const { ProcessGroup, workerEnv, watchLauncher, DistributedEnvError } = await import('../distributed/index.js');
+  watchLauncher();
   const seconds = (name: string): number | undefined => {
     const v = numOpt(p, name, C, 0.001, 1e7);
     return v === undefined ? undefined : Math.round(v * 1000);

@@ -6,4 +6,4 @@ export {
 } from './process_group.js';
 export { DistributedDataParallel, type DdpOptions } from './ddp.js';
 export { convertSyncBatchNorm } from './sync_batchnorm.js';
-export { launchWorkers, describeExit, freePort, type LaunchOptions, type LaunchResult, type WorkerExit } from './launch.js';
+export { launchWorkers, watchLauncher, describeExit, freePort, LAUNCHER_PID, type LaunchOptions, type LaunchResult, type WorkerExit } from './launch.js';

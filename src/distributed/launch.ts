@@ -42,6 +42,24 @@ export interface LaunchResult {
   masterPort: number;
 }
 
+/** Set for the workers: a worker whose launcher is gone (killed) exits instead of training on (see watchLauncher). */
+export const LAUNCHER_PID = 'CONVKIT_LAUNCHER_PID';
+
+/**
+ * In a worker started by launchWorkers: exits (code 1) once the launcher is gone, checked every
+ * second between training steps, so that no worker outlives a killed launcher.
+ */
+export function watchLauncher(env: NodeJS.ProcessEnv = process.env): void {
+  const pid = Number(env[LAUNCHER_PID]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  setInterval(() => {
+    if (process.ppid !== pid) {
+      process.stderr.write(`convkit: the launcher (pid ${pid}) is gone: worker rank ${env.RANK ?? '?'} exits\n`);
+      process.exit(1);
+    }
+  }, 1000).unref();
+}
+
 const SIGNAL_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
 
 /** A port free on this machine now. */
@@ -105,6 +123,7 @@ export async function launchWorkers(o: LaunchOptions): Promise<LaunchResult> {
         env: {
           ...base, ...threads, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(nnodes * nproc),
           LOCAL_WORLD_SIZE: String(nproc), GROUP_RANK: String(nodeRank), MASTER_ADDR: masterAddr, MASTER_PORT: String(masterPort),
+          [LAUNCHER_PID]: String(process.pid),
         },
       });
       children.push(child);

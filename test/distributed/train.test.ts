@@ -103,3 +103,41 @@ test('convkit train --nproc-per-node 2: a killed worker ends the run, naming the
   assert.match(launcher.stderr, /rank 0 of 2: rank 1 stopped/);
   for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'no worker left');
 });
+
+test('convkit train --nproc-per-node 2: workers exit when the launcher is killed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'convkit-dorphan-'));
+  const procs = new Procs();
+  t.after(async () => {
+    await procs.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const launcher = procs.spawn(CLI, ['train', '--nproc-per-node', '2', '--dataset', 'synthetic', '--limit-train', '400', '--limit-test', '10', '--model', 'airbench_s',
+    '--image-size', '28,28', '--epochs', '50', '--batch-size', '4', '--bf16', 'off', '--out-dir', join(dir, 'run'), '--quiet'], {});
+  await within(60_000, new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (launcher.stderr.includes('output:')) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 100);
+  }), 'start');
+  const pids = execFileSync('pgrep', ['-P', String(launcher.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  launcher.child.kill('SIGKILL');
+  await launcher.done;
+  const gone = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  await within(15_000, new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      if (pids.every(gone)) {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 200);
+  }), 'the orphaned workers');
+});
