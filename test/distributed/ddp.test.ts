@@ -33,6 +33,11 @@ async function job(t: { after: (fn: () => Promise<void>) => void }, world: numbe
     : Array.from({ length: world }, (_, r) => procs.worker(r, world, port, { ...env, CK_OUT: join(dir, `r${r}.json`) }));
   const codes = await within(60_000, Promise.all(ps.map((p) => p.done)), 'workers');
   codes.forEach((c, r) => assert.equal(c, 0, `rank ${r} exited with ${c}: ${ps[r].stderr}`));
+  if (world === 2) {
+    for (const p of ps) assert.match(p.stdout, /collectives \[3,20,1,1\]/, 'async all-reduce and broadcast');
+    const ticks = Number(/ticks while waiting (\d+)/.exec(ps[0].stdout)?.[1]);
+    assert.ok(ticks >= 5, `timers ran ${ticks} times while rank 0 waited 300 ms for rank 1`);
+  }
   return ps.map((_, r) => JSON.parse(readFileSync(join(dir, `r${r}.json`), 'utf8')) as Result);
 }
 

@@ -45,6 +45,18 @@ if (world > 1) {
     console.error((e as Error).message);
     process.exit(1);
   }
+  // the Promise-returning collectives: a sum, a broadcast from the last rank, a barrier
+  const t = tensor([rank + 1, 10]);
+  const b = tensor([rank, rank]);
+  // rank 1 comes 300 ms late: rank 0's event loop keeps turning while it waits
+  if (rank === 1) await new Promise((r) => setTimeout(r, 300));
+  let ticks = 0;
+  const timer = setInterval(() => { ticks += 1; }, 10);
+  await Promise.all([group.allReduce(t).wait(), group.broadcast(b, world - 1).wait()]);
+  clearInterval(timer);
+  if (rank === 0) console.log(`ticks while waiting ${ticks}`);
+  await group.barrier().wait();
+  console.log(`collectives ${JSON.stringify([...t.toArray() as number[], ...b.toArray() as number[]])}`);
   if (kind === 'syncbn') convertSyncBatchNorm(model as Module<unknown[], unknown>, group);
   ddp = new DistributedDataParallel(model as Module<unknown[], unknown>, group);
 }
