@@ -23,6 +23,7 @@ const BENCHES: Record<string, string[]> = {
   data_augment: ['--rounds', '1', '--batch', '16'],
   efficientnet_scaling: ['--phi', '1'],
   train_throughput: ['--cases', 'airbench_m', '--images', '1024', '--epochs', '1', '--modes', 'fp32'],
+  distributed: ['--quick'],
   profile_ops: ['--cases', 'resnet20', '--steps', '1', '--top', '4'],
   recipe_ablation: ['--variants', 'default', '--seeds', '0', '--limit-train', '2048'],
 };

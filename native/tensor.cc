@@ -561,6 +561,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitFastGrads(env, exports);
   convkit::InitConv2d(env, exports);
   convkit::InitFusedConv(env, exports);
+  convkit::InitDistributed(env, exports);
   return exports;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for convkit and builds it. Every step is skipped when already
 # done, so running it before each command costs a second.
-#   Debian packages: libtorch (the engine), the Fashion-MNIST files (the default dataset),
+#   Debian packages: libtorch (the engine) and Gloo's headers (its c10d process groups), the
+#                    Fashion-MNIST files (the default dataset),
 #                    torch/torchvision for Python (the reference the tests compare against),
 #                    tcmalloc and jemalloc (the benchmarks preload them: PyTorch's recommended
 #                    CPU set-up, and convkit under a general-purpose allocator), oneDNN's headers
@@ -26,7 +27,7 @@ run() {
   fi
 }
 
-packages=(libtorch-dev libdnnl-dev dataset-fashion-mnist python3-torch python3-torchvision python3-onnx libtcmalloc-minimal4 libjemalloc2)
+packages=(libtorch-dev libgloo-dev libdnnl-dev dataset-fashion-mnist python3-torch python3-torchvision python3-onnx libtcmalloc-minimal4 libjemalloc2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

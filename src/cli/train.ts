@@ -6,6 +6,7 @@ import * as path from 'node:path';
 // The trainer and the model zoo load libtorch: they are imported only once the arguments are
 // known to be good, so --help and usage errors answer at once.
 import type { Trainer, TrainerEvent, TrainResult } from '../train/trainer.js';
+import type { ProcessGroup } from '../distributed/index.js';
 import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS, type Recipe } from '../train/recipe.js';
 import { ProgressBar, formatDuration } from '../train/progress.js';
 import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, type OptionSpec, type Parsed } from './args.js';
@@ -61,6 +62,17 @@ transfer learning:
   --freeze-backbone-epochs <n>   train only the head for the first n epochs
   --backbone-lr <f>          the backbone's learning rate (the head uses --lr)
 
+data-parallel (c10d, Gloo; --batch-size is the global batch, split over the processes):
+  --nproc-per-node <n>       start n worker processes on this machine (each with its share of the cores)
+  --nnodes <m>  --node-rank <r>   several machines: m in all, this one is r (default 1, 0)
+  --master-addr <host>  --master-port <port>   rank 0's machine and port (default 127.0.0.1 and,
+                             on one machine, a free port; else 29500)
+  --sync-bn                  BatchNorm statistics over the global batch (SyncBatchNorm)
+  --dist-timeout <s>         how long a collective waits for a peer (default 1800)
+  --rdzv-timeout <s>         how long the processes wait for each other at the start (default 300)
+  Without --nproc-per-node, a process started by torchrun (or any launcher that sets RANK,
+  WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) joins that job. Rank 0 writes the files.
+
 run:
   --out-dir <dir>            output folder
   --resume [path]            continue a run (its folder or checkpoint; alone: the newest run in runs/)
@@ -83,7 +95,12 @@ const OPTIONS: OptionSpec = {
   'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
   'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
   json: { type: 'boolean' }, import: { type: 'string', multiple: true },
+  'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' },
+  'master-port': { type: 'string' }, 'sync-bn': { type: 'boolean' }, 'dist-timeout': { type: 'string' }, 'rdzv-timeout': { type: 'string' },
 };
+
+/** The launcher's own flags: the workers get every other argument. */
+const LAUNCHER_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'];
 
 const C = 'train';
 
@@ -135,6 +152,7 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   put('freezeBackboneEpochs', intOpt(p, 'freeze-backbone-epochs', C, 0));
   put('backboneLr', numOpt(p, 'backbone-lr', C, 0));
   put('outDir', str(p, 'out-dir'));
+  if (flag(p, 'sync-bn')) r.syncBatchNorm = true;
   for (const kv of (p.values.set as string[] | undefined) ?? []) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set expects key=value, got '${kv}'`, C);
@@ -185,8 +203,9 @@ function reporter(quiet: boolean): (e: TrainerEvent) => void {
         break;
       case 'start': {
         const r = e.recipe;
+        const batch = e.worldSize > 1 ? `global batch ${r.batchSize} (${Math.floor(r.batchSize / e.worldSize)}${r.batchSize % e.worldSize ? '-' + Math.ceil(r.batchSize / e.worldSize) : ''} on each of ${e.worldSize} processes)` : `batch ${r.batchSize}`;
         err.write(`${e.resumed ? 'resuming' : 'training'} ${r.model} (${e.numParams.toLocaleString('en-US')} parameters) on ${r.dataset}: ` +
-          `${e.trainSize} train / ${e.evalSize} ${e.evalSplit} images, ${r.epochs} epochs, batch ${r.batchSize}, ${r.optimizer} lr ${r.lr}, ` +
+          `${e.trainSize} train / ${e.evalSize} ${e.evalSplit} images, ${r.epochs} epochs, ${batch}, ${r.optimizer} lr ${r.lr}, ` +
           `${r.bf16 ? 'bf16' : 'fp32'}${r.channelsLast ? ' channels-last' : ''}${e.resumed ? `, from epoch ${e.epoch + 1} batch ${e.batch}` : ''}\n`);
         err.write(`output: ${e.outDir}\n`);
         break;
@@ -239,6 +258,65 @@ export async function run(argv: string[]): Promise<number> {
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   if (flag(p, 'list-keys')) { console.log(listKeys()); return 0; }
   const layers = makeLayers(p);
+  if (str(p, 'nproc-per-node') !== undefined && !flag(p, 'dry-run')) return launch(p, argv);
+  const { inDistributedJob } = await import('../distributed/env.js');
+  if (inDistributedJob() && !flag(p, 'dry-run')) return runWorker(p, layers);
+  for (const f of LAUNCHER_FLAGS) if (str(p, f) !== undefined) throw new UsageError(`--${f} needs --nproc-per-node (the processes to start on this machine)`, C);
+  return train(p, layers, null);
+}
+
+/** --nproc-per-node: starts the workers (this same command without the launcher's flags) and waits for them. */
+async function launch(p: Parsed, argv: string[]): Promise<number> {
+  const { launchWorkers, describeExit } = await import('../distributed/launch.js');
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2).split('=')[0] : '';
+    if (LAUNCHER_FLAGS.includes(name)) {
+      if (!argv[i].includes('=')) i += 1;
+      continue;
+    }
+    args.push(argv[i]);
+  }
+  const nproc = intOpt(p, 'nproc-per-node', C, 1, 1024)!;
+  const result = await launchWorkers({
+    nprocPerNode: nproc, nnodes: intOpt(p, 'nnodes', C, 1), nodeRank: intOpt(p, 'node-rank', C, 0), masterAddr: str(p, 'master-addr'),
+    masterPort: intOpt(p, 'master-port', C, 1, 65535), script: process.argv[1], args: [C, ...args],
+    // 130: stopped by Ctrl-C with a checkpoint, which rank 0 has reported
+    onExit: (e) => { if ((e.code !== 0 && e.code !== 130) || e.signal) process.stderr.write(`convkit train: ${describeExit(e)}\n`); },
+  });
+  return result.code;
+}
+
+/** A worker of a data-parallel job (torchrun's variables set): joins the group, then trains. */
+async function runWorker(p: Parsed, layers: Partial<Recipe>[]): Promise<number> {
+  const { ProcessGroup, workerEnv, watchLauncher, DistributedEnvError } = await import('../distributed/index.js');
+  watchLauncher();
+  const seconds = (name: string): number | undefined => {
+    const v = numOpt(p, name, C, 0.001, 1e7);
+    return v === undefined ? undefined : Math.round(v * 1000);
+  };
+  let env;
+  try {
+    env = workerEnv();
+  } catch (e) {
+    if (e instanceof DistributedEnvError) throw new UsageError(e.message, C);
+    throw e;
+  }
+  const group = await ProcessGroup.init({ ...env, timeoutMs: seconds('dist-timeout'), rendezvousTimeoutMs: seconds('rdzv-timeout') });
+  let code: number;
+  try {
+    code = await train(p, layers, group);
+  } catch (e) {
+    // the survivors' error names this rank and quotes this; the group is left to the exit (its
+    // threads may wait on a dead peer)
+    group.reportFailure((e as Error).message ?? String(e));
+    throw e;
+  }
+  group.destroy();
+  return code;
+}
+
+async function train(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup | null): Promise<number> {
   await import('../models/index.js');
   await importUserModules(p, C);
   let trainer: Trainer;
@@ -247,17 +325,18 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify(await plannedRecipe(layers), null, 2));
       return 0;
     }
-    trainer = await makeTrainer(p, layers);
+    trainer = await makeTrainer(p, layers, group);
   } catch (e) {
     if (e instanceof RecipeError) throw new UsageError(e.message, C);
     throw e;
   }
-  trainer.on(reporter(flag(p, 'quiet')));
+  const rank0 = trainer.writesFiles;
+  if (rank0) trainer.on(reporter(flag(p, 'quiet')));
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
     if (interrupts === 1) {
-      process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once)...\n');
+      if (rank0) process.stderr.write('\nstopping after this step (Ctrl-C again to quit at once)...\n');
       trainer.stop();
     } else {
       process.exit(130);
@@ -266,9 +345,9 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   try {
     const result = await trainer.run();
-    if (flag(p, 'json')) console.log(JSON.stringify(result, null, 2));
+    if (flag(p, 'json') && rank0) console.log(JSON.stringify(result, null, 2));
     if (result.interrupted) return 130;
-    printSummary(result);
+    if (rank0) printSummary(result);
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
@@ -307,8 +386,9 @@ async function plannedRecipe(layers: Partial<Recipe>[]): Promise<Recipe> {
   return r;
 }
 
-async function makeTrainer(p: Parsed, layers: Partial<Recipe>[]): Promise<Trainer> {
+async function makeTrainer(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup | null): Promise<Trainer> {
   const { Trainer } = await import('../train/trainer.js');
+  const distributed = group ? { group } : undefined;
   const resume = str(p, 'resume');
   const fromOptions = layers[1];
   if (resume !== undefined) {
@@ -316,9 +396,9 @@ async function makeTrainer(p: Parsed, layers: Partial<Recipe>[]): Promise<Traine
     if (given.length || str(p, 'recipe')) {
       throw new UsageError(`--resume continues a run with its own recipe; drop ${given.length ? given.map((k) => `'${k}'`).join(', ') : '--recipe'}`, C);
     }
-    return Trainer.resume(resume === '' ? newestRun(fromOptions.outDir ?? undefined) : resume);
+    return Trainer.resume(resume === '' ? newestRun(fromOptions.outDir ?? undefined) : resume, { distributed });
   }
   const r = resolveRecipe(...layers);
   await checkModel(r.model);
-  return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite') });
+  return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite'), distributed });
 }

@@ -32,11 +32,25 @@ export interface DataLoaderOptions {
   training?: boolean;
   /** Batches fetched ahead of the one being consumed; default 2. */
   prefetch?: number;
+  /**
+   * Data-parallel training: this process's share of every batch. batchSize stays the global
+   * batch: batch b of the epoch is the same set of samples whatever the world size, and rank r
+   * takes its samples r, r + worldSize, ... (a disjoint shard, reshuffled each epoch from the
+   * seed, as PyTorch's DistributedSampler).
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 export interface LoaderBatch extends Batch {
   /** The batch's index within the epoch. */
   index: number;
+  /** Sharded loaders: the samples in the global batch (every rank's share together). */
+  globalSize?: number;
+  /**
+   * Sharded loaders: the global batch had fewer samples than ranks and this rank got none; it
+   * holds one sample of another rank's share so that it can run the step, which must weigh 0.
+   */
+  padding?: boolean;
 }
 
 // With in-memory data every await resolves as a microtask, so a training loop would never give
@@ -60,6 +74,7 @@ export class DataLoader {
   readonly training: boolean;
   readonly prefetch: number;
   readonly transform: BatchTransform | undefined;
+  readonly shard: { rank: number; worldSize: number } | null;
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     this.dataset = dataset;
@@ -74,6 +89,12 @@ export class DataLoader {
     this.prefetch = prefetch;
     this.transform = options.transform === undefined ? undefined : toBatchTransform(options.transform, { numClasses: dataset.classes.length });
     if (dataset.length === 0) throw new RangeError(`DataLoader: ${dataset.name ?? 'the dataset'} is empty`);
+    const sh = options.shard;
+    if (sh !== undefined) {
+      positiveInt(sh.worldSize, 'shard.worldSize');
+      if (!Number.isInteger(sh.rank) || sh.rank < 0 || sh.rank >= sh.worldSize) throw new RangeError(`DataLoader: shard.rank must be an integer in [0, ${sh.worldSize}), got ${sh.rank}`);
+    }
+    this.shard = sh === undefined || sh.worldSize === 1 ? null : { rank: sh.rank, worldSize: sh.worldSize };
   }
 
   get numBatches(): number {
@@ -88,15 +109,24 @@ export class DataLoader {
     return Rng.fromKeys(this.seed, epoch, 0x5a3f).permutation(this.dataset.length);
   }
 
-  /** The dataset indices of batch `index` of an epoch. */
+  /** The dataset indices of batch `index` of an epoch (this rank's share when sharded). */
   batchIndices(epoch: number, index: number, order = this.order(epoch)): number[] {
+    const global = this.globalBatchIndices(epoch, index, order);
+    if (this.shard === null) return global;
+    const { rank, worldSize } = this.shard;
+    const mine = global.filter((_, i) => i % worldSize === rank);
+    return mine.length > 0 ? mine : global.slice(-1);
+  }
+
+  /** The dataset indices of the whole batch `index` (every rank's share). */
+  globalBatchIndices(epoch: number, index: number, order = this.order(epoch)): number[] {
     const start = index * this.batchSize;
     return Array.from(order.subarray(start, Math.min(start + this.batchSize, order.length)));
   }
 
-  /** The seed of batch `index`'s augmentation in `epoch`. */
+  /** The seed of batch `index`'s augmentation in `epoch` (each rank draws its own). */
   batchSeed(epoch: number, index: number): number {
-    return deriveSeed(this.seed, epoch, index, 0xa06);
+    return this.shard === null ? deriveSeed(this.seed, epoch, index, 0xa06) : deriveSeed(this.seed, epoch, index, 0xa06, this.shard.rank);
   }
 
   /**
@@ -131,7 +161,12 @@ export class DataLoader {
           dispose(batch); // every file of the batch was unreadable: nothing to train on
           continue;
         }
-        yield { x: batch.x, y: batch.y, index: b };
+        if (this.shard === null) {
+          yield { x: batch.x, y: batch.y, index: b };
+        } else {
+          const globalSize = Math.min(this.batchSize, order.length - b * this.batchSize);
+          yield { x: batch.x, y: batch.y, index: b, globalSize, padding: globalSize <= this.shard.rank };
+        }
       }
     } finally {
       const left = [...pending.values()];

@@ -1,5 +1,6 @@
 // The native addon's surface (native/*.cc), typed: every function it exports with the
-// arguments it decodes and what it returns. Only src/engine uses it; everything above sees
+// arguments it decodes and what it returns. Only src/engine uses it (and src/distributed, for the
+// c10d objects of native/distributed.cc); everything above sees
 // Tensors. test/engine/native.test.ts checks that this list and the addon's agree.
 
 /** A tensor's id in the addon's handle table (native/common.h): a plain number. */
@@ -325,4 +326,35 @@ export interface Native {
   smoothL1Loss(input: H, target: H, reduction: number, beta: number): H;
   bceWithLogits(input: H, target: H, weight: OptH, posWeight: OptH, reduction: number): H;
   klDiv(input: H, target: H, reduction: number, logTarget: boolean): H;
+
+  // ---- c10d: process groups, collectives, DDP's Reducer (distributed.cc) ----
+  // Ids of groups, works and reducers are plain numbers of the addon's own tables.
+  /**
+   * rendezvous over TCPStore (rank 0 hosts it, or torchrun's agent when agentStore) and Gloo's
+   * connections, the job's keys under prefix; resolves to a group id
+   */
+  distInit(rank: number, worldSize: number, masterAddr: string, masterPort: number, rendezvousTimeoutMs: number, timeoutMs: number, iface?: string, prefix?: string, agentStore?: boolean): Promise<number>;
+  distDestroy(group: number): void;
+  /** ranks whose heartbeat stopped within waitMs; [-1]: the store on rank 0 is unreachable */
+  distDeadRanks(group: number, waitMs: number): number[];
+  distStoreSet(group: number, key: string, value: string): void;
+  distStoreGet(group: number, key: string): string | null;
+  /** in place over contiguous tensors; returns a work id */
+  distAllReduce(group: number, tensors: H[], op?: string): number;
+  distBroadcast(group: number, tensors: H[], root: number): number;
+  distBarrier(group: number): number;
+  /** waits on the thread pool; the work id is spent */
+  distWait(work: number): Promise<void>;
+  distWaitSync(work: number): void;
+  distIsCompleted(work: number): boolean;
+  distBroadcastCoalesced(group: number, tensors: H[], root: number): void;
+  /** the sum over ranks, differentiable (its gradient is the sum of every rank's gradient) */
+  distAllReduceDiff(group: number, x: H): H;
+  distReducer(group: number, params: H[], bucketBytes: number, firstBucketBytes: number): number;
+  /** elements in each bucket, in the order the buckets are reduced */
+  distReducerBuckets(reducer: number): number[];
+  distReducerPrepare(reducer: number): void;
+  /** when each parameter's gradient was ready in the last backward pass, ms after distReducerPrepare */
+  distReducerReadyTimes(reducer: number): number[];
+  distReducerDestroy(reducer: number): void;
 }

@@ -147,9 +147,10 @@ export function checkTransforms(specs: TransformSpec[]): void {
   }
 }
 
-export function trainLoader(d: RunData, r: Recipe, numClasses: number): DataLoader {
+/** shard: data-parallel runs, this process's share of every (global) batch */
+export function trainLoader(d: RunData, r: Recipe, numClasses: number, shard?: { rank: number; worldSize: number }): DataLoader {
   return new DataLoader(d.train, {
-    batchSize: r.batchSize, shuffle: true, seed: r.seed, transform: trainTransforms(r, d.mean, d.std, numClasses), training: true, prefetch: r.prefetch,
+    batchSize: r.batchSize, shuffle: true, seed: r.seed, transform: trainTransforms(r, d.mean, d.std, numClasses), training: true, prefetch: r.prefetch, shard,
   });
 }
 

@@ -100,6 +100,8 @@ export interface Recipe {
   threads: number | null;
   /** batches prepared ahead of the training step */
   prefetch: number;
+  /** data-parallel runs: BatchNorm statistics over the global batch (SyncBatchNorm) rather than each process's share */
+  syncBatchNorm: boolean;
 
   /** transfer learning: weights to start from (model.safetensors, a checkpoint, a .pth) */
   init: string | null;
@@ -164,6 +166,7 @@ const DEFAULTS: Recipe = {
   outDir: null,
   threads: null,
   prefetch: 2,
+  syncBatchNorm: false,
   init: null,
   replaceHead: true,
   freezeBackboneEpochs: 0,
@@ -205,7 +208,7 @@ const CHECKS: Record<keyof Recipe, Check> = {
   augment: augments, mean: orNull(numList), std: orNull(numList), mixup: num(0), cutmix: num(0), mixProb: num(0, 1), mixSwitchProb: num(0, 1),
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
   evalFlip: bool, evalTranslate: int(0, MAX_IMAGE_SIDE), bf16: boolAuto, channelsLast: boolAuto,
-  seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64),
+  seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64), syncBatchNorm: bool,
   init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0, 10_000),
 };
 

@@ -8,7 +8,7 @@
 // the position (epoch, batch) and the running sums of an interrupted epoch.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, emptyCache, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tidy, type Tensor } from '../engine/index.js';
+import { F, emptyCache, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tensor, tidy, type Tensor } from '../engine/index.js';
 import type { DataLoader } from '../data/index.js';
 import type { Module, Parameter } from '../nn/index.js';
 import { modelEntry } from '../models/index.js';
@@ -29,6 +29,7 @@ import { probeBf16, type Bf16Probe } from './amp_probe.js';
 import type { EpochRecord } from './metrics.js';
 import { writeRunReport } from './run_report.js';
 import { checkTrainState } from './train_state.js';
+import { DistributedDataParallel, convertSyncBatchNorm, type DdpOptions, type ProcessGroup } from '../distributed/index.js';
 
 /** The JSON half of a checkpoint (safetensors __metadata__ "convkit"). */
 export interface TrainState {
@@ -64,7 +65,7 @@ interface EpochSums {
 
 export type TrainerEvent =
   | ({ type: 'bf16Probe' } & Bf16Probe)
-  | { type: 'start'; recipe: Recipe; outDir: string; resumed: boolean; epoch: number; batch: number; trainSize: number; evalSize: number; evalSplit: 'val' | 'test'; numParams: number; groups: { label: string; params: number; lr: number; weightDecay: number }[] }
+  | { type: 'start'; recipe: Recipe; outDir: string; resumed: boolean; epoch: number; batch: number; trainSize: number; evalSize: number; evalSplit: 'val' | 'test'; numParams: number; groups: { label: string; params: number; lr: number; weightDecay: number }[]; worldSize: number }
   | { type: 'epochStart'; epoch: number; epochs: number; startBatch: number; numBatches: number }
   | { type: 'step'; epoch: number; batch: number; numBatches: number; step: number; loss: number; acc: number; lr: number; imagesPerSec: number }
   | { type: 'evalStart'; epoch: number; what: 'model' | 'ema' }
@@ -84,6 +85,13 @@ export interface TrainerOptions {
   stopAfter?: (epoch: number, batch: number) => boolean;
   /** allow writing into an outDir that already holds a run (default false) */
   overwrite?: boolean;
+  /**
+   * Data-parallel training: this process's group. recipe.batchSize is the global batch (each
+   * rank trains on its share), so losses, the learning rate, the schedule and checkpoints are
+   * those of one process with the whole batch, and a run resumes on any number of processes.
+   * Rank 0 alone evaluates and writes files; the figures of 'step' events are global.
+   */
+  distributed?: { group: ProcessGroup; ddp?: DdpOptions };
 }
 
 export interface TrainResult {
@@ -130,12 +138,20 @@ export class Trainer {
   readonly #listeners: TrainerListener[] = [];
   readonly #opts: TrainerOptions;
   readonly #traceEvery: number;
+  /** the process group of a data-parallel run of 2 or more processes, else null */
+  readonly #group: ProcessGroup | null;
+  #ddp: DistributedDataParallel | null = null;
 
   private constructor(recipe: Recipe, opts: TrainerOptions) {
     this.#opts = opts;
     if (opts.onEvent) this.#listeners.push(opts.onEvent);
     this.recipe = recipe;
     this.outDir = recipe.outDir!;
+    const group = opts.distributed?.group;
+    this.#group = group && group.worldSize > 1 ? group : null;
+    if (this.#group && recipe.batchSize < this.#group.worldSize) {
+      throw new RecipeError(`recipe: batchSize ${recipe.batchSize} is the global batch and must be at least the number of processes, ${this.#group.worldSize}`);
+    }
     if (recipe.threads !== null) setNumThreads(recipe.threads);
     checkScheduleOptions(recipe);
     manualSeed(recipe.seed);
@@ -148,11 +164,12 @@ export class Trainer {
       checkTransforms(specs);
       built = this.model = buildModel(recipe, this.numClasses, inChannels).model;
       if (recipe.channelsLast) this.model.to({ memoryFormat: 'channelsLast' });
+      if (this.#group && recipe.syncBatchNorm) convertSyncBatchNorm(this.model as Module<unknown[], unknown>, this.#group);
       this.#fixed = new Set(this.model.parameters().filter((p) => !p.requiresGrad));
       this.head = findHead(this.model);
       this.groups = buildParamGroups(this.model, recipe, this.head);
       this.optimizer = buildOptimizer(this.groups, recipe);
-      this.trainLoader = trainLoader(this.data, recipe, this.numClasses);
+      this.trainLoader = trainLoader(this.data, recipe, this.numClasses, this.#group ? { rank: this.#group.rank, worldSize: this.#group.worldSize } : undefined);
       this.evalLoader = evalLoader(this.data.eval, recipe, this.data.mean, this.data.std);
       this.scheduler = buildSchedule(this.optimizer, recipe, this.trainLoader.numBatches);
       this.ema = recipe.ema > 0 ? new ModelEma(this.model as Module<unknown[], unknown>, { decay: recipe.ema }) : null;
@@ -186,7 +203,8 @@ export class Trainer {
     const meta = checkTrainState(file, readCheckpointMeta(file));
     const recipe = resolveRecipe(meta.recipe);
     recipe.outDir = path.dirname(path.resolve(file));
-    removeStaleTempFiles(recipe.outDir);
+    // in a data-parallel run only rank 0 writes: another rank must not remove its temp files
+    if ((opts.distributed?.group.rank ?? 0) === 0) removeStaleTempFiles(recipe.outDir);
     const t = new Trainer(recipe, opts);
     try {
       t.#restore(file);
@@ -211,6 +229,11 @@ export class Trainer {
     return { recipe: f('recipe.json'), log: f('log.jsonl'), last: f('last.safetensors'), best: f('best.safetensors'), model: f('model.safetensors'), report: f('report.html') };
   }
 
+  /** Whether this process writes the run's files: rank 0 of a data-parallel run, or the only process. */
+  get writesFiles(): boolean {
+    return this.#group === null || this.#group.rank === 0;
+  }
+
   #emit(e: TrainerEvent): void {
     for (const l of this.#listeners) l(e);
   }
@@ -218,17 +241,27 @@ export class Trainer {
   /** Runs the remaining epochs. Resolves when done or stopped (result.interrupted). */
   async run(): Promise<TrainResult> {
     const t0 = performance.now();
-    fs.mkdirSync(this.outDir, { recursive: true });
+    if (this.writesFiles) fs.mkdirSync(this.outDir, { recursive: true });
     if (this.recipe.bf16 === 'auto') await this.#chooseBf16();
-    writeFileAtomic(this.files.recipe, `${JSON.stringify(this.recipe, null, 2)}\n`);
-    this.#writeLog();
+    if (this.#group) {
+      // every rank must run the same precision: rank 0's timing decides
+      const [bf16] = this.#broadcastNumbers([this.recipe.bf16 === true ? 1 : 0]);
+      this.recipe.bf16 = bf16 === 1;
+    }
+    if (this.writesFiles) {
+      writeFileAtomic(this.files.recipe, `${JSON.stringify(this.recipe, null, 2)}\n`);
+      this.#writeLog();
+    }
     this.#emit({
       type: 'start', recipe: this.recipe, outDir: this.outDir, resumed: this.#resumed, epoch: this.epoch, batch: this.batch,
       trainSize: this.data.train.length, evalSize: this.data.eval.length, evalSplit: this.data.evalSplit, numParams: this.model.numParameters(),
       groups: this.groups.map((g) => ({ label: g.label, params: g.params.reduce((n, p) => n + p.numel(), 0), lr: g.lr, weightDecay: g.weightDecay })),
+      worldSize: this.#group?.worldSize ?? 1,
     });
     // a fresh run (not resumed, no init weights) lets the model set data-dependent weights first
     if (!this.#resumed && this.step === 0 && !this.recipe.init) await initFromData(this.model, this.data, this.recipe);
+    // rank 0's weights and buffers on every rank; gradients averaged from here on
+    if (this.#group && !this.#ddp) this.#ddp = new DistributedDataParallel(this.model as Module<unknown[], unknown>, this.#group, this.#opts.distributed?.ddp);
     let interrupted = false;
     while (this.epoch < this.recipe.epochs) {
       const sums = await this.#trainEpoch();
@@ -237,6 +270,8 @@ export class Trainer {
         break;
       }
       await this.#endEpoch(sums);
+      // a Ctrl-C seen by one rank only stops all of them, at the same place
+      if (this.#group) this.#stop = this.#agree(this.#stop ? 1 : 0)[0] > 0;
       if (this.#stop && this.epoch < this.recipe.epochs) {
         this.#emit({ type: 'interrupted', epoch: this.epoch, batch: 0, file: this.files.last });
         interrupted = true;
@@ -264,8 +299,21 @@ export class Trainer {
     this.#emit({ type: 'epochStart', epoch: e, epochs: this.recipe.epochs, startBatch: this.batch, numBatches });
     let t = performance.now();
     for await (const b of this.trainLoader.batches(e, this.batch)) {
-      const n = b.x.size(0);
-      const { loss, correct } = this.#trainStep(b.x, b.y);
+      let n = b.padding ? 0 : b.x.size(0);
+      // each rank's mean loss weighs its share of the global batch: the averaged gradient is the
+      // gradient of the global batch's mean loss, whatever the split
+      const weight = this.#group ? (n * this.#group.worldSize) / (b.globalSize ?? n) : 1;
+      let { loss, correct } = this.#trainStep(b.x, b.y, weight);
+      if (b.padding) correct = 0;
+      if (this.#opts.stopAfter?.(e, b.index + 1)) this.#stop = true;
+      if (this.#group) {
+        const [lossSum, c, seen, stop] = this.#agree(loss * n, correct, n, this.#stop ? 1 : 0);
+        loss = lossSum / Math.max(seen, 1);
+        correct = c;
+        n = seen;
+        this.#stop = stop > 0;
+      }
+      const agreedStop = this.#stop;
       sums.lossSum += loss * n;
       sums.correct += correct;
       sums.seen += n;
@@ -278,18 +326,38 @@ export class Trainer {
         type: 'step', epoch: e, batch: this.batch, numBatches, step: this.step, loss: sums.lossSum / sums.seen,
         acc: sums.correct / sums.seen, lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9),
       });
-      if (this.#opts.stopAfter?.(e, this.batch)) this.#stop = true;
       // let signal handlers (Ctrl-C) run: an in-memory dataset never yields to the event loop
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.#stop && this.batch < numBatches) {
+      // ranks stop where they agreed to; a Ctrl-C during the wait above is agreed on next step
+      if ((this.#group ? agreedStop : this.#stop) && this.batch < numBatches) {
         this.#partial = sums;
-        this.#saveCheckpoint(this.files.last);
+        if (this.writesFiles) this.#saveCheckpoint(this.files.last);
         this.#emit({ type: 'interrupted', epoch: e, batch: this.batch, file: this.files.last });
         return null;
       }
       t = performance.now();
     }
     return sums;
+  }
+
+  /** Sums numbers over the ranks (float64: counts stay exact); blocks until every rank is there. */
+  #agree(...values: number[]): number[] {
+    return this.#collective(values, (t) => this.#group!.allReduce(t).waitSync());
+  }
+
+  /** Rank 0's numbers on every rank. */
+  #broadcastNumbers(values: number[]): number[] {
+    return this.#collective(values, (t) => this.#group!.broadcast(t, 0).waitSync());
+  }
+
+  #collective(values: number[], run: (t: Tensor) => void): number[] {
+    const t = tensor(values, { dtype: 'float64' });
+    try {
+      run(t);
+      return Array.from(t.toTypedArray() as Float64Array);
+    } finally {
+      t.dispose();
+    }
   }
 
   /** bf16 'auto' on a CPU with native bf16: times both precisions on a batch of training images. */
@@ -323,10 +391,12 @@ export class Trainer {
     return this.#lastStepLr;
   }
 
-  #trainStep(x: Tensor, y: Tensor): { loss: number; correct: number } {
+  /** weight: the factor of this rank's loss in a data-parallel run (1 otherwise) */
+  #trainStep(x: Tensor, y: Tensor, weight = 1): { loss: number; correct: number } {
     const r = this.recipe;
     try {
       return tidy(() => {
+        this.#ddp?.beforeForward();
         const out = forward(this.model, x, { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean });
         const outs = Array.isArray(out) ? out : [out];
         const soft = y.ndim === 2;
@@ -335,7 +405,8 @@ export class Trainer {
         // auxiliary classifiers (Inception) weigh 0.4, as torchvision's reference recipe
         for (const aux of outs.slice(1)) loss = loss.add(ce(aux).mul(0.4));
         this.optimizer.zeroGrad();
-        loss.backward();
+        if (this.#ddp) this.#ddp.backward(weight === 1 ? loss : loss.mul(weight));
+        else loss.backward();
         if (r.clipGradNorm > 0) clipGradNorm(this.model.parameters(), r.clipGradNorm);
         this.#lastStepLr = this.currentLr;
         this.optimizer.step();
@@ -370,6 +441,13 @@ export class Trainer {
   async #endEpoch(sums: EpochSums): Promise<void> {
     const r = this.recipe;
     const e = this.epoch;
+    if (!this.writesFiles) {
+      // rank 0 evaluates and writes; the others wait for it in the epoch's closing agreement
+      // (within the collective timeout, --dist-timeout)
+      this.epoch = e + 1;
+      this.batch = 0;
+      return;
+    }
     // test-time augmentation multiplies an evaluation's cost, so it is kept for the final one (as
     // timm's validate --tta): the per-epoch curve is plain, the run's final accuracy is with TTA
     const final = e + 1 === r.epochs;
@@ -409,7 +487,7 @@ export class Trainer {
 
   #finish(): void {
     // mark the run finished in last.safetensors, so a resume has nothing left to do
-    if (this.history.length > 0) this.#saveCheckpoint(this.files.last, true);
+    if (this.writesFiles && this.history.length > 0) this.#saveCheckpoint(this.files.last, true);
   }
 
   // ---- files ------------------------------------------------------------------------------------
@@ -501,6 +579,7 @@ export class Trainer {
 
   /** Frees the model, optimizer state, EMA and datasets. */
   dispose(): void {
+    this.#ddp?.dispose();
     this.optimizer?.dispose();
     this.ema?.dispose();
     this.model?.dispose();

@@ -32,6 +32,7 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/models': ['createModel', 'listModels', 'registerModel', 'resnet50', 'efficientnetB0', 'BasicBlock', 'MBConv'],
   'convkit/data': ['DataLoader', 'fashionMnist', 'synthetic', 'compose', 'randAugment', 'mixupCutmix', 'Rng'],
   'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport'],
+  'convkit/distributed': ['ProcessGroup', 'DistributedDataParallel', 'convertSyncBatchNorm', 'launchWorkers', 'workerEnv', 'DistributedError'],
 };
 
 // internal helpers: nowhere public
@@ -48,7 +49,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './engine', './io', './models', './nn', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './distributed', './engine', './io', './models', './nn', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {
