@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the registered models with parameters and MACs', load: () => import('./models.js') },
   summary: { summary: 'layer-by-layer summary of a model', load: () => import('./summary.js') },
   inspect: { summary: 'list the tensors and metadata of a checkpoint', load: () => import('./inspect.js') },
+  explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
 };
 
 export const MAIN_HELP = `usage: convkit <command> [options]
