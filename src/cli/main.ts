@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the registered models with parameters and MACs', load: () => import('./models.js') },
   summary: { summary: 'layer-by-layer summary of a model', load: () => import('./summary.js') },
   inspect: { summary: 'list the tensors and metadata of a checkpoint', load: () => import('./inspect.js') },
+  scale: { summary: 'build a compound-scaled EfficientNet (depth, width, resolution)', load: () => import('./scale.js') },
   explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
 };
 
