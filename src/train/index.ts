@@ -37,3 +37,7 @@ export {
 export { renderReport, type ReportData, type MisclassifiedImage } from './report.js';
 export { writeRunReport, type RunReportInput } from './run_report.js';
 export { ProgressBar, formatDuration, type ProgressOptions, type ProgressStream } from './progress.js';
+export {
+  scaleSearch, searchGrid, candidateKey, formatSearchTable,
+  type ScaleSearchOptions, type ScaleSearchEvent, type ScaleSearchResult, type ScaleSearchState, type Candidate, type CandidateResult,
+} from './scale_search.js';
