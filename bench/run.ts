@@ -22,6 +22,8 @@ const BENCHES: Record<string, string[]> = {
   data_augment: ['--rounds', '1', '--batch', '16'],
   efficientnet_scaling: ['--phi', '1'],
   train_throughput: ['--cases', 'airbench_m', '--images', '1024', '--epochs', '1', '--modes', 'fp32'],
+  // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
+  scaling: ['--quick'],
 };
 
 const USAGE = `usage: node dist-dev/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--threads N] [--quick] [--out <dir>]`;
