@@ -16,7 +16,8 @@ Folders are searched for .jpg .jpeg .png .webp files.
 
 For each image <name> it writes into the output folder:
   <name>.<method>.png      the map (jet colours) blended over the image
-  <name>.<method>.map.png  the map alone, normalised to 0..255 gray
+  <name>.<method>.map.png  the map alone, normalised to 0..255 gray (ig: the absolute
+                           attributions; occlusion: the drop in probability)
   <name>.<method>.f32      the raw map: float32 little-endian, [height, width] row-major
 and index.json: per image the class explained, the prediction, scores and file names.
 

@@ -134,3 +134,32 @@ O['upc'], _, _, _ = run(m, m.conv2, I['x'], cls=2)
     assert.throws(() => explain(resnet, x, { method: 'nope' as 'ig' }), /unknown method 'nope': expected one of gradcam, gradcampp, ig, occlusion/);
   });
 });
+
+describe('Grad-CAM on every family of the zoo', () => {
+  test('the automatic target is each family\'s last convolutional stage, and the map is finite', () => {
+    const cases: [string, number[], string, number[]][] = [
+      ['resnet20', [1, 3, 32, 32], 'layer3', [8, 8]],
+      ['efficientnet_b0', [1, 3, 64, 64], 'features', [2, 2]],
+      ['efficientnet_v2_s', [1, 3, 64, 64], 'features', [2, 2]],
+      ['mobilenet_v2', [1, 3, 64, 64], 'features', [2, 2]],
+      ['googlenet', [1, 3, 64, 64], 'inception5b', [2, 2]],
+      ['inception_v3', [1, 3, 107, 107], 'Mixed_7c', [2, 2]],
+      ['airbench_m', [1, 1, 28, 28], 'block3', [3, 3]],
+    ];
+    manualSeed(1);
+    for (const [name, shape, layer, hw] of cases) {
+      const m = createModel(name, { numClasses: 10, inChannels: shape[1] });
+      try {
+        tidy(() => {
+          const r = gradCam(m, randn(shape), { method: 'gradcampp' });
+          assert.equal(r.layer, layer, name);
+          assert.deepEqual(r.lowRes.shape, [1, ...hw], name);
+          assert.deepEqual(r.maps.shape, [1, shape[2], shape[3]], name);
+          assert.ok(r.maps.isfinite().all().item() === 1 && r.maps.min().item() >= 0, `${name}: finite, non-negative`);
+        });
+      } finally {
+        m.dispose();
+      }
+    }
+  });
+});
