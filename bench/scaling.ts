@@ -7,9 +7,11 @@
 //   node dist-dev/bench/scaling.js [--phis 0,1,2,3] [--epochs 3] [--limit-train N] [--limit-test N]
 //     [--base-width 0.5] [--base-depth 0.5] [--resolution 32] [--alpha 1.2 --beta 1.1 --gamma 1.15]
 //     [--batch-size 128] [--lr 0.05] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
-// Runs are kept under --runs (default bench/results/scaling-runs): a rerun skips finished points,
+// Runs are kept under --runs (default runs/bench-scaling, outside bench/results, whose JSON files
+// are all results): a rerun skips finished points,
 // so a long study survives an interruption. --quick: phi 0..1 on a few hundred images, 1 epoch.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { setNumThreads } from '../src/engine/index.js';
 import { describeScaledBase, scaleBase, type CompoundCoefficients } from '../src/models/scaling.js';
@@ -31,7 +33,7 @@ const base = {
   resolution: arg('resolution', quick ? 16 : 32), resolutionMultiple: arg('resolution-multiple', 4),
 };
 const compound: CompoundCoefficients = { alpha: arg('alpha', 1.2), beta: arg('beta', 1.1), gamma: arg('gamma', 1.15) };
-const runsDir = path.resolve(stringArg('runs') ?? (quick ? fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'convkit-scaling-')) : 'bench/results/scaling-runs'));
+const runsDir = path.resolve(stringArg('runs') ?? (quick ? fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-scaling-')) : 'runs/bench-scaling'));
 
 // each ladder's coefficients: one dimension doubles the MACs per unit of phi on its own
 const LADDERS: Record<string, CompoundCoefficients> = {
@@ -103,3 +105,7 @@ emit('scaling', [
     rows: byPhi,
   },
 ]);
+// a quick check's runs are scratch (its plot stays)
+if (quick && stringArg('runs') === undefined) {
+  for (const d of fs.readdirSync(runsDir)) if (d === 'base' || /-phi\d+$/.test(d)) fs.rmSync(path.join(runsDir, d), { recursive: true, force: true });
+}

@@ -42,6 +42,7 @@ export interface ExplainedImage extends Omit<Explanation, 'map'> {
 export interface ExplainIndex {
   format: 'convkit-explain';
   version: 1;
+  /** the method of the last run; each image entry names its own (runs of other methods into the same folder are kept) */
   method: ExplainMethod;
   /** the raw files: little-endian float32, row-major [height, width] */
   raw: { dtype: 'float32'; byteOrder: 'little'; layout: 'row-major [height, width]' };
@@ -126,6 +127,21 @@ export async function explainImages(model: ExplainModel, inputs: readonly string
     format: 'convkit-explain', version: 1, method, raw: { dtype: 'float32', byteOrder: 'little', layout: 'row-major [height, width]' },
     meta: { ...(o.meta ?? {}), size: [H, W], channels: o.channels, mean, std }, images,
   };
-  writeFileAtomic(path.join(o.outDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  const file = path.join(o.outDir, 'index.json');
+  // another method's maps of the same model in this folder keep their entries (their files stay too)
+  const kept = earlierEntries(file, index);
+  writeFileAtomic(file, `${JSON.stringify({ ...index, images: [...kept, ...images] }, null, 2)}\n`);
   return index;
+}
+
+/** The entries of an index.json already in the folder that another method wrote for the same model and input. */
+function earlierEntries(file: string, now: ExplainIndex): ExplainedImage[] {
+  if (!fs.existsSync(file)) return [];
+  try {
+    const old = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<ExplainIndex>;
+    if (old.format !== 'convkit-explain' || !Array.isArray(old.images) || JSON.stringify(old.meta) !== JSON.stringify(now.meta)) return [];
+    return old.images.filter((e) => e.method !== now.method);
+  } catch {
+    return [];
+  }
 }

@@ -82,6 +82,12 @@ test('explain a checkpoint with each method: overlay, map, raw float file and in
     }
     assert.match(r.stdout, /3 images explained/);
   }
+  // a second method into the same folder keeps the first one's entries
+  const both = path.join(tmp, 'out-gradcam');
+  const again = cli(['explain', model, images, '--import', TINY, '--method', 'occlusion', '-o', both]);
+  assert.equal(again.code, 0, again.stderr);
+  const merged = JSON.parse(fs.readFileSync(path.join(both, 'index.json'), 'utf8')) as { images: { method: string }[] };
+  assert.deepEqual(merged.images.map((e) => e.method), ['gradcam', 'gradcam', 'gradcam', 'occlusion', 'occlusion', 'occlusion']);
   const cls = cli(['explain', model, path.join(images, 'item0.png'), '--import', TINY, '--class', '3', '--layer', 'conv2', '-o', path.join(tmp, 'out-c'), '--json']);
   assert.equal(cls.code, 0, cls.stderr);
   const j = JSON.parse(cls.stdout) as { images: { classIndex: number; layer: string; featureSize: number[] }[] };
