@@ -65,7 +65,9 @@ export function integratedGradients(model: ExplainModel, x: Tensor, o: Integrate
         const scores = logitsOf(model.call(path)).float().select(1, classIndex);
         scores.sum().backward();
         const w = tensor(part.map((_, i) => weights[s + i]), { dtype: 'float32' }).reshape([part.length, 1, 1, 1]);
-        return { g: path.grad!.mul(w).sum(0, true), scores: scores.detach().toArray() as number[] };
+        const g = path.grad;
+        if (g === null) throw new Error('integratedGradients: the class score does not depend on the input');
+        return { g: g.mul(w).sum(0, true), scores: scores.detach().toArray() as number[] };
       });
       if (s === 0) baselineScore = step.scores[0];
       if (s + part.length - 1 === steps) score = step.scores[part.length - 1];

@@ -78,10 +78,11 @@ export async function camThumbnails(dataset: Dataset, indices: number[], predict
       const shown = c === 3 ? 3 : 1;
       const blended = tidy(() => {
         const x = e.transform ? e.transform({ x: batch.x, y: batch.y }, false).x : batch.x.float();
-        if (x.shape[2] !== h || x.shape[3] !== w) return null;
         const r = gradCam(e.model, x, { classIndex: predicted.slice(s, s + CAM_BATCH) });
         layer = r.layer;
-        const maps = r.maps.toTypedArray() as Float32Array;
+        // an evaluation transform that resized the images: the map is brought back to the raw size
+        const sized = x.shape[2] === h && x.shape[3] === w ? r.maps : F.interpolate(r.maps.unsqueeze(1), [h, w], { mode: 'bilinear' }).squeeze(1);
+        const maps = sized.contiguous().toTypedArray() as Float32Array;
         const raw = batch.x.narrow(1, 0, shown).clamp(0, 255).to('uint8').contiguous().toBytes();
         const out = new Uint8Array(n * 3 * h * w);
         for (let i = 0; i < n; i++) {
@@ -90,8 +91,6 @@ export async function camThumbnails(dataset: Dataset, indices: number[], predict
         }
         return tensor(out, { shape: [n, 3, h, w] });
       });
-      // an evaluation transform that resizes or crops: no pixel-aligned overlay to draw
-      if (blended === null) return { images: [], layer };
       try {
         images.push(...await pngUris(blended));
       } finally {
