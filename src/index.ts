@@ -1,6 +1,6 @@
 // convkit: convolutional networks for TypeScript on libtorch. The main entry names the public API
 // of every layer, explicitly, so that an internal helper never becomes public by accident. Each
-// layer is also its own entry point (convkit/engine, /nn, /io, /models, /data, /train), which
+// layer is also its own entry point (convkit/engine, /nn, /io, /models, /data, /train, /explain), which
 // additionally carries the pieces for building on that layer (the models' blocks and checks,
 // the trainer's set-up steps, the data layer's batch ops).
 // the engine: tensors, creation, autograd, memory scopes, runtime settings, F
@@ -51,7 +51,7 @@ export {
   EFFICIENTNET_V2_STAGES, efficientnetB, efficientnetB0, efficientnetB1, efficientnetB2,
   efficientnetB3, efficientnetB4, efficientnetB5, efficientnetB6, efficientnetB7,
   efficientnetScaled, efficientnetV2, efficientnetV2L, efficientnetV2M, efficientnetV2S,
-  formatScalingTable, FusedMBConv, googlenet, GoogLeNet, gruClassifier, IMAGENET_MEAN,
+  formatScalingTable, checkCoefficients, describeScaledBase, scaleBase, scalingBaseVariant, FusedMBConv, googlenet, GoogLeNet, gruClassifier, IMAGENET_MEAN,
   IMAGENET_STD, Inception, Inception3, InceptionA, InceptionAux, InceptionAuxV3, InceptionB,
   InceptionC, InceptionD, InceptionE, inceptionV3, InvertedResidual, listModels, lstmClassifier,
   MBConv, MOBILENET_V2_SETTING, mobilenetV2, MobileNetV2, modelEntry, RecurrentClassifier,
@@ -64,7 +64,7 @@ export type {
   AirbenchOptions, BlockOptions, BlockType, Classifier, CompoundCoefficients, EfficientNetArch,
   EfficientNetOptions, EfficientNetVariant, InceptionOptions, InvertedResidualRow,
   MobileNetV2Options, ModelConfig, ModelEntry, ModelOptions, RecurrentClassifierOptions,
-  ResNetName, ResNetOptions, ScaledDims, ScalingReport, ScalingSpec, SequenceClassifierOptions,
+  ResNetName, ResNetOptions, ScaledBase, ScaledDims, ScalingBase, ScalingReport, ScalingSpec, SequenceClassifierOptions,
   StageSpec, TransformerClassifierOptions,
 } from './models/index.js';
 
@@ -95,7 +95,7 @@ export {
   loadCheckpoint, loadModelWeights, loadRecipeFile, LRScheduler, ModelEma, MultiStepLR, OneCycleLR,
   Optimizer, paramGroupsWithDecay, readCheckpointMeta, readModelWeights, RECIPE_KEYS, RecipeError,
   resolveRecipe, RMSprop, RunningMean, saveCheckpoint, saveModelWeights, SequentialLR, SGD, StepLR,
-  topkCorrect, Trainer,
+  topkCorrect, Trainer, openModelFile, scaleSearch, searchGrid, formatSearchTable,
 } from './train/index.js';
 export type {
   AdamGroup, AdamOptions, AugmentSpec, CheckpointContents, CheckpointEvaluation, ClassifierModule,
@@ -106,7 +106,18 @@ export type {
   ParamsInput, ParamState, Recipe, RMSpropGroup, RMSpropOptions, SchedulableGroup,
   SchedulableOptimizer, ScheduleFields, ScheduleName, Scheduler, SchedulerState, SGDGroup,
   SGDOptions, TrainerEvent, TrainerListener, TrainerOptions, TrainResult, TrainState,
+  OpenedModel, ScaleSearchOptions, ScaleSearchEvent, ScaleSearchResult, ScaleSearchState, Candidate, CandidateResult,
 } from './train/index.js';
+
+// explain: Grad-CAM, Grad-CAM++, Integrated Gradients, occlusion, and their maps as image files
+export {
+  explain, explainImages, EXPLAIN_METHODS, ExplainError, gradCam, integratedGradients, occlusion,
+} from './explain/index.js';
+export type {
+  CamMethod, CamOptions, CamResult, ExplainFilesOptions, ExplainIndex, ExplainMethod, ExplainModel,
+  ExplainOptions, ExplainedImage, Explanation, IntegratedGradientsOptions, IntegratedGradientsResult,
+  OcclusionOptions, OcclusionResult,
+} from './explain/index.js';
 
 // analyze: parameter and multiply-add counts, layer summaries
 export {

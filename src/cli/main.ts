@@ -15,12 +15,15 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the registered models with parameters and MACs', load: () => import('./models.js') },
   summary: { summary: 'layer-by-layer summary of a model', load: () => import('./summary.js') },
   inspect: { summary: 'list the tensors and metadata of a checkpoint', load: () => import('./inspect.js') },
+  scale: { summary: 'build a compound-scaled EfficientNet (depth, width, resolution)', load: () => import('./scale.js') },
+  'scale-search': { summary: 'grid-search the compound-scaling coefficients on a proxy schedule', load: () => import('./scale_search.js') },
+  explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
 };
 
 export const MAIN_HELP = `usage: convkit <command> [options]
 
 commands:
-${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(9)} ${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(12)} ${c.summary}`).join('\n')}
 
 Run 'convkit <command> --help' for a command's options.`;
 

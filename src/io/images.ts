@@ -76,6 +76,15 @@ function collectImages(dir: string, seen: Set<string>, out: string[]): void {
   }
 }
 
+/** Every image file (.jpg .jpeg .png .webp) under dir, sorted depth first; hidden entries skipped, symlink cycles broken. */
+export function listImages(dir: string): string[] {
+  const abs = resolve(dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new DatasetFileError(abs, 'not a directory: expected a folder of images');
+  const out: string[] = [];
+  collectImages(abs, new Set(), out);
+  return out;
+}
+
 /**
  * Lists an image-classification folder: `root/<class>/**\/*.{jpg,jpeg,png,webp}`. Classes are
  * the sorted sub-folder names; every class must hold at least one image, as in torchvision.

@@ -4,7 +4,7 @@
 // builder as B1-B7, with the same rounding rules.
 import { withDevice } from '../engine/index.js';
 import { countMacs } from '../analyze/macs.js';
-import { EfficientNet, EFFICIENTNET_B0_STAGES, efficientnetCommonArch, scaleStages, type EfficientNetArch } from './efficientnet.js';
+import { EfficientNet, EFFICIENTNET_B0_STAGES, EFFICIENTNET_B_VARIANTS, efficientnetB, efficientnetCommonArch, scaleStages, type EfficientNetArch } from './efficientnet.js';
 import type { ModelOptions } from './registry.js';
 
 export interface CompoundCoefficients {
@@ -135,4 +135,89 @@ export function formatScalingTable(reports: ScalingReport[]): string {
     (r.macs / base).toFixed(2),
   ].join(' '));
   return [head, ...rows].join('\n');
+}
+
+// ---- scaling a base model by user coefficients ----------------------------------------------------
+
+/** The compound coefficients of a search or a scaled build: each >= 1 (a dimension only grows). */
+export function checkCoefficients(c: CompoundCoefficients, where = 'compound scaling'): void {
+  for (const k of ['alpha', 'beta', 'gamma'] as const) {
+    const v = c[k];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 1)) {
+      throw new RangeError(`${where}: ${k} must be a number >= 1 (compound scaling grows depth, width and resolution, never shrinks them), got ${String(v)}`);
+    }
+  }
+}
+
+/** A base to scale: an EfficientNet B variant, optionally narrowed, made shallower or run at another resolution. */
+export interface ScalingBase {
+  /** 'efficientnet_b0' ... 'efficientnet_b7' */
+  model: string;
+  /** the base's width and depth multipliers before scaling; default the variant's own */
+  widthMult?: number;
+  depthMult?: number;
+  /** the base's resolution; default the variant's (224 for B0) */
+  resolution?: number;
+  /** scaled resolutions are rounded to a multiple of this (default 8, as compoundScaling) */
+  resolutionMultiple?: number;
+}
+
+export interface ScaledBase {
+  base: string;
+  alpha: number;
+  beta: number;
+  gamma: number;
+  phi: number;
+  /** alpha * beta^2 * gamma^2: the factor by which one unit of phi multiplies the MACs */
+  flopsFactor: number;
+  widthMult: number;
+  depthMult: number;
+  resolution: number;
+  /** the options that build it: createModel(base, modelOptions), fed resolution x resolution images */
+  modelOptions: { widthMult: number; depthMult: number };
+}
+
+/** The B variant a base names, or an error that says which bases scale. */
+export function scalingBaseVariant(model: string): (typeof EFFICIENTNET_B_VARIANTS)[number] {
+  const v = EFFICIENTNET_B_VARIANTS.find((x) => x.name === model);
+  if (!v) {
+    throw new RangeError(`cannot scale '${model}': the base must be an EfficientNet B variant (${EFFICIENTNET_B_VARIANTS.map((x) => x.name).join(', ')}), whose stage table compound scaling rescales`);
+  }
+  return v;
+}
+
+/**
+ * Depth x alpha^phi, width x beta^phi and resolution x gamma^phi of a base, with the zoo's rounding
+ * rules (channels to multiples of 8 and repeats rounded up when the model is built; the resolution
+ * to a multiple of resolutionMultiple here).
+ */
+export function scaleBase(base: ScalingBase, c: CompoundCoefficients & { phi: number }): ScaledBase {
+  const v = scalingBaseVariant(base.model);
+  checkCoefficients(c);
+  if (!(Number.isFinite(c.phi) && c.phi >= 0)) throw new RangeError(`compound scaling: phi must be a number >= 0, got ${c.phi}`);
+  const bw = base.widthMult ?? v.widthMult;
+  const bd = base.depthMult ?? v.depthMult;
+  const br = base.resolution ?? v.resolution;
+  const m = base.resolutionMultiple ?? 8;
+  for (const [k, x] of [['base widthMult', bw], ['base depthMult', bd]] as const) {
+    if (!(Number.isFinite(x) && x > 0)) throw new RangeError(`compound scaling: ${k} must be a positive number, got ${x}`);
+  }
+  if (!(Number.isInteger(br) && br > 0)) throw new RangeError(`compound scaling: the base resolution must be a positive integer, got ${br}`);
+  if (!(Number.isInteger(m) && m > 0)) throw new RangeError(`compound scaling: resolutionMultiple must be a positive integer, got ${m}`);
+  const widthMult = bw * c.beta ** c.phi;
+  const depthMult = bd * c.alpha ** c.phi;
+  const resolution = Math.max(m, Math.round((br * c.gamma ** c.phi) / m) * m);
+  return {
+    base: v.name, alpha: c.alpha, beta: c.beta, gamma: c.gamma, phi: c.phi, flopsFactor: c.alpha * c.beta ** 2 * c.gamma ** 2,
+    widthMult, depthMult, resolution, modelOptions: { widthMult, depthMult },
+  };
+}
+
+/** Parameters and MACs (one image at the scaled resolution) of a scaled base, counted on the meta device. */
+export function describeScaledBase(s: ScaledBase, opts: ModelOptions = {}): { params: number; macs: number } {
+  const v = scalingBaseVariant(s.base);
+  return withDevice('meta', () => {
+    const model = efficientnetB(v, { ...opts, ...s.modelOptions });
+    return { params: model.numParameters(), macs: countMacs(model, [1, model.inChannels, s.resolution, s.resolution]).total };
+  });
 }

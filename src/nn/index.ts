@@ -1,5 +1,5 @@
 // The nn core: Module, Parameter, layers and initialisers, with PyTorch's names.
-export { Module, Parameter, describeLoad, type LoadOptions, type LoadResult } from './module.js';
+export { Module, Parameter, describeLoad, type ForwardHook, type ForwardReplaceHook, type LoadOptions, type LoadResult } from './module.js';
 export { Sequential, ModuleList, ModuleDict, chain, release, addShortcut, type Layer, type Step } from './container.js';
 export { Conv2d, Conv1d, resetConvLike, type Conv2dOptions } from './conv.js';
 export { Linear, Embedding, Identity, Flatten } from './linear.js';

@@ -29,18 +29,28 @@ export interface LoadOptions {
 }
 
 export type ForwardHook = (module: Module<unknown[], unknown>, inputs: unknown[], output: unknown) => void;
+/**
+ * A hook whose result, when not undefined, replaces the module's output for the rest of the
+ * forward pass (PyTorch's forward hooks may return a new output): how explain/ cuts the graph at
+ * a layer to read the gradient there. A separate kind, so that a plain hook's stray return value
+ * never changes a model's output.
+ */
+export type ForwardReplaceHook = (module: Module<unknown[], unknown>, inputs: unknown[], output: unknown) => unknown;
 
 export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   training = true;
   readonly #buffers = new Map<string, { tensor: Tensor | null; persistent: boolean }>();
-  readonly #hooks = new Set<ForwardHook>();
+  readonly #hooks = new Map<ForwardHook | ForwardReplaceHook, boolean>();
 
   abstract forward(...inputs: In): Out;
 
   /** Runs forward and then any forward hooks (summary and profiling use these). */
   call(...inputs: In): Out {
-    const out = this.forward(...inputs);
-    for (const hook of this.#hooks) hook(this as Module<unknown[], unknown>, inputs, out);
+    let out = this.forward(...inputs);
+    for (const [hook, replaces] of this.#hooks) {
+      const r = hook(this as Module<unknown[], unknown>, inputs, out);
+      if (replaces && r !== undefined) out = r as Out;
+    }
     return out;
   }
 
@@ -50,7 +60,13 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   }
 
   registerForwardHook(hook: ForwardHook): () => void {
-    this.#hooks.add(hook);
+    this.#hooks.set(hook, false);
+    return () => this.#hooks.delete(hook);
+  }
+
+  /** A forward hook that may return a replacement for the module's output (see ForwardReplaceHook). */
+  registerForwardReplaceHook(hook: ForwardReplaceHook): () => void {
+    this.#hooks.set(hook, true);
     return () => this.#hooks.delete(hook);
   }
 

@@ -52,6 +52,10 @@ export interface CheckpointEvaluation {
 
 interface Source {
   model: string;
+  /** the dataset the run trained on (convkit's files), else null */
+  dataset: string | null;
+  imageSize: [number, number] | null;
+  classes: string[] | null;
   modelOptions: Record<string, unknown>;
   mean: number[] | null;
   std: number[] | null;
@@ -80,7 +84,8 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
     const s = checkTrainState(file, readCheckpointMeta(file));
     const r = s.recipe;
     return {
-      model: o.model ?? r.model, modelOptions: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, inChannels: r.inChannels ?? undefined },
+      model: o.model ?? r.model, dataset: r.dataset, imageSize: r.imageSize, classes: s.classes,
+      modelOptions: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, inChannels: r.inChannels ?? undefined },
       mean: s.normalization.mean, std: s.normalization.std, augment: r.augment, training: true,
       precision: { bf16: r.bf16 === true, channelsLast: r.channelsLast === true },
     };
@@ -98,13 +103,60 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
     if (typeof precision.bf16 !== 'boolean' || typeof precision.channelsLast !== 'boolean') {
       throw new CheckpointError(file, 'metadata convkit_precision must be {"bf16": boolean, "channelsLast": boolean}');
     }
+    const classes = parse('convkit_classes');
     return {
-      model: o.model ?? meta.convkit_model, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>,
+      model: o.model ?? meta.convkit_model, dataset: meta.convkit_dataset ?? null, imageSize: null,
+      classes: Array.isArray(classes) && classes.every((c) => typeof c === 'string') ? classes : null, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>,
       mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false, precision,
     };
   }
   if (!o.model) throw new RecipeError(`${file} does not say which model it holds (it was not written by convkit): give --model`);
-  return { model: o.model, modelOptions: {}, mean: null, std: null, augment: [], training: false, precision: PLAIN };
+  return { model: o.model, dataset: null, imageSize: null, classes: null, modelOptions: {}, mean: null, std: null, augment: [], training: false, precision: PLAIN };
+}
+
+/** The images a dataset holds: [channels, height, width] (null: they take the model's size). */
+function datasetImages(dataset: string | null, inChannels: number | null): { channels: number | null; size: [number, number] | null } {
+  switch (dataset) {
+    case 'fashion-mnist': case 'mnist': return { channels: 1, size: [28, 28] };
+    case 'cifar10': case 'cifar100': return { channels: 3, size: [32, 32] };
+    case 'synthetic': return { channels: inChannels ?? 3, size: [32, 32] };
+    default: return { channels: inChannels, size: null };
+  }
+}
+
+export interface OpenedModel {
+  model: ClassifierModule;
+  name: string;
+  /** the input the model was trained on: channels, [height, width], normalisation */
+  channels: number;
+  size: [number, number];
+  mean: number[];
+  std: number[];
+  classes: string[] | null;
+}
+
+/**
+ * A model ready to run on images, from a weights file: a convkit checkpoint or model.safetensors
+ * (model, options, input size and normalisation from the file), or other weights with o.model named
+ * (the model's own configuration). numClasses for such files defaults to the model's.
+ */
+export function openModelFile(file: string, o: { model?: string; numClasses?: number; ema?: boolean } = {}): OpenedModel {
+  const src = describeSource(file, o);
+  const entry = modelEntry(src.model);
+  const opts = src.modelOptions as { numClasses?: number; inChannels?: number };
+  const data = datasetImages(src.dataset, opts.inChannels ?? null);
+  const channels = opts.inChannels ?? data.channels ?? entry.config.inputSize[0];
+  const size = src.imageSize ?? data.size ?? [entry.config.inputSize[1], entry.config.inputSize[2]];
+  const numClasses = o.numClasses ?? opts.numClasses ?? (src.classes ? src.classes.length : undefined);
+  const { mean, std } = normalization({ mean: src.mean, std: src.std, dataset: src.dataset ?? '', init: src.mean ? null : file }, channels, entry.config);
+  const model = createModel(src.model, { ...src.modelOptions, ...(numClasses ? { numClasses } : {}), inChannels: channels }) as ClassifierModule;
+  try {
+    loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, name: src.model, channels, size, mean, std, classes: src.classes };
 }
 
 export async function evaluateCheckpoint(file: string, dataset: string, o: EvalCheckpointOptions = {}): Promise<CheckpointEvaluation> {

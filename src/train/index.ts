@@ -25,7 +25,7 @@ export {
 } from './metrics.js';
 export { evaluate, forward, logitsOf, type ClassifierModule, type EvalOptions, type EvalResult, type Misclassified } from './evaluate.js';
 export { probeBf16, type Bf16Probe, type ProbeOptions } from './amp_probe.js';
-export { evaluateCheckpoint, type EvalCheckpointOptions, type CheckpointEvaluation } from './eval_checkpoint.js';
+export { evaluateCheckpoint, openModelFile, type EvalCheckpointOptions, type CheckpointEvaluation, type OpenedModel } from './eval_checkpoint.js';
 export {
   buildRunData, openDataset, limitDataset, normalization, trainTransforms, trainLoader, evalLoader, checkTransforms,
   type RunData, type EvalSplit,
@@ -37,3 +37,7 @@ export {
 export { renderReport, type ReportData, type MisclassifiedImage } from './report.js';
 export { writeRunReport, type RunReportInput } from './run_report.js';
 export { ProgressBar, formatDuration, type ProgressOptions, type ProgressStream } from './progress.js';
+export {
+  scaleSearch, searchGrid, candidateKey, formatSearchTable,
+  type ScaleSearchOptions, type ScaleSearchEvent, type ScaleSearchResult, type ScaleSearchState, type Candidate, type CandidateResult,
+} from './scale_search.js';

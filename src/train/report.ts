@@ -25,6 +25,12 @@ export interface ReportData {
   confusion: number[][];
   classReport: ClassReport;
   misclassified: MisclassifiedImage[];
+  /** Grad-CAM of the predicted class over the first misclassified images (image: the overlay) */
+  misclassifiedCam?: MisclassifiedImage[];
+  /** the layer those maps come from */
+  camLayer?: string;
+  /** why there are no maps, when Grad-CAM failed on this model */
+  camError?: string;
   /** final numbers shown at the top */
   summary: Record<string, string | number>;
 }
@@ -143,10 +149,19 @@ function classTable(r: ClassReport): string {
   return `<table id="class-report"><thead><tr><th>class</th><th>precision %</th><th>recall %</th><th>F1 %</th><th>support</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
-function misclassifiedGrid(items: MisclassifiedImage[]): string {
+function misclassifiedGrid(items: MisclassifiedImage[], id = 'misclassified', what = 'test image'): string {
   if (items.length === 0) return '<p>No misclassified images.</p>';
-  const cells = items.map((m) => `<figure class="mis"><img src="${m.image}" alt="test image ${m.index}" width="56" height="56"><figcaption>#${m.index}<br>true: ${escapeHtml(m.label)}<br>pred: ${escapeHtml(m.predicted)} (${(100 * m.confidence).toFixed(0)}%)</figcaption></figure>`);
-  return `<div id="misclassified" class="grid">${cells.join('')}</div>`;
+  const cells = items.map((m) => `<figure class="mis"><img src="${m.image}" alt="${what} ${m.index}" width="56" height="56"><figcaption>#${m.index}<br>true: ${escapeHtml(m.label)}<br>pred: ${escapeHtml(m.predicted)} (${(100 * m.confidence).toFixed(0)}%)</figcaption></figure>`);
+  return `<div id="${id}" class="grid">${cells.join('')}</div>`;
+}
+
+function camSection(d: ReportData, evalName: string): string {
+  if (d.camError) return `<h2>Grad-CAM of misclassified ${evalName} images</h2>\n<p>Not available for this model: ${escapeHtml(d.camError)}</p>`;
+  if (!d.misclassifiedCam || d.misclassifiedCam.length === 0) return '';
+  const layer = d.camLayer ? ` (layer ${escapeHtml(d.camLayer)})` : '';
+  return `<h2>Grad-CAM of misclassified ${evalName} images</h2>
+<p>Where the model found the evidence for the class it wrongly predicted${layer}: red is strong, blue weak.</p>
+${misclassifiedGrid(d.misclassifiedCam, 'misclassified-gradcam', 'Grad-CAM of test image')}`;
 }
 
 const STYLE = `body{font-family:sans-serif;margin:24px;color:#222;max-width:1100px}
@@ -192,6 +207,7 @@ ${confusionHeatmap(d.confusion, d.classNames)}
 ${classTable(d.classReport)}
 <h2>Misclassified ${evalName} images</h2>
 ${misclassifiedGrid(d.misclassified)}
+${camSection(d, evalName)}
 <h2>Recipe</h2>
 <pre>${escapeHtml(JSON.stringify(d.recipe, null, 2))}</pre>
 </body></html>

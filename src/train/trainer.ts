@@ -574,6 +574,7 @@ export class Trainer {
     await writeRunReport(this.files.report, {
       recipe: this.recipe, history: this.history, lrTrace: this.lrTrace, classes: this.data.classes, evalSet: this.data.eval,
       evalResult: this.#lastEval, bestAcc: this.bestAcc, bestEpoch: this.bestEpoch, numParams: this.model.numParameters(),
+      explain: { model: this.model, transform: this.evalLoader.transform },
     });
   }
 

@@ -24,15 +24,16 @@ const EXPECTED: Record<string, string[]> = {
     'DataLoader', 'fashionMnist', 'cifar10', 'imageFolder', 'compose', 'normalize', 'randomCrop', 'mixup', 'Rng',
     'SGD', 'Adam', 'AdamW', 'CosineAnnealingLR', 'OneCycleLR', 'ModelEma', 'Trainer', 'DEFAULT_RECIPE', 'resolveRecipe',
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
-    'countMacs', 'summary', 'formatSummary',
+    'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
   'convkit/io': ['readSafetensors', 'writeSafetensors', 'readPth', 'readIdx', 'readCifar', 'decodeImage', 'encodePng'],
   'convkit/models': ['createModel', 'listModels', 'registerModel', 'resnet50', 'efficientnetB0', 'BasicBlock', 'MBConv'],
   'convkit/data': ['DataLoader', 'fashionMnist', 'synthetic', 'compose', 'randAugment', 'mixupCutmix', 'Rng'],
-  'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport'],
+  'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport', 'scaleSearch', 'openModelFile'],
   'convkit/distributed': ['ProcessGroup', 'DistributedDataParallel', 'convertSyncBatchNorm', 'launchWorkers', 'workerEnv', 'DistributedError'],
+  'convkit/explain': ['gradCam', 'integratedGradients', 'occlusion', 'explain', 'explainImages', 'forwardWithCapture', 'overlay'],
 };
 
 // internal helpers: nowhere public
@@ -41,6 +42,7 @@ const INTERNAL_EVERYWHERE = ['detachedHandle', 'escapeHtml', 'chwToPngDataUri', 
 const NOT_AT_ROOT = [
   ...INTERNAL_EVERYWHERE, 'encodePng', 'chain', 'checkInputShape', 'conv1x1', 'makeLayer', 'ops', 'checkIndices', 'disposeReplaced',
   'writeFileAtomic', 'removeStaleTempFiles', 'buildOptimizer', 'buildRunData', 'probeBf16', 'ProgressBar', 'logitsOf', 'renderReport',
+  'forwardWithCapture', 'overlay', 'camWeights',
 ];
 
 const ENTRY = (key: string): string => (key === '.' ? 'convkit' : `convkit/${key.slice(2)}`);
@@ -49,7 +51,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './distributed', './engine', './io', './models', './nn', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './distributed', './engine', './explain', './io', './models', './nn', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {

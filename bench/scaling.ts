@@ -1,0 +1,111 @@
+// The EfficientNet paper's Figures 3 and 8 at this machine's scale: a small EfficientNet base
+// trained on Fashion-MNIST, scaled at phi = 0..3 by depth only, width only, resolution only and
+// by the compound coefficients, each point trained with the ordinary Trainer; accuracy against
+// MACs as a table and an SVG plot. Every single-dimension ladder doubles the MACs per unit of
+// phi (depth x 2^phi, width x 2^(phi/2), resolution x 2^(phi/2)), as the compound one about does
+// (alpha beta^2 gamma^2 ~ 2), so the curves compare at equal MACs.
+//   node dist-dev/bench/scaling.js [--phis 0,1,2,3] [--epochs 3] [--limit-train N] [--limit-test N]
+//     [--base-width 0.5] [--base-depth 0.5] [--resolution 32] [--alpha 1.2 --beta 1.1 --gamma 1.15]
+//     [--batch-size 128] [--lr 0.05] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
+// Runs are kept under --runs (default runs/bench-scaling, outside bench/results, whose JSON files
+// are all results): a rerun skips finished points,
+// so a long study survives an interruption. --quick: phi 0..1 on a few hundred images, 1 epoch.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setNumThreads } from '../src/engine/index.js';
+import { describeScaledBase, scaleBase, type CompoundCoefficients } from '../src/models/scaling.js';
+import { Trainer } from '../src/train/trainer.js';
+import { lineChart } from '../src/train/report.js';
+import { writeFileAtomic } from '../src/io/atomic.js';
+import { arg, emit, listArg } from './common.js';
+import { stringArg } from './args.js';
+
+const quick = process.argv.includes('--quick');
+const threads = arg('threads', 2);
+setNumThreads(threads);
+const phis = (listArg('phis') ?? (quick ? ['0', '1'] : ['0', '1', '2', '3'])).map(Number);
+const epochs = arg('epochs', quick ? 1 : 3);
+const limitTrain = arg('limit-train', quick ? 256 : 60000);
+const limitTest = arg('limit-test', quick ? 128 : 10000);
+const base = {
+  model: 'efficientnet_b0', widthMult: arg('base-width', quick ? 0.25 : 0.5), depthMult: arg('base-depth', quick ? 0.25 : 0.5),
+  resolution: arg('resolution', quick ? 16 : 32), resolutionMultiple: arg('resolution-multiple', 4),
+};
+const compound: CompoundCoefficients = { alpha: arg('alpha', 1.2), beta: arg('beta', 1.1), gamma: arg('gamma', 1.15) };
+const runsDir = path.resolve(stringArg('runs') ?? (quick ? fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-scaling-')) : 'runs/bench-scaling'));
+
+// each ladder's coefficients: one dimension doubles the MACs per unit of phi on its own
+const LADDERS: Record<string, CompoundCoefficients> = {
+  depth: { alpha: 2, beta: 1, gamma: 1 },
+  width: { alpha: 1, beta: Math.SQRT2, gamma: 1 },
+  resolution: { alpha: 1, beta: 1, gamma: Math.SQRT2 },
+  compound,
+};
+const COLORS: Record<string, string> = { depth: '#1f77b4', width: '#ff7f0e', resolution: '#2ca02c', compound: '#d62728' };
+
+interface Point { ladder: string; phi: number; widthMult: number; depthMult: number; resolution: number; params: number; macs: number; top1: number; seconds: number }
+
+const points: Point[] = [];
+for (const [ladder, c] of Object.entries(LADDERS)) {
+  for (const phi of phis) {
+    // phi = 0 is the same base for every ladder: trained once
+    const s = scaleBase(base, { ...c, phi });
+    const key = phi === 0 ? 'base' : `${ladder}-phi${phi}`;
+    const dir = path.join(runsDir, key);
+    const last = path.join(dir, 'last.safetensors');
+    const r = s.resolution;
+    const trainer = fs.existsSync(last) ? Trainer.resume(last) : Trainer.create({
+      model: base.model, modelOptions: s.modelOptions, dataset: 'fashion-mnist', epochs, limitTrain, limitTest, imageSize: [r, r],
+      augment: [{ name: 'resize', size: [r, r] }, { name: 'randomHorizontalFlip' }], batchSize: arg('batch-size', 128), lr: arg('lr', 0.05),
+      optimizer: 'sgd', warmupEpochs: quick ? 0 : 1, labelSmoothing: 0.1, threads, reportImages: 0, outDir: dir, seed: 0,
+      // fp32 everywhere: bf16's speed-up depends on the shapes, and the points' times should compare
+      bf16: false,
+    }, { overwrite: true });
+    let top1: number;
+    let seconds: number;
+    try {
+      const res = await trainer.run();
+      if (res.interrupted) process.exit(130);
+      top1 = res.last?.valAcc ?? 0;
+      seconds = trainer.history.reduce((a, h) => a + h.epochSeconds, 0);
+    } finally {
+      trainer.dispose();
+    }
+    const d = describeScaledBase(s, { numClasses: 10, inChannels: 1 });
+    points.push({ ladder, phi, widthMult: s.widthMult, depthMult: s.depthMult, resolution: r, params: d.params, macs: d.macs, top1, seconds });
+    console.error(`${ladder} phi=${phi}: ${(d.macs / 1e6).toFixed(2)} M MACs, top-1 ${(100 * top1).toFixed(2)}% (${seconds.toFixed(0)} s)`);
+  }
+}
+
+// accuracy against MACs on a log axis (lineChart's axes are linear: x is log10 of the MMACs)
+const svg = lineChart('Fashion-MNIST top-1 (%) against MACs', Object.keys(LADDERS).map((ladder) => ({
+  name: ladder, color: COLORS[ladder], points: points.filter((p) => p.ladder === ladder).map((p) => [Math.log10(p.macs / 1e6), 100 * p.top1] as [number, number]),
+})), 'log10 of multiply-adds per image (millions)', { width: 560, height: 340 });
+const jsonAt = process.argv.indexOf('--json');
+const svgFile = stringArg('svg') ?? (jsonAt >= 0 ? process.argv[jsonAt + 1].replace(/\.json$/, '') + '.svg' : path.join(runsDir, 'scaling.svg'));
+writeFileAtomic(svgFile, `${svg}\n`);
+console.error(`plot: ${svgFile}`);
+
+// at equal MACs: each ladder's accuracy at each phi next to compound's
+const byPhi = phis.map((phi) => {
+  const at = (l: string): Point | undefined => points.find((p) => p.ladder === l && p.phi === phi);
+  return [String(phi), ...Object.keys(LADDERS).map((l) => { const p = at(l); return p ? `${(100 * p.top1).toFixed(2)} (${(p.macs / 1e6).toFixed(1)} M)` : '-'; })];
+});
+emit('scaling', [
+  {
+    title: `EfficientNet-B0 base (width ${base.widthMult}, depth ${base.depthMult}, ${base.resolution} px) scaled on Fashion-MNIST, ${epochs} epochs, ${limitTrain} training images: every point`,
+    headers: ['scaling', 'phi', 'width', 'depth', 'resolution', 'parameters', 'MMACs', 'top-1 %', 'train s'],
+    rows: points.map((p) => [p.ladder, String(p.phi), p.widthMult.toFixed(3), p.depthMult.toFixed(3), String(p.resolution),
+      p.params.toLocaleString('en-US'), (p.macs / 1e6).toFixed(2), (100 * p.top1).toFixed(2), p.seconds.toFixed(0)]),
+  },
+  {
+    title: `top-1 % (MMACs) by phi: compound is alpha ${compound.alpha}, beta ${compound.beta}, gamma ${compound.gamma}`,
+    headers: ['phi', ...Object.keys(LADDERS)],
+    rows: byPhi,
+  },
+]);
+// a quick check's runs are scratch (its plot stays)
+if (quick && stringArg('runs') === undefined) {
+  for (const d of fs.readdirSync(runsDir)) if (d === 'base' || /-phi\d+$/.test(d)) fs.rmSync(path.join(runsDir, d), { recursive: true, force: true });
+}
