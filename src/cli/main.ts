@@ -15,6 +15,7 @@ const COMMANDS: Record<string, Command> = {
   models: { summary: 'list the registered models with parameters and MACs', load: () => import('./models.js') },
   summary: { summary: 'layer-by-layer summary of a model', load: () => import('./summary.js') },
   inspect: { summary: 'list the tensors and metadata of a checkpoint', load: () => import('./inspect.js') },
+  export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
 };
 
 export const MAIN_HELP = `usage: convkit <command> [options]

@@ -3,7 +3,6 @@
 // dropped, equal constants shared. Folding is done in float64 and stored in float32, as
 // torch.onnx's constant folding does.
 import { numel, producers, useCounts, type Graph, type Initializer, type Node } from './graph.js';
-import { createHash } from 'node:crypto';
 
 /** Conv -> BatchNormalization (the conv's output read by the BN alone) becomes one Conv. */
 export function foldBatchNorm(g: Graph): Graph {
@@ -87,13 +86,17 @@ export function removeDead(g: Graph): Graph {
 
 /** Initializers with the same type, shape and bytes become one (the first name is kept). */
 export function dedupeConstants(g: Graph): Graph {
-  const seen = new Map<string, string>();
+  // grouped by type and shape first; bytes are compared only within a group, and two different
+  // weight tensors differ in their first bytes, so this costs little even on large models
+  const groups = new Map<string, string[]>();
   const replace = new Map<string, string>();
   for (const [name, init] of g.initializers) {
-    const key = fingerprint(init);
-    const first = seen.get(key);
-    if (first === undefined) seen.set(key, name);
-    else replace.set(name, first);
+    const key = `${init.dtype}|${init.dims.join(',')}`;
+    const reps = groups.get(key);
+    if (!reps) { groups.set(key, [name]); continue; }
+    const same = reps.find((r) => sameBytes(g.initializers.get(r)!, init));
+    if (same === undefined) reps.push(name);
+    else replace.set(name, same);
   }
   if (replace.size === 0) return g;
   for (const n of g.nodes) n.inputs = n.inputs.map((x) => replace.get(x) ?? x);
@@ -101,9 +104,9 @@ export function dedupeConstants(g: Graph): Graph {
   return g;
 }
 
-function fingerprint(init: Initializer): string {
-  const bytes = new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength);
-  return `${init.dtype}|${init.dims.join(',')}|${createHash('sha256').update(bytes).digest('hex')}`;
+function sameBytes(a: Initializer, b: Initializer): boolean {
+  const bytes = (i: Initializer): Buffer => Buffer.from(i.data.buffer, i.data.byteOffset, i.data.byteLength);
+  return bytes(a).equals(bytes(b));
 }
 
 /** Every clean-up, in an order where each sees the previous one's result. */
