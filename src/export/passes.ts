@@ -35,7 +35,8 @@ export function foldBatchNorm(g: Graph): Graph {
     // the folded weight keeps the conv's own name when nothing else reads it (as torch.onnx names it)
     const wName = uses.get(conv.inputs[1]) === 1 ? conv.inputs[1] : `${conv.inputs[1]}.bn_folded`;
     const plainBias = `${conv.inputs[1].replace(/weight$/, '')}bias`;
-    const bName = !g.initializers.has(plainBias) ? plainBias : `${plainBias}.bn_folded`;
+    const ownBias = conv.inputs[2] && uses.get(conv.inputs[2]) === 1 ? conv.inputs[2] : null;
+    const bName = ownBias ?? (!g.initializers.has(plainBias) ? plainBias : `${plainBias}.bn_folded`);
     g.initializers.set(wName, { dtype: 'float32', dims: w.dims, data: wOut });
     g.initializers.set(bName, { dtype: 'float32', dims: [C], data: bOut });
     conv.inputs = [conv.inputs[0], wName, bName];
