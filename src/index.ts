@@ -121,3 +121,7 @@ export {
 export type {
   FormatSummaryOptions, SummaryReport, SummaryRow,
 } from './analyze/summary.js';
+
+// export: ONNX files traced from a model's forward
+export { exportOnnx, ExportError } from './export/index.js';
+export type { ExportMetadata, ExportOptions, ExportResult } from './export/index.js';

@@ -4,3 +4,4 @@ export { ExportError } from './lower.js';
 export { encodeModel, readModelInfo, type ModelInfo } from './onnx.js';
 export { optimize, foldBatchNorm, removeDead, removeIdentities, dedupeConstants } from './passes.js';
 export * from './graph.js';
+export { loadExportSource, type ExportSource, type ExportSourceOptions } from './source.js';
