@@ -100,8 +100,11 @@ test('every registered model exports to ONNX that ONNX Runtime and onnx.checker 
         // every BatchNorm that follows a convolution is folded into it (airbench's follow a pooling)
         if (!e.name.startsWith('airbench')) assert.equal(r.ops.BatchNormalization, undefined, `${e.name}: ${JSON.stringify(r.ops)}`);
         assert.equal(r.ops.Identity, undefined, `${e.name}: no Identity nodes`);
-        const session = await ort.InferenceSession.create(r.bytes, { intraOpNumThreads: 2 });
-        for (const n of [1, 3]) {
+        // the graph as written, without ONNX Runtime's own rewrites (and faster to load)
+        const session = await ort.InferenceSession.create(r.bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'disabled' });
+        // the trace ran at batch 2: batch 1 and 3 show the batch axis is free (3 only where it is cheap)
+        const batches = model.numParameters() < 20e6 ? [1, 3] : [1];
+        for (const n of batches) {
           const x = makeInput(shape, ex.dtype, n);
           const err = await compare(model, session, x);
           if (!(err <= 1e-4)) failures.push(`${e.name} at batch ${n}: relative error ${err}`);
