@@ -5,7 +5,11 @@ import type * as OnnxProto from 'onnx-proto';
 import { onnxDtype } from './lower.js';
 import type { AttrValue, Dim, Graph, Initializer, ValueInfo } from './graph.js';
 
-const { onnx } = createRequire(import.meta.url)('onnx-proto') as typeof OnnxProto;
+const require = createRequire(import.meta.url);
+const { onnx } = require('onnx-proto') as typeof OnnxProto;
+/** The part of protobufjs's Reader the metadata scan uses. */
+interface ProtoReader { pos: number; len: number; uint32(): number; skip(n: number): ProtoReader; skipType(wireType: number): ProtoReader }
+const { Reader } = require('protobufjs/minimal') as { Reader: { create(bytes: Uint8Array): ProtoReader } };
 
 /** IR version 8 is the one ONNX 1.10-1.12 write for opsets up to 17; 9 from ONNX 1.13 (opset 18+). */
 const irVersionFor = (opset: number): number => (opset >= 18 ? 9 : 8);
@@ -77,4 +81,35 @@ export function readModelInfo(bytes: Uint8Array): { opset: number; metadata: Rec
   for (const n of nodes) ops[n.opType ?? ''] = (ops[n.opType ?? ''] ?? 0) + 1;
   const opset = Number(m.opsetImport.find((o) => !o.domain)?.version ?? 0);
   return { opset, metadata, nodes: nodes.length, ops };
+}
+
+// ModelProto's field numbers (onnx.proto): opset_import 8, metadata_props 14
+const OPSET_IMPORT = 8;
+const METADATA_PROPS = 14;
+
+/**
+ * The metadata_props and default-domain opset of an ONNX file, read without decoding its graph:
+ * the top-level fields are scanned and the graph (all the weights) skipped.
+ */
+export function readOnnxMetadata(bytes: Uint8Array): { opset: number; metadata: Record<string, string> } {
+  const r = Reader.create(bytes);
+  const metadata: Record<string, string> = {};
+  let opset = 0;
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if ((field === METADATA_PROPS || field === OPSET_IMPORT) && (tag & 7) === 2) {
+      const len = r.uint32();
+      const sub = bytes.subarray(r.pos, r.pos + len);
+      r.skip(len);
+      if (field === METADATA_PROPS) {
+        const e = onnx.StringStringEntryProto.decode(sub);
+        metadata[e.key] = e.value;
+      } else {
+        const o = onnx.OperatorSetIdProto.decode(sub);
+        if (!o.domain) opset = Number(o.version);
+      }
+    } else r.skipType(tag & 7);
+  }
+  return { opset, metadata };
 }

@@ -24,7 +24,7 @@ const EXPECTED: Record<string, string[]> = {
     'DataLoader', 'fashionMnist', 'cifar10', 'imageFolder', 'compose', 'normalize', 'randomCrop', 'mixup', 'Rng',
     'SGD', 'Adam', 'AdamW', 'CosineAnnealingLR', 'OneCycleLR', 'ModelEma', 'Trainer', 'DEFAULT_RECIPE', 'resolveRecipe',
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
-    'countMacs', 'summary', 'formatSummary', 'exportOnnx', 'ExportError',
+    'countMacs', 'summary', 'formatSummary', 'exportOnnx', 'ExportError', 'loadPredictor',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
@@ -32,7 +32,8 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/models': ['createModel', 'listModels', 'registerModel', 'resnet50', 'efficientnetB0', 'BasicBlock', 'MBConv'],
   'convkit/data': ['DataLoader', 'fashionMnist', 'synthetic', 'compose', 'randAugment', 'mixupCutmix', 'Rng'],
   'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport'],
-  'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo'],
+  'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo', 'readOnnxMetadata'],
+  'convkit/deploy': ['loadPredictor', 'topK'],
 };
 
 // internal helpers: nowhere public
@@ -49,7 +50,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './engine', './export', './io', './models', './nn', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './deploy', './engine', './export', './io', './models', './nn', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {
