@@ -4,7 +4,7 @@ import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { disposeTrace, traceOps, TraceError } from '../engine/trace.js';
 import { writeFileAtomic } from '../io/index.js';
 import type { Module } from '../nn/index.js';
-import { opHistogram, type Graph } from './graph.js';
+import { opHistogram, type Graph, type Initializer } from './graph.js';
 import { ExportError, lower } from './lower.js';
 import { optimize } from './passes.js';
 import { encodeModel } from './onnx.js';
@@ -45,6 +45,8 @@ export interface ExportOptions {
   outputName?: string;
   /** the clean-ups (BatchNorm folding, dead code, shared constants): default true */
   optimize?: boolean;
+  /** dynamic batch: trace a second time at another batch size and fail if the graph differs (default true) */
+  checkBatch?: boolean;
 }
 
 export interface ExportResult {
@@ -88,36 +90,64 @@ export function traceGraph(model: AnyModule, exampleInput: Tensor, o: ExportOpti
   }
   model.eval();
   try {
-    return noGrad(() => tidy(() => {
-      // a batch of 2 at least, so that the batch can be told from the other dimensions of size 1
-      const n = batch === 'dynamic' ? Math.max(2, exampleInput.size(0)) : batch;
+    const constants: [string, Tensor][] = [
+      ...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]),
+      ...model.namedBuffers(),
+    ];
+    const once = (n: number, dynamic: boolean): Graph => noGrad(() => tidy(() => {
       const first = exampleInput.narrow(0, 0, 1);
       const x = exampleInput.size(0) === n ? exampleInput : first.expand([n, ...exampleInput.shape.slice(1)]).contiguous();
-      const constants: [string, Tensor][] = [
-        ...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]),
-        ...model.namedBuffers(),
-      ];
       const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(x), {
         inputs: [x], constants, scope: () => path[path.length - 1] ?? '',
       });
       try {
         if (trace.outputs.length === 0) throw new Error('exportOnnx: the forward pass returned no tensor');
         const outName = o.outputName ?? 'logits';
-        const g = lower(trace, {
-          opset, dynamicBatch: batch === 'dynamic' ? n : null, inputNames: [o.inputName ?? 'input'],
+        return lower(trace, {
+          opset, dynamicBatch: dynamic ? n : null, inputNames: [o.inputName ?? 'input'],
           outputNames: trace.outputs.map((_, i) => (i === 0 ? outName : `${outName}_${i}`)),
         });
-        return (o.optimize ?? true) ? optimize(g) : g;
       } finally {
         disposeTrace(trace);
       }
     }));
+    let g: Graph;
+    if (batch === 'dynamic') {
+      // a batch of 2 at least, so that the batch can be told from the other dimensions of size 1
+      const n = Math.max(2, exampleInput.size(0));
+      g = once(n, true);
+      // a forward that turns the batch size into a number (x.size(0) in a shape, a tensor made
+      // per sample) gives a graph that only works at that size: a second trace at another size
+      // shows it, and the export fails rather than write such a file
+      if (o.checkBatch ?? true) sameGraph(g, once(n + 1, true));
+    } else g = once(batch, false);
+    return (o.optimize ?? true) ? optimize(g) : g;
   } catch (e) {
     if (e instanceof TraceError) throw new ExportError(e.op, e.scope, e.message.replace(/ \(engine op .*\)$/, ''));
     throw e;
   } finally {
     for (const r of restoreForward) r();
     for (const [m, t] of modes) m.training = t;
+  }
+}
+
+/** Throws when two traces of one model at different batch sizes lowered to different graphs. */
+function sameGraph(a: Graph, b: Graph): void {
+  const small = (i: Initializer): string => (i.data.byteLength <= 4096 ? Buffer.from(i.data.buffer, i.data.byteOffset, i.data.byteLength).toString('hex') : '');
+  for (let k = 0; k < Math.max(a.nodes.length, b.nodes.length); k++) {
+    const x = a.nodes[k];
+    const y = b.nodes[k];
+    const same = x && y && x.op === y.op && x.name === y.name && JSON.stringify(x.attrs) === JSON.stringify(y.attrs) &&
+      x.inputs.length === y.inputs.length && x.inputs.every((name, i) => {
+        const ia = a.initializers.get(name);
+        const ib = b.initializers.get(y.inputs[i]);
+        if (!ia || !ib) return name === y.inputs[i] && !ia && !ib;
+        return ia.dtype === ib.dtype && ia.dims.join() === ib.dims.join() && small(ia) === small(ib);
+      });
+    if (!same) {
+      const at = x ?? y;
+      throw new ExportError(at.op, at.scope, 'the traced graph changes with the batch size (the forward uses the batch size as a number, e.g. x.size(0) in a shape or a tensor made per sample): export with a fixed batch size', 'ONNX node');
+    }
   }
 }
 

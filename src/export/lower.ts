@@ -10,8 +10,8 @@ import type { Tensor } from '../engine/index.js';
 import { floatAttr, numel, type AttrValue, type ElemType, type Graph, type Initializer, type Node } from './graph.js';
 
 export class ExportError extends Error {
-  constructor(readonly op: string, readonly scope: string, message: string) {
-    super(`cannot export engine op '${op}' in module '${scope || '<top>'}': ${message}`);
+  constructor(readonly op: string, readonly scope: string, message: string, what = 'engine op') {
+    super(`cannot export ${what} '${op}' in module '${scope || '<top>'}': ${message}`);
     this.name = 'ExportError';
   }
 }

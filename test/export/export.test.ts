@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
-import { F, manualSeed, noGrad, randn, tidy, type Tensor } from '../../src/engine/index.js';
+import { F, manualSeed, noGrad, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
 import { BatchNorm2d, Conv2d, GroupNorm, Linear, Module, ReLU, Sequential, Flatten, AdaptiveAvgPool2d } from '../../src/nn/index.js';
 import { createModel } from '../../src/models/index.js';
 import { writeSafetensors } from '../../src/io/index.js';
@@ -147,6 +147,22 @@ class DataDependent extends Module {
     return x.sum().item() > 0 ? x.relu() : x.neg();
   }
 }
+
+class PerSample extends Module {
+  fc = new Linear(4, 2);
+  forward(x: Tensor): Tensor {
+    return this.fc.call(x).add(zeros([x.size(0), 1])); // a tensor sized by the batch, made as a number
+  }
+}
+
+test('a forward that turns the batch size into a number fails with a dynamic batch, and exports with a fixed one', async () => {
+  const m = new PerSample();
+  assert.throws(() => exportOnnx(asM(m), randn([1, 4])), (e: Error) => e instanceof ExportError && /'Add' in module '<top>'.*changes with the batch size.*fixed batch/.test(e.message));
+  const r = exportOnnx(asM(m), randn([1, 4]), { batch: 3 });
+  const x = randn([3, 4]);
+  const ref = noGrad(() => tidy(() => m.call(x).toTypedArray() as Float32Array));
+  assert.ok(maxRelErr((await runOrt(r.bytes, x)).data, ref) < 1e-6);
+});
 
 test('an op with no ONNX mapping fails naming the op and the module path, and writes no file', () => {
   const file = path.join(dir, 'bad.onnx');
