@@ -93,7 +93,10 @@ test('every registered model exports to ONNX that ONNX Runtime and onnx.checker 
         if (e.config.family !== 'sequence') shape[2] = shape[3] = Math.max(e.config.minInputSize, 32);
         const file = path.join(dir, `${e.name}.onnx`);
         const x1 = makeInput(shape, ex.dtype, 1);
-        const r = exportOnnx(model, x1, { metadata: { modelName: e.name } });
+        // the second trace that guards the dynamic batch is skipped for the largest models, whose
+        // batch axis ONNX Runtime checks below at batch 1 (the trace ran at 2)
+        const small = model.numParameters() < 20e6;
+        const r = exportOnnx(model, x1, { metadata: { modelName: e.name }, checkBatch: small });
         // written plainly: the atomic writer's fsync of ~4 GB of weights would dominate the test (it has its own test)
         fs.writeFileSync(file, r.bytes);
         assert.equal(readModelInfo(r.bytes).metadata.convkit_model, e.name);
@@ -103,7 +106,7 @@ test('every registered model exports to ONNX that ONNX Runtime and onnx.checker 
         // the graph as written, without ONNX Runtime's own rewrites (and faster to load)
         const session = await ort.InferenceSession.create(r.bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'disabled' });
         // the trace ran at batch 2: batch 1 and 3 show the batch axis is free (3 only where it is cheap)
-        const batches = model.numParameters() < 20e6 ? [1, 3] : [1];
+        const batches = small ? [1, 3] : [1];
         for (const n of batches) {
           const x = makeInput(shape, ex.dtype, n);
           const err = await compare(model, session, x);
