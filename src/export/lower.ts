@@ -546,6 +546,23 @@ class Lowering {
         const [y] = this.emit('Pad', inputs, { mode });
         return this.bind(0, y, this.batchOf(x));
       }
+      case 'interpolate': {
+        const [, , H, W] = this.shape(x);
+        const [oh, ow] = outShape.slice(2);
+        const mode = String(at.mode);
+        if (at.antialias === true && mode !== 'nearest') {
+          if (this.o.opset < 18) this.fail('antialiased resizing needs opset 18 or later');
+        }
+        const attrs: Record<string, AttrValue> = mode === 'nearest'
+          ? { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }
+          : { mode: mode === 'bilinear' ? 'linear' : 'cubic', coordinate_transformation_mode: at.alignCorners ? 'align_corners' : 'pytorch_half_pixel' };
+        if (mode === 'bicubic') attrs.cubic_coeff_a = floatAttr(-0.75);
+        if (at.antialias === true && mode !== 'nearest') attrs.antialias = 1;
+        // scales rather than sizes, so that the batch stays free
+        const scales = this.constant(Float32Array.of(1, 1, oh / H, ow / W), [4], 'float32', 'scales');
+        const [y] = this.emit('Resize', [this.name(x), '', scales], attrs);
+        return this.bind(0, y, this.batchOf(x));
+      }
       case 'dropout': case 'featureDropout':
         if (at.training === true && Number(at.p) > 0) this.fail('dropout in training mode: call model.eval() before exporting');
         return this.alias(x);

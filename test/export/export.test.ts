@@ -131,6 +131,25 @@ test("a user's own nn model exports, batch dynamic by default or fixed on reques
   assert.equal((await runOrt(fixed.bytes, randn([4, 1, 8, 8]))).dims[0], 4);
 });
 
+class Upsample extends Module {
+  conv = new Conv2d(2, 2, 3, { padding: 1 });
+  forward(x: Tensor): Tensor {
+    const y = this.conv.call(x);
+    return F.interpolate(y, [12, 8], { mode: 'nearest' }).add(F.interpolate(y, [12, 8], { mode: 'bilinear' }))
+      .add(F.interpolate(y, [12, 8], { mode: 'bilinear', alignCorners: true })).add(F.interpolate(y, [12, 8], { mode: 'bicubic' }));
+  }
+}
+
+test('resizing (nearest, bilinear, bicubic) exports as Resize with PyTorch\'s coordinates', async () => {
+  manualSeed(4);
+  const m = new Upsample();
+  const r = exportOnnx(asM(m), randn([1, 2, 6, 4]));
+  assert.equal(r.ops.Resize, 4);
+  const x = randn([2, 2, 6, 4]);
+  const ref = noGrad(() => tidy(() => m.call(x).toTypedArray() as Float32Array));
+  assert.ok(maxRelErr((await runOrt(r.bytes, x)).data, ref) < 1e-5);
+});
+
 class Body extends Module {
   norm = new GroupNorm(2, 4);
   forward(x: Tensor): Tensor {
