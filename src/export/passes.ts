@@ -110,10 +110,29 @@ function sameBytes(a: Initializer, b: Initializer): boolean {
   return bytes(a).equals(bytes(b));
 }
 
+/** A Concat read only by another Concat on the same axis is spliced into it (Inception's nested joins): one copy instead of two. */
+export function flattenConcats(g: Graph): Graph {
+  const uses = useCounts(g);
+  const made = producers(g);
+  const drop = new Set<Node>();
+  for (const n of g.nodes) {
+    if (n.op !== 'Concat') continue;
+    n.inputs = n.inputs.flatMap((x) => {
+      const inner = made.get(x);
+      if (!inner || inner.op !== 'Concat' || inner.attrs.axis !== n.attrs.axis || uses.get(x) !== 1 || drop.has(inner)) return [x];
+      drop.add(inner);
+      return inner.inputs;
+    });
+  }
+  g.nodes = g.nodes.filter((n) => !drop.has(n));
+  return g;
+}
+
 /** Every clean-up, in an order where each sees the previous one's result. */
 export function optimize(g: Graph): Graph {
   removeIdentities(g);
   foldBatchNorm(g);
+  flattenConcats(g);
   removeDead(g);
   dedupeConstants(g);
   return g;

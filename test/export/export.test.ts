@@ -44,8 +44,8 @@ function maxRelErr(got: Float32Array, ref: Float32Array): number {
 }
 
 test('node counts are no greater than torch.onnx.export of the same torchvision models', () => {
-  const names = ['resnet18', 'mobilenet_v2', 'efficientnet_b0'];
-  const size = 64;
+  const names = ['resnet18', 'mobilenet_v2', 'efficientnet_b0', 'inception_v3'];
+  const size = 80;
   const r = spawnSync(PYTHON, [HELPER, String(size), '17', ...names], { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, r.stderr);
   const torch = JSON.parse(r.stdout) as Record<string, { nodes: number; ops: Record<string, number> }>;
@@ -58,9 +58,11 @@ test('node counts are no greater than torch.onnx.export of the same torchvision 
     x.dispose();
     const ours = g.nodes.length;
     assert.ok(ours <= torch[name].nodes, `${name}: convkit ${ours} nodes, torch.onnx.export ${torch[name].nodes}`);
-    // the same compute nodes: torch's extra are Identity and Constant
+    // no more compute nodes either: torch's extra are Identity and Constant (and for Inception,
+    // Pad before AveragePool and nested Concats, which convkit writes as pads and one Concat)
     const compute = torch[name].nodes - (torch[name].ops.Identity ?? 0) - (torch[name].ops.Constant ?? 0);
-    assert.equal(ours, compute, `${name}: ${JSON.stringify(torch[name].ops)}`);
+    assert.ok(ours <= compute, `${name}: convkit ${ours}, torch ${JSON.stringify(torch[name].ops)}`);
+    if (name !== 'inception_v3') assert.equal(ours, compute, `${name}: ${JSON.stringify(torch[name].ops)}`);
   }
 });
 
