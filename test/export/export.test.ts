@@ -13,7 +13,7 @@ import ort from 'onnxruntime-node';
 import { F, manualSeed, noGrad, randn, tidy, zeros, type Tensor } from '../../src/engine/index.js';
 import { BatchNorm2d, Conv2d, GroupNorm, Linear, Module, ReLU, Sequential, Flatten, AdaptiveAvgPool2d } from '../../src/nn/index.js';
 import { createModel } from '../../src/models/index.js';
-import { writeSafetensors } from '../../src/io/index.js';
+import { FASHION_MNIST_CLASSES, writeSafetensors } from '../../src/io/index.js';
 import { ExportError, exportOnnx, readModelInfo, traceGraph } from '../../src/export/index.js';
 import { PYTHON } from '../helpers/oracle.js';
 
@@ -238,4 +238,23 @@ test('convkit export: a run folder with its classes and normalisation in the met
   const help = spawnSync(process.execPath, [MAIN, 'export', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^usage: convkit export/);
+});
+
+test('convkit export: a training checkpoint from convkit train, its EMA weights, the dataset\'s classes and size', () => {
+  const TINY = fileURLToPath(new URL('../train/tiny_model.js', import.meta.url));
+  const run = path.join(dir, 'trained');
+  const env = { ...process.env, CONVKIT_NUM_THREADS: '1' };
+  const train = spawnSync(process.execPath, [MAIN, 'train', '--model', 'tiny_cnn', '--import', TINY, '--threads', '1', '--batch-size', '64',
+    '--warmup-epochs', '0', '--bf16', 'off', '--channels-last', 'off', '--epochs', '1', '--limit-train', '256', '--limit-test', '64',
+    '--out-dir', run, '--ema', '0.9', '--quiet'], { encoding: 'utf8', env });
+  assert.equal(train.status, 0, train.stderr);
+  const out = path.join(dir, 'trained.onnx');
+  const r = spawnSync(process.execPath, [MAIN, 'export', path.join(run, 'last.safetensors'), '-o', out, '--import', TINY, '--ema', '--json'], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { weights: string }).weights, path.join(run, 'last.safetensors'));
+  const meta = readModelInfo(fs.readFileSync(out)).metadata;
+  assert.equal(meta.convkit_model, 'tiny_cnn');
+  assert.deepEqual(JSON.parse(meta.class_names), FASHION_MNIST_CLASSES);
+  assert.deepEqual(JSON.parse(meta.input_size), [1, 28, 28]);
+  assert.equal(JSON.parse(meta.mean).length, 1);
 });
