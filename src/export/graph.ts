@@ -41,6 +41,8 @@ export interface Graph {
   outputs: ValueInfo[];
   nodes: Node[];
   initializers: Map<string, Initializer>;
+  /** the type and shape of every tensor the trace saw ('batch' where the batch is), by name */
+  valueInfo: Map<string, ValueInfo>;
 }
 
 export const floatAttr = (v: number): { float: number } => ({ float: v });

@@ -7,7 +7,7 @@
 // into their batch-free forms. An op with no rule is an error naming the op and its module.
 import type { Trace, TraceValue, TracedOp } from '../engine/trace.js';
 import type { Tensor } from '../engine/index.js';
-import { floatAttr, numel, type AttrValue, type ElemType, type Graph, type Initializer, type Node } from './graph.js';
+import { floatAttr, numel, type AttrValue, type ElemType, type Graph, type Initializer, type Node, type ValueInfo } from './graph.js';
 
 export class ExportError extends Error {
   constructor(readonly op: string, readonly scope: string, message: string, what = 'engine op') {
@@ -55,6 +55,7 @@ class Lowering {
   readonly inits = new Map<string, Initializer>();
   readonly names = new Map<number, string>();
   readonly batch = new Map<number, BatchInfo | null>();
+  readonly valueInfo = new Map<string, ValueInfo>();
   readonly vals: TraceValue[];
   #counter = 0;
   op!: TracedOp;
@@ -91,7 +92,7 @@ class Lowering {
       }
       return { name, dtype: elemType(v.dtype, `output ${want}`), shape: this.symbolic(v.shape, this.batch.get(id) ?? null) };
     });
-    return { name: 'convkit', inputs, outputs, nodes: this.nodes, initializers: this.inits };
+    return { name: 'convkit', inputs, outputs, nodes: this.nodes, initializers: this.inits, valueInfo: this.valueInfo };
   }
 
   rename(from: string, to: string): void {
@@ -100,6 +101,11 @@ class Lowering {
       n.outputs = n.outputs.map((x) => (x === from ? to : x));
     }
     for (const [k, v] of this.names) if (v === from) this.names.set(k, to);
+    const info = this.valueInfo.get(from);
+    if (info) {
+      this.valueInfo.delete(from);
+      this.valueInfo.set(to, { ...info, name: to });
+    }
   }
 
   symbolic(shape: number[], b: BatchInfo | null): (number | string)[] {
@@ -147,6 +153,9 @@ class Lowering {
     const id = this.op.outputs[k];
     this.names.set(id, name);
     this.batch.set(id, b);
+    const v = this.vals[id];
+    const dtype = ELEM[v.dtype];
+    if (dtype && !this.valueInfo.has(name) && !this.inits.has(name)) this.valueInfo.set(name, { name, dtype, shape: this.symbolic(v.shape, b) });
   }
   /** The output is the input: no node. */
   alias(input: number, k = 0): void {

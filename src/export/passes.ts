@@ -82,6 +82,8 @@ export function removeDead(g: Graph): Graph {
     n.outputs = n.outputs.map((o, k) => (k > 0 && !needed.has(o) ? '' : o));
   }
   for (const name of [...g.initializers.keys()]) if (!needed.has(name)) g.initializers.delete(name);
+  const written = new Set(g.nodes.flatMap((n) => n.outputs));
+  for (const name of [...g.valueInfo.keys()]) if (!written.has(name)) g.valueInfo.delete(name);
   return g;
 }
 

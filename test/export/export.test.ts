@@ -121,6 +121,11 @@ test("a user's own nn model exports, batch dynamic by default or fixed on reques
   const dyn = exportOnnx(asM(m), randn([1, 1, 8, 8]));
   assert.deepEqual(dyn.graph.inputs[0].shape, ['batch', 1, 8, 8]);
   assert.deepEqual(dyn.graph.outputs[0].shape, ['batch', 3]);
+  // every traced tensor's shape is in the IR, the batch symbolic
+  const shapeOf = (op: string): unknown => dyn.graph.valueInfo.get(dyn.graph.nodes.find((n) => n.op === op)!.outputs[0])?.shape;
+  assert.deepEqual(shapeOf('Conv'), ['batch', 4, 6, 6]);
+  assert.deepEqual(shapeOf('GlobalAveragePool'), ['batch', 4, 1, 1]);
+  assert.deepEqual(shapeOf('Flatten'), ['batch', 4]);
   for (const n of [1, 5]) {
     const x = randn([n, 1, 8, 8]);
     const ref = noGrad(() => tidy(() => m.call(x).toTypedArray() as Float32Array));
