@@ -41,6 +41,7 @@ export async function run(args: string[]): Promise<number> {
   const batchArg = str(p, 'batch') ?? 'dynamic';
   let batch: 'dynamic' | number = 'dynamic';
   if (batchArg !== 'dynamic') {
+    if (!/^\d+$/.test(batchArg)) throw new UsageError(`--batch must be 'dynamic' or a batch size, got '${batchArg.slice(0, 40)}'`, C);
     batch = intOpt(p, 'batch', C, 1, MAX_BATCH)!;
   }
   const hw = shapeOpt(p, 'image-size', C, [2], MAX_IMAGE_SIDE);
