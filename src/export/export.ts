@@ -1,6 +1,6 @@
 // exportOnnx: trace one eval-mode forward of a model, lower it to ONNX's operators, clean the
 // graph, and write it with the metadata a predictor needs (classes, input size, normalisation).
-import { noGrad, tidy, type Tensor } from '../engine/index.js';
+import { enableGrad, tidy, type Tensor } from '../engine/index.js';
 import { disposeTrace, traceOps, TraceError } from '../engine/trace.js';
 import { writeFileAtomic } from '../io/index.js';
 import type { Module } from '../nn/index.js';
@@ -94,7 +94,9 @@ export function traceGraph(model: AnyModule, exampleInput: Tensor, o: ExportOpti
       ...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]),
       ...model.namedBuffers(),
     ];
-    const once = (n: number, dynamic: boolean): Graph => noGrad(() => tidy(() => {
+    // with autograd on: an inference-only fast path taken without autograd (fused kernels that
+    // stand for several layers) must not replace the layers the trace is to record
+    const once = (n: number, dynamic: boolean): Graph => enableGrad(() => tidy(() => {
       const first = exampleInput.narrow(0, 0, 1);
       const x = exampleInput.size(0) === n ? exampleInput : first.expand([n, ...exampleInput.shape.slice(1)]).contiguous();
       const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(x), {
