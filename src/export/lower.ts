@@ -173,7 +173,9 @@ class Lowering {
   }
   /** An initializer made by the lowering (scalars, shapes, repacked weights). */
   constant(data: Initializer['data'], dims: number[], dtype: ElemType, hint = 'const'): string {
-    const name = `${this.op.scope ? `${this.op.scope}.` : ''}${hint}_${this.#counter++}`;
+    // a hint that is already a module path (a parameter's name) is not prefixed again
+    const prefix = this.op.scope && !hint.includes('.') ? `${this.op.scope}.` : '';
+    const name = `${prefix}${hint}_${this.#counter++}`;
     this.inits.set(name, { dtype, dims, data });
     return name;
   }

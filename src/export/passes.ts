@@ -130,11 +130,38 @@ export function flattenConcats(g: Graph): Graph {
   return g;
 }
 
+/** Transpose of a Transpose (read by nothing else) becomes one Transpose, or none when the two cancel. */
+export function composeTransposes(g: Graph): Graph {
+  const uses = useCounts(g);
+  const made = producers(g);
+  const outputs = new Set(g.outputs.map((o) => o.name));
+  const drop = new Set<Node>();
+  const replace = new Map<string, string>();
+  for (const n of g.nodes) {
+    if (n.op !== 'Transpose') continue;
+    const inner = made.get(n.inputs[0]);
+    if (!inner || inner.op !== 'Transpose' || uses.get(n.inputs[0]) !== 1 || outputs.has(n.inputs[0])) continue;
+    const p1 = inner.attrs.perm as number[];
+    const p2 = n.attrs.perm as number[];
+    const perm = p2.map((i) => p1[i]);
+    drop.add(inner);
+    n.inputs = [inner.inputs[0]];
+    if (perm.every((p, i) => p === i) && !outputs.has(n.outputs[0])) {
+      drop.add(n);
+      replace.set(n.outputs[0], n.inputs[0]);
+    } else n.attrs = { ...n.attrs, perm };
+  }
+  g.nodes = g.nodes.filter((n) => !drop.has(n));
+  for (const n of g.nodes) n.inputs = n.inputs.map((x) => replace.get(x) ?? x);
+  return g;
+}
+
 /** Every clean-up, in an order where each sees the previous one's result. */
 export function optimize(g: Graph): Graph {
   removeIdentities(g);
   foldBatchNorm(g);
   flattenConcats(g);
+  composeTransposes(g);
   removeDead(g);
   dedupeConstants(g);
   return g;
