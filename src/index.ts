@@ -132,3 +132,11 @@ export {
 export type {
   FormatSummaryOptions, SummaryReport, SummaryRow,
 } from './analyze/summary.js';
+
+// export: ONNX files traced from a model's forward
+export { exportOnnx, ExportError } from './export/index.js';
+export type { ExportMetadata, ExportOptions, ExportResult } from './export/index.js';
+
+// deploy: exported models run by ONNX Runtime
+export { loadPredictor } from './deploy/index.js';
+export type { Predictor, PredictorInfo, Prediction } from './deploy/index.js';

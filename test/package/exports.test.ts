@@ -24,7 +24,7 @@ const EXPECTED: Record<string, string[]> = {
     'DataLoader', 'fashionMnist', 'cifar10', 'imageFolder', 'compose', 'normalize', 'randomCrop', 'mixup', 'Rng',
     'SGD', 'Adam', 'AdamW', 'CosineAnnealingLR', 'OneCycleLR', 'ModelEma', 'Trainer', 'DEFAULT_RECIPE', 'resolveRecipe',
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
-    'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch',
+    'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch', 'exportOnnx', 'ExportError', 'loadPredictor',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
@@ -34,6 +34,8 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport', 'scaleSearch', 'openModelFile'],
   'convkit/distributed': ['ProcessGroup', 'DistributedDataParallel', 'convertSyncBatchNorm', 'launchWorkers', 'workerEnv', 'DistributedError'],
   'convkit/explain': ['gradCam', 'integratedGradients', 'occlusion', 'explain', 'explainImages', 'forwardWithCapture', 'overlay'],
+  'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo', 'readOnnxMetadata'],
+  'convkit/deploy': ['loadPredictor', 'topK'],
 };
 
 // internal helpers: nowhere public
@@ -51,7 +53,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './distributed', './engine', './explain', './io', './models', './nn', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './deploy', './distributed', './engine', './explain', './export', './io', './models', './nn', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {

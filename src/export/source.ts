@@ -1,0 +1,144 @@
+// What `convkit export` exports: a training checkpoint, a model.safetensors, a run folder (its
+// model.safetensors, else best, else last) or a registered model name, turned into a model with
+// its weights, an example input, and the metadata a predictor needs (classes, input size,
+// normalisation, resize and crop).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randint, randn, type Tensor } from '../engine/index.js';
+import type { Module } from '../nn/index.js';
+import { parseSafetensorsHeader } from '../io/index.js';
+import { createModel, exampleInput, modelEntry, type ModelEntry } from '../models/index.js';
+import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights } from '../models/weights.js';
+import { readCheckpointMeta } from '../train/checkpoint.js';
+import { checkTrainState } from '../train/train_state.js';
+import type { ExportMetadata } from './export.js';
+
+export interface ExportSourceOptions {
+  /** the registered model, for weights files convkit did not write */
+  model?: string;
+  numClasses?: number;
+  /** [height, width] of the exported input (image models) */
+  imageSize?: [number, number];
+  /** training checkpoints: export the EMA weights */
+  ema?: boolean;
+}
+
+export interface ExportSource {
+  model: Module<never[], unknown>;
+  /** one input batch of the right shape and dtype */
+  example: Tensor;
+  metadata: ExportMetadata;
+  /** the weights file read, or null for a fresh (randomly initialised) registered model */
+  weights: string | null;
+}
+
+/** The input image size each built-in dataset has, for checkpoints that trained on one. */
+const DATASET_SIZE: Record<string, [number, number]> = { 'fashion-mnist': [28, 28], mnist: [28, 28], cifar10: [32, 32], cifar100: [32, 32] };
+
+interface Described {
+  name: string;
+  options: Record<string, unknown>;
+  classes?: string[];
+  mean?: number[];
+  std?: number[];
+  size?: [number, number];
+  file: string | null;
+}
+
+function resolveFile(spec: string): string {
+  if (!fs.statSync(spec).isDirectory()) return spec;
+  for (const f of ['model.safetensors', 'best.safetensors', 'last.safetensors']) {
+    const p = path.join(spec, f);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new CheckpointError(spec, 'a run folder holds model.safetensors, best.safetensors or last.safetensors; none is here');
+}
+
+function parseJsonField(file: string, meta: Record<string, string>, key: string): unknown {
+  if (meta[key] === undefined) return undefined;
+  try {
+    return JSON.parse(meta[key]);
+  } catch {
+    throw new CheckpointError(file, `metadata ${key} is not valid JSON`);
+  }
+}
+
+function describe(spec: string, o: ExportSourceOptions): Described {
+  if (!fs.existsSync(spec)) {
+    modelEntry(spec); // an unknown name fails here, listing the known ones
+    return { name: spec, options: o.numClasses ? { numClasses: o.numClasses } : {}, file: null };
+  }
+  const file = resolveFile(spec);
+  let meta: Record<string, string> | undefined;
+  try {
+    meta = parseSafetensorsHeader(file).metadata;
+  } catch (e) {
+    if (!o.model) throw e; // a .pth: the model must be named
+  }
+  if (meta?.format === CHECKPOINT_FORMAT) {
+    const s = checkTrainState(file, readCheckpointMeta(file));
+    const r = s.recipe;
+    return {
+      name: o.model ?? r.model, options: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, ...(r.inChannels ? { inChannels: r.inChannels } : {}) },
+      classes: s.classes, mean: s.normalization.mean, std: s.normalization.std, size: r.imageSize ?? DATASET_SIZE[r.dataset], file,
+    };
+  }
+  if (meta?.convkit_model) {
+    const norm = parseJsonField(file, meta, 'convkit_normalization') as { mean?: number[]; std?: number[] } | undefined;
+    return {
+      name: o.model ?? meta.convkit_model, options: (parseJsonField(file, meta, 'convkit_model_options') ?? {}) as Record<string, unknown>,
+      classes: parseJsonField(file, meta, 'convkit_classes') as string[] | undefined, mean: norm?.mean, std: norm?.std,
+      size: meta.convkit_dataset ? DATASET_SIZE[meta.convkit_dataset] : undefined, file,
+    };
+  }
+  if (!o.model) throw new CheckpointError(file, 'it does not say which model it holds (convkit did not write it): give --model');
+  return { name: o.model, options: o.numClasses ? { numClasses: o.numClasses } : {}, file };
+}
+
+/** The model, weights loaded, with its example input and metadata. */
+export function loadExportSource(spec: string, o: ExportSourceOptions = {}): ExportSource {
+  const d = describe(spec, o);
+  const entry = modelEntry(d.name);
+  const ex = exampleInput(entry);
+  const sequence = entry.config.exampleInput !== undefined;
+  const channels = sequence ? 0 : ((d.options.inChannels as number | undefined) ?? entry.config.inputSize[0]);
+  const options = { ...(sequence ? ex.options : {}), ...d.options, ...(o.numClasses ? { numClasses: o.numClasses } : {}), ...(sequence ? {} : { inChannels: channels }) };
+  const model = createModel(d.name, options) as unknown as Module<never[], unknown>;
+  try {
+    if (d.file) loadModelWeights(model, d.file, { prefer: o.ema ? 'ema' : 'model' });
+    if (d.classes && d.classes.length !== (options.numClasses ?? d.classes.length)) {
+      throw new Error(`${d.file}: ${d.classes.length} class names for a model with ${String(options.numClasses)} outputs`);
+    }
+    const metadata = describeMetadata(entry, d, options, channels, o.imageSize);
+    const shape = sequence ? ex.shape : [1, ...(metadata.inputSize as number[])];
+    const example = ex.dtype === 'int64' ? randint(0, 2, shape) : randn(shape);
+    return { model, example, metadata, weights: d.file };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+function describeMetadata(entry: ModelEntry, d: Described, options: Record<string, unknown>, channels: number, imageSize?: [number, number]): ExportMetadata {
+  const cfg = entry.config;
+  const m: ExportMetadata = { modelName: d.name, modelOptions: options, classNames: d.classes };
+  if (cfg.exampleInput) {
+    m.inputSize = cfg.exampleInput.shape.slice(1);
+    return m;
+  }
+  const trained = d.size !== undefined;
+  const [h, w] = imageSize ?? d.size ?? [cfg.inputSize[1], cfg.inputSize[2]];
+  const pick = (v: number[] | undefined, fallback: number[]): number[] => {
+    const src = v ?? fallback;
+    return src.length === channels ? src : channels === 1 ? [src.reduce((a, b) => a + b, 0) / src.length] : src.slice(0, channels);
+  };
+  m.inputSize = [channels, h, w];
+  m.mean = pick(d.mean, cfg.mean);
+  m.std = pick(d.std, cfg.std);
+  // ImageNet-style models resize the shorter side to crop / cropPct, then centre-crop; a model
+  // trained on a fixed-size dataset takes its images as they are
+  m.resize = trained ? Math.min(h, w) : Math.floor(Math.min(h, w) / cfg.cropPct);
+  m.crop = [h, w];
+  m.interpolation = cfg.interpolation;
+  return m;
+}
