@@ -118,8 +118,9 @@ async function main() {
   /**
    * @param {RgbaImage} image
    * @param {string} source what the image came from, for the status line
+   * @param {boolean} [drawn] from the drawing pad, which already shows what the model sees
    */
-  async function classify(image, source) {
+  async function classify(image, source, drawn = false) {
     root.dataset.state = 'busy';
     const t0 = performance.now();
     const x = preprocess(image, info);
@@ -134,7 +135,8 @@ async function main() {
     const logits = out[outputName];
     const probabilities = softmax(/** @type {Float32Array} */ (logits.data).subarray(0, logits.dims[1]));
     const top = topK(probabilities, TOP, classes);
-    showSeen(x);
+    if (drawn) $('seen').hidden = true;
+    else showSeen(x);
     showResults(top);
     $('timing').textContent = `Inference ${formatMs(t2 - t1)}, preprocessing ${formatMs(t1 - t0)}.`;
     status.setAttribute('role', 'status');
@@ -242,7 +244,7 @@ async function main() {
  * The 28×28 drawing pad of gray 28×28 models (Fashion-MNIST, MNIST): white strokes on black,
  * classified as they are drawn (at most once a frame).
  * @param {(job: () => Promise<void>) => Promise<void>} submit
- * @param {(image: RgbaImage, source: string) => Promise<void>} classify
+ * @param {(image: RgbaImage, source: string, drawn: boolean) => Promise<void>} classify
  */
 function setUpDrawing(submit, classify) {
   const canvas = /** @type {HTMLCanvasElement} */ ($('draw-canvas'));
@@ -266,7 +268,7 @@ function setUpDrawing(submit, classify) {
     requestAnimationFrame(() => {
       queued = false;
       const image = g.getImageData(0, 0, canvas.width, canvas.height);
-      void submit(() => classify(image, 'The drawing'));
+      void submit(() => classify(image, 'The drawing', true));
     });
   };
   /** @param {PointerEvent} e */
