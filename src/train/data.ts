@@ -80,9 +80,10 @@ function need(v: string | null, dataset: string): string {
 }
 
 /** The normalisation of a run: explicit, else the dataset's statistics, else the model's. */
-export function normalization(r: Pick<Recipe, 'mean' | 'std' | 'dataset' | 'init'>, channels: number, modelConfig?: ModelConfig): { mean: number[]; std: number[] } {
+export function normalization(r: Pick<Recipe, 'mean' | 'std' | 'dataset' | 'init'> & Partial<Pick<Recipe, 'pretrained'>>, channels: number, modelConfig?: ModelConfig): { mean: number[]; std: number[] } {
+  // weights trained elsewhere expect their own normalisation (ImageNet's), averaged for gray images
   const stats = r.mean && r.std ? { mean: r.mean, std: r.std }
-    : !r.init && NORMALIZATION_STATS[r.dataset] ? NORMALIZATION_STATS[r.dataset]!
+    : !r.init && !r.pretrained && NORMALIZATION_STATS[r.dataset] ? NORMALIZATION_STATS[r.dataset]!
       : modelConfig ? { mean: modelConfig.mean, std: modelConfig.std } : { mean: [0.5], std: [0.5] };
   const fit = (v: number[]): number[] => {
     if (v.length === channels || v.length === 1) return [...v];
@@ -125,9 +126,22 @@ export function buildRunData(r: Recipe, modelConfig?: ModelConfig): RunData {
   }
 }
 
-/** The transform specs of training: augmentation, normalisation, then mixup / cutmix. */
+/** datasets whose images are decoded at imageSize already; the others are resized as batches */
+const DECODED_AT_SIZE = new Set(['folder', 'synthetic']);
+
+/**
+ * imageSize for a dataset of fixed-size images (Fashion-MNIST, CIFAR): a resize of each batch
+ * (bilinear, antialiased when shrinking), first in the pipeline so augmentation works at the
+ * model's resolution: ImageNet weights at 224 px on 28 px images.
+ */
+export function resizeSpecs(r: { imageSize?: [number, number] | null; dataset?: string }): TransformSpec[] {
+  if (!r.imageSize || DECODED_AT_SIZE.has(r.dataset ?? '')) return [];
+  return [{ name: 'resize', size: [...r.imageSize], mode: 'bilinear', antialias: true }];
+}
+
+/** The transform specs of training: resizing, augmentation, normalisation, then mixup / cutmix. */
 export function trainTransforms(r: Recipe, mean: number[], std: number[], numClasses: number): TransformSpec[] {
-  const specs = r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec);
+  const specs = [...resizeSpecs(r), ...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec)];
   specs.push({ name: 'normalize', mean, std });
   const common = { numClasses, labelSmoothing: r.labelSmoothing, p: r.mixProb };
   if (r.mixup > 0 && r.cutmix > 0) specs.push({ name: 'mixupCutmix', mixupAlpha: r.mixup, cutmixAlpha: r.cutmix, switchProb: r.mixSwitchProb, ...common });
@@ -155,7 +169,7 @@ export function trainLoader(d: RunData, r: Recipe, numClasses: number, shard?: {
 }
 
 /** Evaluation: the same pipeline in its evaluation form (random crops become centre crops, no mixing). */
-export function evalLoader(dataset: Dataset, r: Pick<Recipe, 'evalBatchSize' | 'augment' | 'prefetch' | 'seed'>, mean: number[], std: number[]): DataLoader {
-  const specs = [...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec), { name: 'normalize', mean, std } as TransformSpec];
+export function evalLoader(dataset: Dataset, r: Pick<Recipe, 'evalBatchSize' | 'augment' | 'prefetch' | 'seed'> & Partial<Pick<Recipe, 'imageSize' | 'dataset'>>, mean: number[], std: number[]): DataLoader {
+  const specs = [...resizeSpecs(r), ...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec), { name: 'normalize', mean, std } as TransformSpec];
   return new DataLoader(dataset, { batchSize: r.evalBatchSize, shuffle: false, seed: r.seed, transform: specs, training: false, prefetch: r.prefetch });
 }

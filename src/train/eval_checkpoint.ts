@@ -2,6 +2,7 @@
 // preprocessing come from the file when convkit wrote it (a training checkpoint's recipe, or
 // model.safetensors' metadata); for other files (timm / torchvision weights) name the model.
 import * as fs from 'node:fs';
+import { MAX_IMAGE_SIDE } from '../engine/limits.js';
 import type { Module } from '../nn/index.js';
 import { createModel, modelEntry } from '../models/index.js';
 import { parseSafetensorsHeader } from '../io/index.js';
@@ -104,8 +105,13 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
       throw new CheckpointError(file, 'metadata convkit_precision must be {"bf16": boolean, "channelsLast": boolean}');
     }
     const classes = parse('convkit_classes');
+    const size = parse('convkit_image_size');
+    const isSide = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_IMAGE_SIDE;
+    if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every(isSide))) {
+      throw new CheckpointError(file, `metadata convkit_image_size must be [height, width] in 1..${MAX_IMAGE_SIDE}, got ${JSON.stringify(size).slice(0, 80)}`);
+    }
     return {
-      model: o.model ?? meta.convkit_model, dataset: meta.convkit_dataset ?? null, imageSize: null,
+      model: o.model ?? meta.convkit_model, dataset: meta.convkit_dataset ?? null, imageSize: (size as [number, number] | undefined) ?? null,
       classes: Array.isArray(classes) && classes.every((c) => typeof c === 'string') ? classes : null, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>,
       mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false, precision,
     };
@@ -184,7 +190,7 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
     const model = createModel(src.model, { ...src.modelOptions, numClasses, inChannels: channels }) as ClassifierModule;
     try {
       loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
-      const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0 }, mean, std);
+      const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0, imageSize: o.imageSize ?? src.imageSize ?? null, dataset }, mean, std);
       const tta = { flip: o.flip ?? false, translate: o.translate ?? 0 };
       const precision = { bf16: o.bf16 ?? src.precision.bf16, channelsLast: o.channelsLast ?? src.precision.channelsLast };
       const result = await evaluate(model, loader, { numClasses, ...precision, ...tta, onBatch: o.onBatch });
