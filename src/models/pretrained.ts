@@ -10,6 +10,7 @@ import type { Module } from '../nn/index.js';
 import { loadModelWeights, type LoadWeightsReport } from './weights.js';
 import { TORCHVISION_WEIGHTS } from './pretrained_data.js';
 import { IMAGENET_CLASSES } from './imagenet_classes.js';
+import { setPretrainedLoader } from './registry.js';
 
 export { IMAGENET_CLASSES };
 
@@ -168,3 +169,8 @@ export function loadPretrained(model: Module<never[], unknown>, name: string, o:
   if (e.transformInput && typeof m.transformInput === 'boolean' && report.adaptedStem === null) m.transformInput = true;
   return { ...report, entry: e, file };
 }
+
+setPretrainedLoader({
+  check: (name) => { pretrainedEntry(name); },
+  load: (model, name) => { loadPretrained(model as Module<never[], unknown>, name); },
+});

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tidy } from '../../src/engine/index.js';
-import { readPth, readSafetensors, parseSafetensorsHeader, sha256File } from '../../src/io/index.js';
+import { encodePng, readPth, readSafetensors, parseSafetensorsHeader, sha256File } from '../../src/io/index.js';
 import { fashionMnist } from '../../src/data/index.js';
 import { evalLoader, limitDataset, resizeSpecs, trainLoader, type RunData } from '../../src/train/data.js';
 import { resolveRecipe } from '../../src/train/recipe.js';
@@ -95,6 +95,24 @@ describe('convkit train --pretrained', () => {
     } finally {
       for (const t of [...file.values(), ...trained.values()]) t.dispose();
     }
+  });
+
+  test('convkit explain <name> --pretrained: the cached weights, ImageNet class names, the weights\' crop size', async () => {
+    const img = path.join(tmp, 'img.png');
+    const data = new Uint8Array(3 * 40 * 50).map((_, i) => (i * 37) % 256);
+    fs.writeFileSync(img, await encodePng({ data, channels: 3, height: 40, width: 50 }));
+    const env = { ...process.env, CONVKIT_CACHE_DIR: path.join(tmp, 'cache'), CONVKIT_WEIGHTS_URL: server.url, CONVKIT_NUM_THREADS: '2' };
+    const r = spawnSync(process.execPath, [MAIN, 'explain', 'efficientnet_b0', '--pretrained', img, '-o', path.join(tmp, 'cam'), '--json',
+      '--import', path.join(tmp, 'fixture.mjs')], { encoding: 'utf8', env, cwd: tmp, timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /random weights/);
+    const index = JSON.parse(r.stdout) as { images: { className: string; predicted: number; predictedName: string; input: string }[]; randomWeights?: boolean };
+    assert.equal(index.images.length, 1);
+    assert.equal(typeof index.images[0].predictedName, 'string');
+    assert.ok(index.images[0].predicted >= 0 && index.images[0].predicted < 1000);
+    const f32 = fs.readdirSync(path.join(tmp, 'cam')).find((f) => f.endsWith('.f32'))!;
+    // the map is at the weights' evaluation crop (224 for EfficientNet-B0's V1 weights)
+    assert.equal(fs.statSync(path.join(tmp, 'cam', f32)).size, 224 * 224 * 4);
   });
 
   test('--pretrained for a model without weights, and with --init, is a usage error', () => {
