@@ -97,6 +97,22 @@ describe('convkit train --pretrained', () => {
     }
   });
 
+  test('convkit weights: the cache state, the mirror URL and the path to put a file by hand', () => {
+    const env = { ...process.env, CONVKIT_CACHE_DIR: path.join(tmp, 'cache'), CONVKIT_WEIGHTS_URL: `${server.url}/` };
+    const r = spawnSync(process.execPath, [MAIN, 'weights', '--json'], { encoding: 'utf8', env, cwd: tmp });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as { model: string; cached: boolean; url: string; file: string }[];
+    assert.equal(rows.length, 24);
+    const b0 = rows.find((x) => x.model === 'efficientnet_b0')!;
+    assert.deepEqual([b0.cached, b0.url, b0.file], [true, `${server.url}/${FILE}`, path.join(tmp, 'cache', 'weights', FILE)]);
+    assert.equal(rows.find((x) => x.model === 'resnet50')!.cached, false);
+    const table = spawnSync(process.execPath, [MAIN, 'weights', 'resnet50'], { encoding: 'utf8', env, cwd: tmp });
+    assert.match(table.stdout, /resnet50 +ResNet50_Weights\.IMAGENET1K_V2 +80\.86% +no /);
+    const bad = spawnSync(process.execPath, [MAIN, 'weights', 'resnet20', '--fetch'], { encoding: 'utf8', env, cwd: tmp });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /model 'resnet20' has no pretrained weights/);
+  });
+
   test('convkit explain <name> --pretrained: the cached weights, ImageNet class names, the weights\' crop size', async () => {
     const img = path.join(tmp, 'img.png');
     const data = new Uint8Array(3 * 40 * 50).map((_, i) => (i * 37) % 256);
