@@ -131,7 +131,10 @@ export function loadModelWeights(model: Module<never[], unknown>, file: string, 
       const names = [...sd.keys()];
       const heads = linearKeys(model);
       const headOnly = diff.mismatched.length > 0 && diff.missing.length + diff.unexpected.length === 0 && diff.mismatched.every((m) => heads.has(m.key));
-      const hint = headOnly && !o.ignoreMismatchedHead ? ' (only the classifier differs: for a new class count, load with ignoreMismatchedHead; convkit train replaces the head unless --keep-head)' : '';
+      const stem = stemWeight(model)?.[0];
+      const stemDiffers = !o.adaptInputConv && stem !== undefined && diff.mismatched.some((m) => m.key === stem && sd.get(stem)?.shape[1] === 3);
+      const hint = (headOnly && !o.ignoreMismatchedHead ? ' (only the classifier differs: for a new class count, load with ignoreMismatchedHead; convkit train replaces the head unless --keep-head)' : '') +
+        (stemDiffers ? ` (the RGB stem ${stem} can be adapted to the model's input channels: load with adaptInputConv)` : '');
       throw new CheckpointError(file, `does not fit model ${model.typeName}: ${describeLoad(diff)}${hint}` +
         `\n  the file holds ${names.length} tensors: ${names.slice(0, 40).join(', ')}${names.length > 40 ? ', ...' : ''}`);
     }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as net from 'node:net';
 import { fromBytes, noGrad, tidy, type Tensor } from '../../src/engine/index.js';
 import {
-  IMAGENET_CLASSES, TORCHVISION_VERSION, adaptInputConvWeight, createModel, listModels, listPretrained, loadPretrained, pretrainedEntry,
+  IMAGENET_CLASSES, TORCHVISION_VERSION, adaptInputConvWeight, createModel, loadModelWeights, listModels, listPretrained, loadPretrained, pretrainedEntry,
   pretrainedPath, registerPretrained, type Classifier, type PretrainedEntry,
 } from '../../src/models/index.js';
 import { sha256File } from '../../src/io/download.js';
@@ -178,6 +178,19 @@ describe('transfer learning onto other data', () => {
       assert.ok(diff < 1e-5, `max relative difference ${diff}`);
     } finally {
       rgb.dispose();
+      gray.dispose();
+    }
+  });
+
+  test('loadModelWeights: an RGB file into a gray model fails with a hint, and loads with adaptInputConv', () => {
+    const file = join(served, FILE);
+    const gray = createModel('resnet18', { inChannels: 1 });
+    try {
+      assert.throws(() => loadModelWeights(gray as Module<never[], unknown>, file), /conv1\.weight.*the RGB stem conv1\.weight can be adapted to the model's input channels: load with adaptInputConv/s);
+      const r = loadModelWeights(gray as Module<never[], unknown>, file, { adaptInputConv: true });
+      assert.equal(r.adaptedStem, 'conv1.weight');
+      assert.deepEqual([r.missing, r.unexpected, r.mismatched], [[], [], []]);
+    } finally {
       gray.dispose();
     }
   });
