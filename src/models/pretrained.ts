@@ -10,7 +10,7 @@ import type { Module } from '../nn/index.js';
 import { loadModelWeights, type LoadWeightsReport } from './weights.js';
 import { TORCHVISION_WEIGHTS } from './pretrained_data.js';
 import { IMAGENET_CLASSES } from './imagenet_classes.js';
-import { setPretrainedLoader } from './registry.js';
+import { setPretrainedLoader } from './pretrained_hook.js';
 
 export { IMAGENET_CLASSES };
 
@@ -172,5 +172,5 @@ export function loadPretrained(model: Module<never[], unknown>, name: string, o:
 
 setPretrainedLoader({
   check: (name) => { pretrainedEntry(name); },
-  load: (model, name) => { loadPretrained(model as Module<never[], unknown>, name); },
+  load: (model, name) => { loadPretrained(model, name); },
 });

@@ -2,6 +2,7 @@
 // configuration (input size, normalisation, interpolation), as timm's pretrained_cfg does.
 import type { DType, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
+import { pretrainedLoader } from './pretrained_hook.js';
 
 /** Options every constructor takes; families add their own. */
 export interface ModelOptions {
@@ -61,18 +62,6 @@ export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 const registry = new Map<string, ModelEntry>();
 
-/** How createModel gets published weights; pretrained.ts installs it (kept out of here so that the registry loads no libtorch). */
-export interface PretrainedLoader {
-  /** throws when the model has no published weights */
-  check(name: string): void;
-  load(model: Classifier, name: string): void;
-}
-let pretrainedLoader: PretrainedLoader | null = null;
-
-export function setPretrainedLoader(l: PretrainedLoader): void {
-  pretrainedLoader = l;
-}
-
 export function registerModel<O extends ModelOptions>(entry: ModelEntry<O>): void {
   if (registry.has(entry.name)) throw new Error(`model '${entry.name}' is registered twice`);
   registry.set(entry.name, entry as ModelEntry);
@@ -95,13 +84,13 @@ export function createModel(name: string, opts: ModelOptions & Record<string, un
   }
   if (opts.pretrained !== undefined && typeof opts.pretrained !== 'boolean') throw new TypeError(`${name}: pretrained must be true or false, got ${String(opts.pretrained)}`);
   if (!opts.pretrained) return e.build(opts);
-  if (!pretrainedLoader) throw new Error(`${name}: pretrained weights need convkit's models module (import 'convkit/models', which loads models/pretrained)`);
-  const loader = pretrainedLoader;
+  const loader = pretrainedLoader();
+  if (!loader) throw new Error(`${name}: pretrained weights need convkit's models module (import 'convkit/models', which loads models/pretrained)`);
   loader.check(name);
   const { pretrained: _, ...rest } = opts;
   const model = e.build(rest);
   try {
-    loader.load(model, name);
+    loader.load(model as Module<never[], unknown>, name);
   } catch (err) {
     model.dispose();
     throw err;
