@@ -88,7 +88,8 @@ class ByteProgress {
       return;
     }
     const decile = Math.floor(frac * 10);
-    if (final || decile > this.#decile) {
+    // the last line once: the 100% decile may have printed it already
+    if (decile > this.#decile || (final && (this.total === null || this.#decile < 10))) {
       this.#decile = decile;
       process.stderr.write(`${text}\n`);
     }
@@ -190,6 +191,8 @@ export async function downloadFile(url: string, file: string, o: DownloadOptions
     });
     res.on('aborted', () => stop(fail(`the connection closed after ${bytes}${declared !== null ? ` of ${declared}` : ''} bytes`)));
     res.on('error', (e) => stop(fail(`${e.message} after ${bytes}${declared !== null ? ` of ${declared}` : ''} bytes`, e)));
+    // a socket that closes with neither an error nor the body's end
+    res.on('close', () => stop(fail(`the connection closed after ${bytes}${declared !== null ? ` of ${declared}` : ''} bytes`)));
     res.on('end', () => {
       if (declared !== null && bytes !== declared) {
         stop(fail(`the body ended after ${bytes} of ${declared} bytes (truncated)`));
