@@ -131,7 +131,11 @@ function request(url: string, o: Required<Pick<DownloadOptions, 'timeoutMs' | 'm
         resolve(res);
       });
       req.setTimeout(o.timeoutMs, () => req.destroy(new Error(`no data for ${o.timeoutMs / 1000} s (timeout)`)));
-      req.on('error', (e) => reject(fail((e as Error).message || String(e), e)));
+      req.on('error', (e) => {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        const offline = ['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH'].includes(code) ? ' (no network, or the server is down?)' : '';
+        reject(fail(`${(e as Error).message || String(e)}${offline}`, e));
+      });
     };
     go(url, o.maxRedirects);
   });
