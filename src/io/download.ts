@@ -96,6 +96,34 @@ class ByteProgress {
   }
 }
 
+/**
+ * Removes the temp files of earlier downloads of `file` whose process is gone (a killed
+ * download leaves name.tmp-<pid>-<hex>); those of a live process, maybe downloading it now, stay.
+ */
+function removeDeadTempFiles(file: string): void {
+  const dir = path.dirname(file);
+  const re = new RegExp(`^${path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[0-9a-f]{12}$`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = re.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = pid === process.pid;
+    try {
+      if (!alive) process.kill(pid, 0);
+      alive = true;
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
 /** One GET, redirects followed; resolves with the response of the final URL. */
 function request(url: string, o: Required<Pick<DownloadOptions, 'timeoutMs' | 'maxRedirects'>>, fail: (reason: string, cause?: unknown) => Error): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -154,6 +182,7 @@ export async function downloadFile(url: string, file: string, o: DownloadOptions
     (o.sha256Prefix ? ` (its SHA-256 starts with ${o.sha256Prefix})` : '');
   const fail = (reason: string, cause?: unknown): DownloadError => new DownloadError(url, file, reason + manual, { cause });
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  removeDeadTempFiles(file);
   const res = await request(url, { timeoutMs, maxRedirects: o.maxRedirects ?? 5 }, fail);
   const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : null;
   if (declared !== null && declared > maxBytes) {

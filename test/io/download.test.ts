@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { DownloadError, downloadFile, downloadFileSync, sha256File } from '../../src/io/download.js';
 import { startChildFileServer, startFileServer, type ChildFileServer, type FileServer } from '../helpers/file_server.js';
 
@@ -50,6 +51,18 @@ describe('downloadFile', () => {
     assert.equal(r.sha256, sha);
     assert.ok(fs.readFileSync(out).equals(body));
     onlyFiles(join(cache, 'ok'), ['w.bin']);
+  });
+
+  test("a killed download's temp file is removed, a live process's is left alone", async () => {
+    const folder = join(cache, 'stale');
+    fs.mkdirSync(folder, { recursive: true });
+    const dead = spawnSync('true').pid!;
+    const stale = `w.bin.tmp-${dead}-aaaaaaaaaaaa`;
+    const live = `w.bin.tmp-${process.pid}-bbbbbbbbbbbb`;
+    const other = `x.bin.tmp-${dead}-cccccccccccc`;
+    for (const n of [stale, live, other]) fs.writeFileSync(join(folder, n), 'partial');
+    await downloadFile(`${server.url}/w.bin`, join(folder, 'w.bin'), { sha256Prefix: sha.slice(0, 8), progress: false });
+    onlyFiles(folder, ['w.bin', live, other]);
   });
 
   test('a redirect is followed (relative Location); a redirect loop stops with a clear error', async () => {
