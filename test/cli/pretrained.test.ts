@@ -14,6 +14,7 @@ import { encodePng, readPth, readSafetensors, parseSafetensorsHeader, sha256File
 import { fashionMnist } from '../../src/data/index.js';
 import { evalLoader, limitDataset, resizeSpecs, trainLoader, type RunData } from '../../src/train/data.js';
 import { resolveRecipe } from '../../src/train/recipe.js';
+import { openModelFile } from '../../src/train/eval_checkpoint.js';
 import { startChildFileServer, type ChildFileServer } from '../helpers/file_server.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -76,6 +77,13 @@ describe('convkit train --pretrained', () => {
     const meta = parseSafetensorsHeader(path.join(out, 'model.safetensors')).metadata!;
     assert.equal(meta.convkit_image_size, '[224,224]');
     assert.deepEqual(JSON.parse(meta.convkit_model_options!), { numClasses: 10, inChannels: 1 });
+    // convkit eval and explain read the run's resolution back
+    const opened = openModelFile(path.join(out, 'model.safetensors'));
+    try {
+      assert.deepEqual(opened.size, [224, 224]);
+    } finally {
+      opened.model.dispose();
+    }
     // ImageNet's normalisation, averaged over RGB for gray images
     const norm = JSON.parse(meta.convkit_normalization!) as { mean: number[]; std: number[] };
     assert.ok(Math.abs(norm.mean[0] - (0.485 + 0.456 + 0.406) / 3) < 1e-9 && Math.abs(norm.std[0] - (0.229 + 0.224 + 0.225) / 3) < 1e-9);
