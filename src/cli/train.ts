@@ -33,7 +33,8 @@ model and data:
   --dataset <name>           fashion-mnist, mnist, cifar10, cifar100, folder, synthetic
   --data-root <dir>          the dataset's folder (cifar, folder; mnist layouts optional)
   --num-classes <n>          classifier outputs (default: the dataset's classes)
-  --in-channels <n>          input channels (default: the dataset's)
+  --in-channels <n>          input channels (default: the dataset's; 3 on mnist or fashion-mnist
+                             repeats the gray images to RGB, for a model with an RGB stem)
   --limit-train <n>          train on a seeded random subset of n images
   --limit-test <n>           evaluate on a seeded random subset of n images
   --val-fraction <f>         hold out this fraction of train for validation (0: use test)

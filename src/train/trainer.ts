@@ -636,8 +636,7 @@ function checkClasses(r: Recipe, d: RunData): number {
 function checkChannels(r: Recipe, d: RunData): number {
   const c = d.inputShape[0];
   if (r.inChannels !== null && r.inChannels !== c) {
-    const hint = (r.pretrained || r.init) && r.inChannels === 3 ? ` (the RGB weights' stem is adapted to ${c}-channel images: leave inChannels out)` : '';
-    throw new RecipeError(`recipe: inChannels is ${r.inChannels} but ${r.dataset} images have ${c} channel${c === 1 ? '' : 's'}${hint}`);
+    throw new RecipeError(`recipe: inChannels is ${r.inChannels} but ${r.dataset} images have ${c} channel${c === 1 ? '' : 's'}`);
   }
   return c;
 }

@@ -9,10 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { tidy } from '../../src/engine/index.js';
+import { tensor, tidy } from '../../src/engine/index.js';
 import { encodePng, readPth, readSafetensors, parseSafetensorsHeader, sha256File } from '../../src/io/index.js';
 import { fashionMnist } from '../../src/data/index.js';
-import { evalLoader, limitDataset, resizeSpecs, trainLoader, type RunData } from '../../src/train/data.js';
+import { buildRunData, evalLoader, limitDataset, resizeSpecs, trainLoader, type RunData } from '../../src/train/data.js';
+import { repeatChannels } from '../../src/data/index.js';
+import { modelEntry } from '../../src/models/index.js';
 import { resolveRecipe } from '../../src/train/recipe.js';
 import { openModelFile } from '../../src/train/eval_checkpoint.js';
 import { startChildFileServer, type ChildFileServer } from '../helpers/file_server.js';
@@ -40,7 +42,43 @@ after(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-describe('--image-size on every dataset', () => {
+describe('--image-size and --in-channels on every dataset', () => {
+  test('repeatChannels: gray images repeated, colour images passed, others refused', () => {
+    tidy(() => {
+      const t = repeatChannels({ channels: 3 });
+      const x = tensor([1, 2, 3, 4]).reshape([1, 1, 2, 2]);
+      const y = tensor([0]);
+      assert.deepEqual(t.apply({ x, y }, true).x.toArray(), [[[[1, 2], [3, 4]], [[1, 2], [3, 4]], [[1, 2], [3, 4]]]]);
+      const rgb = x.repeat([1, 3, 1, 1]);
+      assert.equal(t.apply({ x: rgb, y }, false).x, rgb);
+      assert.throws(() => t.apply({ x: x.repeat([1, 2, 1, 1]), y }, true), /repeatChannels: expected gray images \[N, 1, H, W\] \(or 3 channels\), got \[1, 2, 2, 2\]/);
+    });
+  });
+
+  test('--in-channels 3 on Fashion-MNIST: the run sees RGB (repeated gray), normalised with 3 values from weights', async () => {
+    const r = resolveRecipe({ dataset: 'fashion-mnist', inChannels: 3, pretrained: true, imageSize: [32, 32], limitTrain: 8, limitTest: 4, batchSize: 4, evalBatchSize: 4, prefetch: 0, augment: [] });
+    const data = buildRunData(r, modelEntry('resnet18').config);
+    try {
+      assert.deepEqual(data.inputShape, [3, 28, 28]);
+      assert.deepEqual(data.mean, [0.485, 0.456, 0.406]);
+      for (const loader of [trainLoader(data, r, 10), evalLoader(data.eval, r, data.mean, data.std)]) {
+        for await (const b of loader.batches(0)) {
+          tidy(() => {
+            assert.deepEqual(b.x.shape, [4, 3, 32, 32]);
+            // the channels are the same image, each normalised with its own statistics
+            const raw = b.x.mul(tensor(data.std).reshape([1, 3, 1, 1])).add(tensor(data.mean).reshape([1, 3, 1, 1]));
+            assert.ok(raw.narrow(1, 0, 1).sub(raw.narrow(1, 2, 1)).abs().max().item() < 1e-5);
+          });
+          b.x.dispose();
+          b.y.dispose();
+        }
+      }
+    } finally {
+      data.dispose();
+    }
+  });
+
+
   test('a batch resize first in the train and eval pipelines, except where images are decoded at the size', async () => {
     assert.deepEqual(resizeSpecs({ imageSize: [32, 48], dataset: 'fashion-mnist' }), [{ name: 'resize', size: [32, 48], mode: 'bilinear', antialias: true }]);
     assert.deepEqual(resizeSpecs({ imageSize: [32, 48], dataset: 'folder' }), []);
@@ -137,6 +175,22 @@ describe('convkit train --pretrained', () => {
     const f32 = fs.readdirSync(path.join(tmp, 'cam')).find((f) => f.endsWith('.f32'))!;
     // the map is at the weights' evaluation crop (224 for EfficientNet-B0's V1 weights)
     assert.equal(fs.statSync(path.join(tmp, 'cam', f32)).size, 224 * 224 * 4);
+  });
+
+  test('a run on gray images repeated to RGB at another size: convkit eval repeats both and its figure', () => {
+    const out = path.join(tmp, 'rgb');
+    const env = { ...process.env, CONVKIT_CACHE_DIR: path.join(tmp, 'cache'), CONVKIT_NUM_THREADS: '2' };
+    const t = spawnSync(process.execPath, [MAIN, 'train', '--model', 'resnet20', '--dataset', 'fashion-mnist', '--in-channels', '3', '--image-size', '36,36',
+      '--limit-train', '64', '--limit-test', '64', '--epochs', '1', '--batch-size', '32', '--bf16', 'off', '--set', 'reportImages=4', '--out-dir', out, '--json'],
+    { encoding: 'utf8', env, cwd: tmp, timeout: 120_000 });
+    assert.equal(t.status, 0, t.stderr);
+    const trained = JSON.parse(t.stdout) as { last: { valAcc: number; valLoss: number } };
+    const e = spawnSync(process.execPath, [MAIN, 'eval', path.join(out, 'model.safetensors'), 'fashion-mnist', '--limit', '64', '--flip', '--json'],
+      { encoding: 'utf8', env, cwd: tmp, timeout: 120_000 });
+    assert.equal(e.status, 0, e.stderr);
+    const evaluated = JSON.parse(e.stdout) as { top1: number; loss: number };
+    assert.equal(evaluated.top1, trained.last.valAcc);
+    assert.ok(Math.abs(evaluated.loss - trained.last.valLoss) <= 1e-4 * Math.max(1, Math.abs(trained.last.valLoss)), `${evaluated.loss} vs ${trained.last.valLoss}`);
   });
 
   test('--pretrained for a model without weights, and with --init, is a usage error', () => {
