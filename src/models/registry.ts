@@ -83,11 +83,11 @@ export function createModel(name: string, opts: ModelOptions & Record<string, un
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${name}: ${key} must be a positive integer, got ${String(v)}`);
   }
   if (opts.pretrained !== undefined && typeof opts.pretrained !== 'boolean') throw new TypeError(`${name}: pretrained must be true or false, got ${String(opts.pretrained)}`);
-  if (!opts.pretrained) return e.build(opts);
+  const { pretrained, ...rest } = opts;
+  if (!pretrained) return e.build(rest);
   const loader = pretrainedLoader();
   if (!loader) throw new Error(`${name}: pretrained weights need convkit's models module (import 'convkit/models', which loads models/pretrained)`);
   loader.check(name);
-  const { pretrained: _, ...rest } = opts;
   const model = e.build(rest);
   try {
     loader.load(model as Module<never[], unknown>, name);
