@@ -35,7 +35,7 @@ export {
   CIFAR10_CLASSES, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES, DatasetFileError, decodeImage,
   decodeImages, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, IMAGE_EXTENSIONS, listImageFolder,
   MNIST_CLASSES, parseSafetensorsHeader, readCifar, readIdx, readMnistSplit, readPth,
-  readSafetensors, SafetensorsError, UnpicklingError, writeSafetensors,
+  readSafetensors, SafetensorsError, UnpicklingError, writeSafetensors, DownloadError,
 } from './io/index.js';
 export type {
   CifarData, CifarOptions, DecodeOptions, DecodeResult, IdxArray, ImageFolder, JsonValue, MnistSplit,
@@ -59,13 +59,14 @@ export {
   resnet152, resnet18, resnet20, resnet32, resnet34, resnet44, resnet50, resnet56,
   resnext101_32x8d, resnext101_64x4d, resnext50_32x4d, transformerClassifier,
   TransformerClassifier, wide_resnet101_2, wide_resnet50_2,
+  adaptInputConvWeight, fetchPretrained, IMAGENET_CLASSES, listPretrained, loadPretrained, pretrainedEntry, registerPretrained,
 } from './models/index.js';
 export type {
   AirbenchOptions, BlockOptions, BlockType, Classifier, CompoundCoefficients, EfficientNetArch,
   EfficientNetOptions, EfficientNetVariant, InceptionOptions, InvertedResidualRow,
   MobileNetV2Options, ModelConfig, ModelEntry, ModelOptions, RecurrentClassifierOptions,
   ResNetName, ResNetOptions, ScaledBase, ScaledDims, ScalingBase, ScalingReport, ScalingSpec, SequenceClassifierOptions,
-  StageSpec, TransformerClassifierOptions,
+  StageSpec, TransformerClassifierOptions, PretrainedEntry, PretrainedReport,
 } from './models/index.js';
 
 // data: datasets, transforms, mixing, the loader, seeded randomness

@@ -22,7 +22,8 @@ options:
   --limit <n>           a seeded random subset of n images (those train --limit-test n
                         evaluates with seed 0)
   --batch-size <n>      default 500
-  --image-size <h,w>    image folders: decode to this size
+  --image-size <h,w>    evaluate at this size (default: the size the run trained at;
+                        image folders are decoded at it, other datasets resized)
   --ema                 evaluate a training checkpoint's EMA weights
   --bf16 <on|off>       bfloat16 autocast (default: as the run evaluated, so that the
                         figure is the one training printed; off for other files)

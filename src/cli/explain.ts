@@ -11,7 +11,8 @@ export const HELP = `usage: convkit explain <model|checkpoint> <image|folder ...
 
 Explains a classifier's decision on each image: the heat map of the evidence for a class,
 blended over the image. The model is a checkpoint (a training checkpoint, a model.safetensors,
-or other weights with --model) or a registered model's name (random weights unless --weights).
+or other weights with --model) or a registered model's name (random weights unless --weights
+or --pretrained).
 Folders are searched for .jpg .jpeg .png .webp files.
 
 For each image <name> it writes into the output folder:
@@ -29,6 +30,8 @@ options:
                           features.7); default the last convolutional stage
   --model <name>          the registered model of a weights file convkit did not write
   --weights <file>        with a model name: load these weights
+  --pretrained            with a model name: torchvision's ImageNet weights (downloaded once into
+                          $CONVKIT_CACHE_DIR), with the ImageNet class names and crop size
   --num-classes <n>       the classifier's outputs (weights convkit did not write)
   --image-size <h,w>      the input size (default: the model's or the training run's)
   --steps <n>             Integrated Gradients: integration steps (default 64)
@@ -46,7 +49,7 @@ const C = 'explain';
 export async function run(args: string[]): Promise<number> {
   const p = parse(C, args, {
     out: { type: 'string', short: 'o' }, method: { type: 'string' }, class: { type: 'string' }, layer: { type: 'string' },
-    model: { type: 'string' }, weights: { type: 'string' }, 'num-classes': { type: 'string' }, 'image-size': { type: 'string' },
+    model: { type: 'string' }, weights: { type: 'string' }, pretrained: { type: 'boolean' }, 'num-classes': { type: 'string' }, 'image-size': { type: 'string' },
     steps: { type: 'string' }, window: { type: 'string' }, stride: { type: 'string' }, alpha: { type: 'string' }, ema: { type: 'boolean' },
     json: { type: 'boolean' }, quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
   }, { minPositionals: 2 });
@@ -67,7 +70,9 @@ export async function run(args: string[]): Promise<number> {
   const numClasses = intOpt(p, 'num-classes', C, 1, MAX_CLASSES);
   for (const i of inputs) if (!fs.existsSync(i)) throw new UsageError(`input ${i}: no such file or folder`, C);
 
-  const { listModels, createModel, modelEntry, loadModelWeights } = await import('../models/index.js');
+  const pretrained = flag(p, 'pretrained');
+  if (pretrained && str(p, 'weights')) throw new UsageError('--pretrained and --weights both give weights; choose one', C);
+  const { listModels, createModel, modelEntry, loadModelWeights, fetchPretrained, pretrainedEntry, IMAGENET_CLASSES } = await import('../models/index.js');
   await importUserModules(p, C);
   const { openModelFile } = await import('../train/eval_checkpoint.js');
   const { explainImages, ExplainError } = await import('../explain/index.js');
@@ -78,14 +83,27 @@ export async function run(args: string[]): Promise<number> {
     const entry = modelEntry(source);
     if (entry.config.exampleInput && entry.config.exampleInput.shape.length !== 4) throw new UsageError(`${source} does not take images (its input is [${entry.config.exampleInput.shape.join(', ')}])`, C);
     const [c, h, w] = entry.config.inputSize;
-    const model = createModel(source, { ...(numClasses ? { numClasses } : {}), inChannels: c });
+    let size: [number, number] = [h, w];
+    let classes: string[] | null = null;
+    if (pretrained) {
+      let crop: number;
+      try {
+        crop = pretrainedEntry(source).cropSize;
+      } catch (e) {
+        throw new UsageError(`--pretrained: ${(e as Error).message}`, C);
+      }
+      await fetchPretrained(source);
+      size = [crop, crop];
+      if (numClasses === undefined || numClasses === IMAGENET_CLASSES.length) classes = [...IMAGENET_CLASSES];
+    }
+    const model = createModel(source, { ...(numClasses ? { numClasses } : {}), inChannels: c, pretrained });
     const weights = str(p, 'weights');
     if (weights) loadModelWeights(model, weights);
-    else console.error(`convkit explain: ${source} has random weights (no --weights): the maps show an untrained model`);
-    opened = { model, name: source, channels: c, size: [h, w] as [number, number], mean: [...entry.config.mean], std: [...entry.config.std], classes: null };
+    else if (!pretrained) console.error(`convkit explain: ${source} has random weights (no --weights or --pretrained): the maps show an untrained model`);
+    opened = { model, name: source, channels: c, size, mean: [...entry.config.mean], std: [...entry.config.std], classes };
   } else {
     if (!fs.existsSync(source)) throw new UsageError(`${source} is neither a file nor a registered model (convkit models lists them)`, C);
-    if (str(p, 'weights')) throw new UsageError('--weights goes with a model name; a checkpoint file is its own weights', C);
+    if (str(p, 'weights') || pretrained) throw new UsageError(`--${pretrained ? 'pretrained' : 'weights'} goes with a model name; a checkpoint file is its own weights`, C);
     opened = openModelFile(source, { model: str(p, 'model'), numClasses, ema: flag(p, 'ema') });
   }
   const { model } = opened;
@@ -98,7 +116,7 @@ export async function run(args: string[]): Promise<number> {
       index = await explainImages(model, inputs, {
         outDir: out, method: method as 'gradcam', classIndex, layer, steps, window, stride, alpha, size, channels: opened.channels as 1 | 3,
         mean: opened.mean, std: opened.std, classNames: opened.classes ?? undefined,
-        meta: { model: opened.name, source: isName ? source : fs.realpathSync(source), randomWeights: isName && !str(p, 'weights') },
+        meta: { model: opened.name, source: isName ? source : fs.realpathSync(source), randomWeights: isName && !str(p, 'weights') && !pretrained },
         onImage: quiet ? undefined : (done, total, file) => { console.error(`[${done}/${total}] ${file}`); },
       });
     } catch (e) {

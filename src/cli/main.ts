@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   inspect: { summary: 'list the tensors and metadata of a checkpoint', load: () => import('./inspect.js') },
   scale: { summary: 'build a compound-scaled EfficientNet (depth, width, resolution)', load: () => import('./scale.js') },
   'scale-search': { summary: 'grid-search the compound-scaling coefficients on a proxy schedule', load: () => import('./scale_search.js') },
+  weights: { summary: 'list, locate and download the pretrained ImageNet weights', load: () => import('./weights.js') },
   explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
   export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
   web: { summary: 'serve a page that runs an exported model in the browser', load: () => import('./web.js') },

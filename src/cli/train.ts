@@ -33,11 +33,13 @@ model and data:
   --dataset <name>           fashion-mnist, mnist, cifar10, cifar100, folder, synthetic
   --data-root <dir>          the dataset's folder (cifar, folder; mnist layouts optional)
   --num-classes <n>          classifier outputs (default: the dataset's classes)
-  --in-channels <n>          input channels (default: the dataset's)
+  --in-channels <n>          input channels (default: the dataset's; 3 on mnist or fashion-mnist
+                             repeats the gray images to RGB, for a model with an RGB stem)
   --limit-train <n>          train on a seeded random subset of n images
   --limit-test <n>           evaluate on a seeded random subset of n images
   --val-fraction <f>         hold out this fraction of train for validation (0: use test)
-  --image-size <h,w>         image folders: decode to this size
+  --image-size <h,w>         train and evaluate at this size (image folders are decoded at it,
+                             other datasets resized batch by batch, e.g. 224,224 for ImageNet weights)
 
 optimisation:
   --epochs <n>  --batch-size <n>  --eval-batch-size <n>
@@ -57,7 +59,11 @@ optimisation:
   --seed <n>  --threads <n>
 
 transfer learning:
-  --init <file>              start from these weights (safetensors, checkpoint or .pth)
+  --pretrained               start from torchvision's ImageNet weights for --model (downloaded once
+                             into $CONVKIT_CACHE_DIR, default ~/.cache/convkit; mirror: $CONVKIT_WEIGHTS_URL);
+                             the head is replaced and a stem for gray images adapted (RGB kernels summed)
+  --init <file>              start from these weights (safetensors, checkpoint or .pth; an RGB stem
+                             is adapted to the dataset's channels)
   --keep-head                fail instead of replacing a classifier of another class count
   --freeze-backbone-epochs <n>   train only the head for the first n epochs
   --backbone-lr <f>          the backbone's learning rate (the head uses --lr)
@@ -91,7 +97,7 @@ const OPTIONS: OptionSpec = {
   'no-nesterov': { type: 'boolean' }, schedule: { type: 'string' }, 'warmup-epochs': { type: 'string' }, 'min-lr': { type: 'string' },
   'label-smoothing': { type: 'string' }, mixup: { type: 'string' }, cutmix: { type: 'string' }, augment: { type: 'string' },
   'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'eval-translate': { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
-  'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' },
+  'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' }, pretrained: { type: 'boolean' },
   'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
   'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
   json: { type: 'boolean' }, import: { type: 'string', multiple: true },
@@ -148,6 +154,7 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   put('seed', intOpt(p, 'seed', C, 0));
   put('threads', intOpt(p, 'threads', C, 1));
   put('init', str(p, 'init'));
+  if (flag(p, 'pretrained')) r.pretrained = true;
   if (flag(p, 'keep-head')) r.replaceHead = false;
   put('freezeBackboneEpochs', intOpt(p, 'freeze-backbone-epochs', C, 0));
   put('backboneLr', numOpt(p, 'backbone-lr', C, 0));
@@ -386,6 +393,17 @@ async function plannedRecipe(layers: Partial<Recipe>[]): Promise<Recipe> {
   return r;
 }
 
+async function fetchWeights(model: string, group: ProcessGroup | null): Promise<void> {
+  const { fetchPretrained, pretrainedEntry } = await import('../models/index.js');
+  try {
+    pretrainedEntry(model);
+  } catch (e) {
+    throw new UsageError(`--pretrained: ${(e as Error).message}`, C);
+  }
+  if (!group || group.rank === 0) await fetchPretrained(model);
+  await group?.barrier().wait();
+}
+
 async function makeTrainer(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup | null): Promise<Trainer> {
   const { Trainer } = await import('../train/trainer.js');
   const distributed = group ? { group } : undefined;
@@ -400,5 +418,8 @@ async function makeTrainer(p: Parsed, layers: Partial<Recipe>[], group: ProcessG
   }
   const r = resolveRecipe(...layers);
   await checkModel(r.model);
+  // downloaded here, with its progress bar, so that building the model finds it in the cache;
+  // in a data-parallel job rank 0 alone downloads and the others wait for it
+  if (r.pretrained) await fetchWeights(r.model, group);
   return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite'), distributed });
 }

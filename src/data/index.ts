@@ -9,7 +9,7 @@ export {
 } from './datasets.js';
 export {
   compose, transformFromSpec, toBatchTransform, registerTransform, transformNames,
-  toFloat, normalize, resize, centerCrop, randomCrop, randomShift, randomResizedCrop,
+  toFloat, normalize, resize, repeatChannels, centerCrop, randomCrop, randomShift, randomResizedCrop,
   randomHorizontalFlip, randomVerticalFlip, randomErasing, cutout, NORMALIZATION_STATS,
   type ComposedTransform, type TransformContext, type ToFloatOptions, type NormalizeOptions,
   type ResizeTransformOptions, type RandomCropOptions, type RandomShiftOptions,

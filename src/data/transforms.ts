@@ -46,6 +46,20 @@ export function toFloat(options: ToFloatOptions = {}): Transform {
     isFloating(batch.x.dtype) ? batch : withX(batch, batch.x.float().mul(scale)));
 }
 
+/**
+ * Gray images repeated to `channels` (3: RGB), for a model whose stem takes colour: ImageNet
+ * weights on Fashion-MNIST without adapting the stem. Images that already have `channels` pass.
+ */
+export function repeatChannels(options: { channels: number }): Transform {
+  const channels = readOptions('repeatChannels', options, (o) => o.number('channels', undefined, { min: 1, max: 4096, integer: true }));
+  return makeTransform('repeatChannels', { channels }, (batch) => {
+    const c = batch.x.shape[1];
+    if (c === channels) return batch;
+    if (batch.x.ndim !== 4 || c !== 1) throw new RangeError(`repeatChannels: expected gray images [N, 1, H, W] (or ${channels} channels), got [${batch.x.shape.join(', ')}]`);
+    return withX(batch, batch.x.repeat([1, channels, 1, 1]));
+  });
+}
+
 /** Per-dataset channel statistics (of images scaled to [0, 1]). */
 export const NORMALIZATION_STATS: Readonly<Record<string, { mean: number[]; std: number[] }>> = Object.freeze({
   imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
@@ -384,6 +398,7 @@ const FACTORIES = new Map<string, Factory>([
   ['toFloat', (o) => toFloat(o)],
   ['normalize', (o) => normalize(o)],
   ['resize', (o) => resize(o as unknown as ResizeTransformOptions)],
+  ['repeatChannels', (o) => repeatChannels(o as unknown as { channels: number })],
   ['centerCrop', (o) => centerCrop(o as unknown as { size: Size })],
   ['randomCrop', (o) => randomCrop(o as unknown as RandomCropOptions)],
   ['randomShift', (o) => randomShift(o)],

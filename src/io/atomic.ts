@@ -34,6 +34,28 @@ export function writeAtomic(file: string, write: (fd: number) => void): void {
   syncDirectory(path.dirname(file));
 }
 
+/**
+ * writeAtomic for a writer that awaits (a download streamed to disk): the same temp file, fsync
+ * and rename; a rejected `write` removes the temp file and leaves `file` untouched.
+ */
+export async function writeAtomicAsync(file: string, write: (fd: number) => Promise<void>): Promise<void> {
+  const tmp = tempName(file);
+  try {
+    const fd = fs.openSync(tmp, 'wx');
+    try {
+      await write(fd);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDirectory(path.dirname(file));
+}
+
 /** Writes all of `bytes` at the descriptor's position. */
 export function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;

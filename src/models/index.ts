@@ -10,3 +10,5 @@ export * from './inception.js';
 export * from './sequence.js';
 export * from './airbench.js';
 export * from './weights.js';
+export * from './pretrained.js';
+export { TORCHVISION_VERSION } from './pretrained_data.js';

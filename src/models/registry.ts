@@ -2,6 +2,7 @@
 // configuration (input size, normalisation, interpolation), as timm's pretrained_cfg does.
 import type { DType, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
+import { pretrainedLoader } from './pretrained_hook.js';
 
 /** Options every constructor takes; families add their own. */
 export interface ModelOptions {
@@ -14,6 +15,11 @@ export interface ModelOptions {
   dropPathRate?: number;
   /** zero-init the last BN of each residual branch */
   zeroInitResidual?: boolean;
+  /**
+   * start from torchvision's published ImageNet weights (downloaded once into the cache); with
+   * another numClasses the head starts afresh, with other inChannels the stem is adapted
+   */
+  pretrained?: boolean;
 }
 
 export interface ModelConfig {
@@ -76,7 +82,20 @@ export function createModel(name: string, opts: ModelOptions & Record<string, un
     const v = opts[key];
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${name}: ${key} must be a positive integer, got ${String(v)}`);
   }
-  return e.build(opts);
+  if (opts.pretrained !== undefined && typeof opts.pretrained !== 'boolean') throw new TypeError(`${name}: pretrained must be true or false, got ${String(opts.pretrained)}`);
+  const { pretrained, ...rest } = opts;
+  if (!pretrained) return e.build(rest);
+  const loader = pretrainedLoader();
+  if (!loader) throw new Error(`${name}: pretrained weights need convkit's models module (import 'convkit/models', which loads models/pretrained)`);
+  loader.check(name);
+  const model = e.build(rest);
+  try {
+    loader.load(model as Module<never[], unknown>, name);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  return model;
 }
 
 /** The entry's declared example input, else one image at its inputSize with a stem to match. */

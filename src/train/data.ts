@@ -16,7 +16,7 @@ export interface RunData {
   eval: Dataset;
   evalSplit: EvalSplit;
   classes: string[];
-  /** [C, H, W] of the samples */
+  /** [C, H, W] of the samples, C as the model takes them (gray repeated to inChannels on request) */
   inputShape: [number, number, number];
   mean: number[];
   std: number[];
@@ -80,9 +80,10 @@ function need(v: string | null, dataset: string): string {
 }
 
 /** The normalisation of a run: explicit, else the dataset's statistics, else the model's. */
-export function normalization(r: Pick<Recipe, 'mean' | 'std' | 'dataset' | 'init'>, channels: number, modelConfig?: ModelConfig): { mean: number[]; std: number[] } {
+export function normalization(r: Pick<Recipe, 'mean' | 'std' | 'dataset' | 'init'> & Partial<Pick<Recipe, 'pretrained'>>, channels: number, modelConfig?: ModelConfig): { mean: number[]; std: number[] } {
+  // weights trained elsewhere expect their own normalisation (ImageNet's), averaged for gray images
   const stats = r.mean && r.std ? { mean: r.mean, std: r.std }
-    : !r.init && NORMALIZATION_STATS[r.dataset] ? NORMALIZATION_STATS[r.dataset]!
+    : !r.init && !r.pretrained && NORMALIZATION_STATS[r.dataset] ? NORMALIZATION_STATS[r.dataset]!
       : modelConfig ? { mean: modelConfig.mean, std: modelConfig.std } : { mean: [0.5], std: [0.5] };
   const fit = (v: number[]): number[] => {
     if (v.length === channels || v.length === 1) return [...v];
@@ -114,9 +115,12 @@ export function buildRunData(r: Recipe, modelConfig?: ModelConfig): RunData {
       evalSplit = 'test';
     }
     const classes = [...fullTrain.classes];
-    const { mean, std } = normalization(r, fullTrain.inputShape[0], modelConfig);
+    // what the model sees: gray images repeated to colour on request
+    const [c, h, w] = fullTrain.inputShape;
+    const inputShape: [number, number, number] = [repeatsGray(r) && c === 1 ? r.inChannels! : c, h, w];
+    const { mean, std } = normalization(r, inputShape[0], modelConfig);
     return {
-      train, eval: evalSet, evalSplit, classes, inputShape: fullTrain.inputShape, mean, std,
+      train, eval: evalSet, evalSplit, classes, inputShape, mean, std,
       dispose: () => { for (const d of owned) d.dispose?.(); },
     };
   } catch (e) {
@@ -125,9 +129,35 @@ export function buildRunData(r: Recipe, modelConfig?: ModelConfig): RunData {
   }
 }
 
-/** The transform specs of training: augmentation, normalisation, then mixup / cutmix. */
+/** datasets whose images are decoded at imageSize already; the others are resized as batches */
+const DECODED_AT_SIZE = new Set(['folder', 'synthetic']);
+
+/**
+ * imageSize for a dataset of fixed-size images (Fashion-MNIST, CIFAR): a resize of each batch
+ * (bilinear, antialiased when shrinking), first in the pipeline so augmentation works at the
+ * model's resolution: ImageNet weights at 224 px on 28 px images.
+ */
+export function resizeSpecs(r: { imageSize?: [number, number] | null; dataset?: string }): TransformSpec[] {
+  if (!r.imageSize || DECODED_AT_SIZE.has(r.dataset ?? '')) return [];
+  return [{ name: 'resize', size: [...r.imageSize], mode: 'bilinear', antialias: true }];
+}
+
+/** datasets of gray images that inChannels > 1 repeats to colour */
+const GRAY_DATASETS = new Set(['fashion-mnist', 'mnist']);
+
+/** Whether the run repeats the dataset's gray images to inChannels (--in-channels 3 on Fashion-MNIST). */
+export function repeatsGray(r: { inChannels?: number | null; dataset?: string }): boolean {
+  return (r.inChannels ?? 1) > 1 && GRAY_DATASETS.has(r.dataset ?? '');
+}
+
+/** The dataset's images as the model takes them: resized to imageSize, gray repeated to inChannels. */
+export function inputSpecs(r: { imageSize?: [number, number] | null; dataset?: string; inChannels?: number | null }): TransformSpec[] {
+  return [...resizeSpecs(r), ...(repeatsGray(r) ? [{ name: 'repeatChannels', channels: r.inChannels! } as TransformSpec] : [])];
+}
+
+/** The transform specs of training: resizing, augmentation, normalisation, then mixup / cutmix. */
 export function trainTransforms(r: Recipe, mean: number[], std: number[], numClasses: number): TransformSpec[] {
-  const specs = r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec);
+  const specs = [...inputSpecs(r), ...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec)];
   specs.push({ name: 'normalize', mean, std });
   const common = { numClasses, labelSmoothing: r.labelSmoothing, p: r.mixProb };
   if (r.mixup > 0 && r.cutmix > 0) specs.push({ name: 'mixupCutmix', mixupAlpha: r.mixup, cutmixAlpha: r.cutmix, switchProb: r.mixSwitchProb, ...common });
@@ -155,7 +185,7 @@ export function trainLoader(d: RunData, r: Recipe, numClasses: number, shard?: {
 }
 
 /** Evaluation: the same pipeline in its evaluation form (random crops become centre crops, no mixing). */
-export function evalLoader(dataset: Dataset, r: Pick<Recipe, 'evalBatchSize' | 'augment' | 'prefetch' | 'seed'>, mean: number[], std: number[]): DataLoader {
-  const specs = [...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec), { name: 'normalize', mean, std } as TransformSpec];
+export function evalLoader(dataset: Dataset, r: Pick<Recipe, 'evalBatchSize' | 'augment' | 'prefetch' | 'seed'> & Partial<Pick<Recipe, 'imageSize' | 'dataset' | 'inChannels'>>, mean: number[], std: number[]): DataLoader {
+  const specs = [...inputSpecs(r), ...r.augment.map((a) => normalizeAugmentSpec(a) as TransformSpec), { name: 'normalize', mean, std } as TransformSpec];
   return new DataLoader(dataset, { batchSize: r.evalBatchSize, shuffle: false, seed: r.seed, transform: specs, training: false, prefetch: r.prefetch });
 }

@@ -2,12 +2,13 @@
 // preprocessing come from the file when convkit wrote it (a training checkpoint's recipe, or
 // model.safetensors' metadata); for other files (timm / torchvision weights) name the model.
 import * as fs from 'node:fs';
+import { MAX_IMAGE_SIDE } from '../engine/limits.js';
 import type { Module } from '../nn/index.js';
 import { createModel, modelEntry } from '../models/index.js';
 import { parseSafetensorsHeader } from '../io/index.js';
 import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights } from '../models/weights.js';
 import { readCheckpointMeta } from './checkpoint.js';
-import { evalLoader, limitDataset, normalization, openDataset, TEST_SUBSET_SALT } from './data.js';
+import { evalLoader, limitDataset, normalization, openDataset, repeatsGray, TEST_SUBSET_SALT } from './data.js';
 import { evaluate, type ClassifierModule, type EvalResult } from './evaluate.js';
 import { DATASETS, RecipeError, type AugmentSpec } from './recipe.js';
 import type { ClassReport } from './metrics.js';
@@ -104,8 +105,13 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
       throw new CheckpointError(file, 'metadata convkit_precision must be {"bf16": boolean, "channelsLast": boolean}');
     }
     const classes = parse('convkit_classes');
+    const size = parse('convkit_image_size');
+    const isSide = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= MAX_IMAGE_SIDE;
+    if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every(isSide))) {
+      throw new CheckpointError(file, `metadata convkit_image_size must be [height, width] in 1..${MAX_IMAGE_SIDE}, got ${JSON.stringify(size).slice(0, 80)}`);
+    }
     return {
-      model: o.model ?? meta.convkit_model, dataset: meta.convkit_dataset ?? null, imageSize: null,
+      model: o.model ?? meta.convkit_model, dataset: meta.convkit_dataset ?? null, imageSize: (size as [number, number] | undefined) ?? null,
       classes: Array.isArray(classes) && classes.every((c) => typeof c === 'string') ? classes : null, modelOptions: (parse('convkit_model_options') ?? {}) as Record<string, unknown>,
       mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false, precision,
     };
@@ -172,7 +178,8 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
   const full = openDataset(spec, split, entry.config);
   try {
     const data = limitDataset(full, o.limit ?? null, 0, TEST_SUBSET_SALT);
-    const channels = full.inputShape[0];
+    // a model trained on gray images repeated to colour (--in-channels 3 on Fashion-MNIST) gets them so again
+    const channels = spec.inChannels !== null && full.inputShape[0] === 1 && repeatsGray({ inChannels: spec.inChannels, dataset }) ? spec.inChannels : full.inputShape[0];
     const numClasses = spec.numClasses ?? full.classes.length;
     if (numClasses < full.classes.length) {
       throw new RecipeError(`the model has ${numClasses} outputs but ${dataset} has ${full.classes.length} classes`);
@@ -184,7 +191,7 @@ export async function evaluateCheckpoint(file: string, dataset: string, o: EvalC
     const model = createModel(src.model, { ...src.modelOptions, numClasses, inChannels: channels }) as ClassifierModule;
     try {
       loadModelWeights(model as Module<never[], unknown>, file, { prefer: o.ema ? 'ema' : 'model' });
-      const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0 }, mean, std);
+      const loader = evalLoader(data, { evalBatchSize: o.batchSize ?? 500, augment: src.augment, prefetch: 2, seed: 0, imageSize: o.imageSize ?? src.imageSize ?? null, dataset, inChannels: channels }, mean, std);
       const tta = { flip: o.flip ?? false, translate: o.translate ?? 0 };
       const precision = { bf16: o.bf16 ?? src.precision.bf16, channelsLast: o.channelsLast ?? src.precision.channelsLast };
       const result = await evaluate(model, loader, { numClasses, ...precision, ...tta, onBatch: o.onBatch });

@@ -105,6 +105,11 @@ export interface Recipe {
 
   /** transfer learning: weights to start from (model.safetensors, a checkpoint, a .pth) */
   init: string | null;
+  /**
+   * transfer learning: start from torchvision's published ImageNet weights for the model
+   * (downloaded once into the cache; the head replaced, a stem for gray images adapted)
+   */
+  pretrained: boolean;
   /** when init's classifier has another class count, start the head afresh */
   replaceHead: boolean;
   /** train only the head for the first N epochs */
@@ -168,6 +173,7 @@ const DEFAULTS: Recipe = {
   prefetch: 2,
   syncBatchNorm: false,
   init: null,
+  pretrained: false,
   replaceHead: true,
   freezeBackboneEpochs: 0,
   reportImages: 36,
@@ -209,7 +215,7 @@ const CHECKS: Record<keyof Recipe, Check> = {
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
   evalFlip: bool, evalTranslate: int(0, MAX_IMAGE_SIDE), bf16: boolAuto, channelsLast: boolAuto,
   seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64), syncBatchNorm: bool,
-  init: orNull(str), replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0, 10_000),
+  init: orNull(str), pretrained: bool, replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0, 10_000),
 };
 
 function editDistance(a: string, b: string): number {
@@ -255,6 +261,7 @@ export function resolveRecipe(...layers: (Partial<Recipe> | Record<string, unkno
   const r = out as unknown as Recipe;
   if (r.dataset !== DEFAULT_RECIPE.dataset && !layers.some((l) => 'inChannels' in l)) r.inChannels = null;
   if (r.dataset !== DEFAULT_RECIPE.dataset && !layers.some((l) => 'numClasses' in l)) r.numClasses = null;
+  if (r.pretrained && r.init) throw new RecipeError(`recipe: pretrained and init both give starting weights (init: ${r.init}); choose one`);
   if (r.warmupEpochs > r.epochs) throw new RecipeError(`recipe: warmupEpochs (${r.warmupEpochs}) is longer than the run (${r.epochs} epochs)`);
   if ((r.dataset === 'cifar10' || r.dataset === 'cifar100' || r.dataset === 'folder') && !r.dataRoot) {
     throw new RecipeError(`recipe: dataset "${r.dataset}" needs dataRoot (--data-root), the folder holding its files`);

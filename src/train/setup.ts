@@ -7,21 +7,26 @@ import {
   CosineAnnealingLR, ExponentialLR, LinearLR, MultiStepLR, OneCycleLR, SequentialLR, StepLR, type LRScheduler, type Scheduler,
 } from './schedule.js';
 import { loadModelWeights, type LoadWeightsReport } from '../models/weights.js';
+import { loadPretrained } from '../models/pretrained.js';
 import { RecipeError, type Recipe } from './recipe.js';
 import type { ClassifierModule } from './evaluate.js';
 
 export interface BuiltModel {
   model: ClassifierModule;
   config: ModelConfig;
-  /** what loading recipe.init did (null without init) */
+  /** what loading recipe.init or the pretrained weights did (null without either) */
   init: LoadWeightsReport | null;
 }
 
-export function buildModel(r: Recipe, numClasses: number, inChannels: number): BuiltModel {
+/** weights: false builds the model only (a resumed run, whose checkpoint holds the weights) */
+export function buildModel(r: Recipe, numClasses: number, inChannels: number, o: { weights?: boolean } = {}): BuiltModel {
   const entry = modelEntry(r.model);
   const model = createModel(r.model, { ...r.modelOptions, numClasses, inChannels }) as ClassifierModule;
+  const m = model as Module<never[], unknown>;
   try {
-    const init = r.init ? loadModelWeights(model as Module<never[], unknown>, r.init, { ignoreMismatchedHead: r.replaceHead }) : null;
+    // ImageNet weights onto the data at hand: a new head, and a stem adapted to gray images
+    const init = r.init ? loadModelWeights(m, r.init, { ignoreMismatchedHead: r.replaceHead, adaptInputConv: true })
+      : r.pretrained && o.weights !== false ? loadPretrained(m, r.model, { ignoreMismatchedHead: r.replaceHead }) : null;
     return { model, config: entry.config, init };
   } catch (e) {
     model.dispose();

@@ -142,7 +142,7 @@ export class Trainer {
   readonly #group: ProcessGroup | null;
   #ddp: DistributedDataParallel | null = null;
 
-  private constructor(recipe: Recipe, opts: TrainerOptions) {
+  private constructor(recipe: Recipe, opts: TrainerOptions, resuming = false) {
     this.#opts = opts;
     if (opts.onEvent) this.#listeners.push(opts.onEvent);
     this.recipe = recipe;
@@ -162,7 +162,7 @@ export class Trainer {
       const inChannels = checkChannels(recipe, this.data);
       const specs = trainTransforms(recipe, this.data.mean, this.data.std, this.numClasses);
       checkTransforms(specs);
-      built = this.model = buildModel(recipe, this.numClasses, inChannels).model;
+      built = this.model = buildModel(recipe, this.numClasses, inChannels, { weights: !resuming }).model;
       if (recipe.channelsLast) this.model.to({ memoryFormat: 'channelsLast' });
       if (this.#group && recipe.syncBatchNorm) convertSyncBatchNorm(this.model as Module<unknown[], unknown>, this.#group);
       this.#fixed = new Set(this.model.parameters().filter((p) => !p.requiresGrad));
@@ -205,7 +205,7 @@ export class Trainer {
     recipe.outDir = path.dirname(path.resolve(file));
     // in a data-parallel run only rank 0 writes: another rank must not remove its temp files
     if ((opts.distributed?.group.rank ?? 0) === 0) removeStaleTempFiles(recipe.outDir);
-    const t = new Trainer(recipe, opts);
+    const t = new Trainer(recipe, opts, true);
     try {
       t.#restore(file);
     } catch (e) {
@@ -259,7 +259,7 @@ export class Trainer {
       worldSize: this.#group?.worldSize ?? 1,
     });
     // a fresh run (not resumed, no init weights) lets the model set data-dependent weights first
-    if (!this.#resumed && this.step === 0 && !this.recipe.init) await initFromData(this.model, this.data, this.recipe);
+    if (!this.#resumed && this.step === 0 && !this.recipe.init && !this.recipe.pretrained) await initFromData(this.model, this.data, this.recipe);
     // rank 0's weights and buffers on every rank; gradients averaged from here on
     if (this.#group && !this.#ddp) this.#ddp = new DistributedDataParallel(this.model as Module<unknown[], unknown>, this.#group, this.#opts.distributed?.ddp);
     let interrupted = false;
@@ -503,6 +503,8 @@ export class Trainer {
       convkit_dataset: r.dataset,
       // how the run evaluated: bf16 rounds differently, so eval repeats it to print the same figure
       convkit_precision: JSON.stringify({ bf16: r.bf16 === true, channelsLast: r.channelsLast === true }),
+      // the resolution the run fed the model (--image-size), which eval repeats
+      ...(r.imageSize ? { convkit_image_size: JSON.stringify(r.imageSize) } : {}),
     };
   }
 

@@ -25,11 +25,12 @@ const EXPECTED: Record<string, string[]> = {
     'SGD', 'Adam', 'AdamW', 'CosineAnnealingLR', 'OneCycleLR', 'ModelEma', 'Trainer', 'DEFAULT_RECIPE', 'resolveRecipe',
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
     'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch', 'exportOnnx', 'ExportError', 'loadPredictor',
+    'fetchPretrained', 'loadPretrained', 'IMAGENET_CLASSES', 'DownloadError',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
-  'convkit/io': ['readSafetensors', 'writeSafetensors', 'readPth', 'readIdx', 'readCifar', 'decodeImage', 'encodePng'],
-  'convkit/models': ['createModel', 'listModels', 'registerModel', 'resnet50', 'efficientnetB0', 'BasicBlock', 'MBConv'],
+  'convkit/io': ['readSafetensors', 'writeSafetensors', 'readPth', 'readIdx', 'readCifar', 'decodeImage', 'encodePng', 'downloadFile', 'sha256File'],
+  'convkit/models': ['createModel', 'listModels', 'registerModel', 'resnet50', 'efficientnetB0', 'BasicBlock', 'MBConv', 'fetchPretrained', 'pretrainedPath', 'adaptInputConvWeight'],
   'convkit/data': ['DataLoader', 'fashionMnist', 'synthetic', 'compose', 'randAugment', 'mixupCutmix', 'Rng'],
   'convkit/train': ['SGD', 'Trainer', 'saveCheckpoint', 'evaluate', 'ConfusionMatrix', 'renderReport', 'scaleSearch', 'openModelFile'],
   'convkit/distributed': ['ProcessGroup', 'DistributedDataParallel', 'convertSyncBatchNorm', 'launchWorkers', 'workerEnv', 'DistributedError'],
@@ -39,12 +40,12 @@ const EXPECTED: Record<string, string[]> = {
 };
 
 // internal helpers: nowhere public
-const INTERNAL_EVERYWHERE = ['detachedHandle', 'escapeHtml', 'chwToPngDataUri', 'lineChart', 'confusionHeatmap', 'thumbnails', 'linearKeys'];
+const INTERNAL_EVERYWHERE = ['detachedHandle', 'setPretrainedLoader', 'escapeHtml', 'chwToPngDataUri', 'lineChart', 'confusionHeatmap', 'thumbnails', 'linearKeys'];
 // building blocks of one layer: in that layer's entry point, not at the root
 const NOT_AT_ROOT = [
   ...INTERNAL_EVERYWHERE, 'encodePng', 'chain', 'checkInputShape', 'conv1x1', 'makeLayer', 'ops', 'checkIndices', 'disposeReplaced',
   'writeFileAtomic', 'removeStaleTempFiles', 'buildOptimizer', 'buildRunData', 'probeBf16', 'ProgressBar', 'logitsOf', 'renderReport',
-  'forwardWithCapture', 'overlay', 'camWeights',
+  'forwardWithCapture', 'overlay', 'camWeights', 'downloadFile',
 ];
 
 const ENTRY = (key: string): string => (key === '.' ? 'convkit' : `convkit/${key.slice(2)}`);
