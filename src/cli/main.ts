@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   'scale-search': { summary: 'grid-search the compound-scaling coefficients on a proxy schedule', load: () => import('./scale_search.js') },
   explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
   export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
+  predict: { summary: 'top-k classes of images (an .onnx file or a checkpoint)', load: () => import('./predict.js') },
 };
 
 export const MAIN_HELP = `usage: convkit <command> [options]
