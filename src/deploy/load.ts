@@ -108,11 +108,17 @@ async function loadCheckpoint(file: string, o: LoadPredictorOptions): Promise<Pr
     const precision = o.precision ?? 'auto';
     const lt: Precision[] = precision === 'fp32' ? [FP32] : precision === 'bf16' ? [BF16] : cpuHasBf16() ? [FP32, BF16] : [FP32];
     let note: string | undefined;
+    let exportMs: number | undefined;
     // ONNX Runtime runs the float graph: a candidate unless libtorch or bf16 was asked for
     if (engine === 'onnxruntime' || (engine === 'auto' && precision !== 'bf16')) {
       try {
-        const { bytes } = exportOnnx(model, src.example, { metadata: src.metadata });
+        // no second trace at another batch size (it costs as much as the first): the probe runs
+        // the graph at another batch size than the trace's and checks it against libtorch
+        const t0 = performance.now();
+        const { bytes } = exportOnnx(model, src.example, { metadata: src.metadata, checkBatch: false });
+        exportMs = performance.now() - t0;
         session = await onnxBackend(bytes, { engine: 'onnxruntime', precision: null, reason: 'asked' }, o.threads);
+        if (engine === 'onnxruntime') await crossCheck(file, model, session, src.example, o.probeBatch ?? 8);
       } catch (e) {
         if (engine === 'onnxruntime') throw new Error(`loadPredictor: ${file} cannot run on ONNX Runtime: ${(e as Error).message}`, { cause: e });
         note = `ONNX Runtime: ${(e as Error).message}`;
@@ -125,10 +131,24 @@ async function loadCheckpoint(file: string, o: LoadPredictorOptions): Promise<Pr
     let choice: EngineChoice;
     if (candidates.length === 1) {
       const c = candidates[0];
-      choice = { engine: c.engine, precision: c.precision, reason: engine === 'auto' && precision === 'auto' ? 'fallback' : 'asked', ...(note ? { note } : {}) };
+      choice = { engine: c.engine, precision: c.precision, reason: note ? 'fallback' : 'asked', ...(note ? { note } : {}) };
     } else {
-      const timings = await probe(model, session, candidates, src.example, o.probeBatch ?? 8, o.probeMs ?? 1200);
-      choice = { ...pick(candidates), reason: 'probe', timings, ...(note ? { note } : {}) };
+      const t0 = performance.now();
+      if (session) {
+        try {
+          await crossCheck(file, model, session, src.example, o.probeBatch ?? 8);
+        } catch (e) {
+          note = (e as Error).message;
+          await session.dispose();
+          session = null;
+          candidates.pop();
+        }
+      }
+      const timings = candidates.length > 1 ? await probe(model, session, candidates, src.example, o.probeBatch ?? 8, o.probeMs ?? 1200) : undefined;
+      const probeMs = performance.now() - t0;
+      choice = candidates.length > 1
+        ? { ...pick(candidates), reason: 'probe', timings, probeMs: round(probeMs), ...(exportMs !== undefined ? { exportMs: round(exportMs) } : {}), ...(note ? { note } : {}) }
+        : { engine: 'libtorch', precision: candidates[0].precision, reason: 'fallback', ...(note ? { note } : {}) };
     }
     src.example.dispose();
     if (choice.engine === 'onnxruntime') {
@@ -148,6 +168,35 @@ async function loadCheckpoint(file: string, o: LoadPredictorOptions): Promise<Pr
   }
 }
 
+const round = (ms: number): number => Math.round(ms * 10) / 10;
+
+/**
+ * ONNX Runtime's logits against libtorch fp32's on a random batch of another size than the
+ * export traced: a graph that kept the trace's batch size, or any export error, shows here.
+ */
+async function crossCheck(file: string, model: AnyModule, session: EngineBackend, example: Tensor, batch: number): Promise<void> {
+  const n = batch === 2 ? 3 : batch;
+  const x = randn([n, ...example.shape.slice(1)]);
+  try {
+    model.eval();
+    layOut(model, FP32);
+    const ref = libtorchLogits(model, x, FP32);
+    let got: { data: Float32Array; dims: number[] };
+    try {
+      got = await session.logits(x);
+    } catch (e) {
+      throw new Error(`ONNX Runtime failed on the export of ${file} at batch ${n}: ${(e as Error).message}`, { cause: e });
+    }
+    const scale = ref.data.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-6);
+    const err = got.data.length === ref.data.length ? ref.data.reduce((m, v, i) => Math.max(m, Math.abs(v - got.data[i])), 0) / scale : Infinity;
+    if (got.dims.join() !== ref.dims.join() || !(err < 1e-3)) {
+      throw new Error(`the export of ${file} disagrees with libtorch at batch ${n} (output [${got.dims.join(', ')}] vs [${ref.dims.join(', ')}], relative error ${err.toExponential(2)})`);
+    }
+  } finally {
+    x.dispose();
+  }
+}
+
 /** The fastest candidate; bf16 only when it beats the best fp32 path by BF16_MARGIN. */
 function pick(cs: Candidate[]): { engine: EngineName; precision: Precision | null } {
   const ms = (c: Candidate): number => (c.precision?.bf16 ? c.ms! * BF16_MARGIN : c.ms!);
@@ -156,8 +205,8 @@ function pick(cs: Candidate[]): { engine: EngineName; precision: Precision | nul
 }
 
 /**
- * Times each candidate on one random batch: two untimed warm-ups (oneDNN builds its primitives on
- * the first calls, at each layout), then up to 5 timed passes within its share of the budget; the
+ * Times each candidate on one random batch: one or two untimed warm-ups (oneDNN builds its
+ * primitives on the first calls, at each layout), then up to 5 timed passes within its share of the budget; the
  * median, which a stray slow pass (a busy machine) does not move. Fills c.ms and returns { key: ms }.
  */
 async function probe(model: AnyModule, session: EngineBackend | null, cs: Candidate[], example: Tensor, batch: number, budgetMs: number): Promise<Record<string, number>> {
@@ -170,7 +219,8 @@ async function probe(model: AnyModule, session: EngineBackend | null, cs: Candid
       const share = budgetMs / cs.length;
       const t0 = performance.now();
       await run();
-      await run();
+      // a second warm-up only where passes are short enough for the budget to hold it
+      if (performance.now() - t0 < share / 4) await run();
       const times: number[] = [];
       while (times.length < 5 && (times.length === 0 || performance.now() - t0 < share)) {
         const t = performance.now();

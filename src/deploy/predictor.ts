@@ -37,6 +37,9 @@ export interface EngineChoice {
   reason: 'onnx-file' | 'asked' | 'probe' | 'fallback';
   /** the probe's median milliseconds per batch of each candidate (reason 'probe') */
   timings?: Record<string, number>;
+  /** milliseconds the choice took: the export in memory, and the check and timing of the candidates */
+  exportMs?: number;
+  probeMs?: number;
   /** why another engine was not a candidate (e.g. the export failed) */
   note?: string;
 }

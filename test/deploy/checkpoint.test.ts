@@ -9,10 +9,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import '../train/tiny_model.js';
-import { cpuHasBf16, manualSeed, randn } from '../../src/engine/index.js';
+import { TinyCnn } from '../train/tiny_model.js';
+import { cpuHasBf16, manualSeed, randn, type Tensor } from '../../src/engine/index.js';
 import { FASHION_MNIST_CLASSES, writeSafetensors } from '../../src/io/index.js';
-import { createModel } from '../../src/models/index.js';
+import { createModel, modelEntry, registerModel, type ModelOptions } from '../../src/models/index.js';
 import { evaluateCheckpoint } from '../../src/train/eval_checkpoint.js';
 import { evaluateOnnx, loadPredictor } from '../../src/deploy/index.js';
 
@@ -162,4 +162,30 @@ test('bad files: missing, not ONNX, a checkpoint of an unknown model, options th
   await assert.rejects(loadPredictor(onnxFile, { engine: 'libtorch' }), /ONNX file: it runs on ONNX Runtime/);
   await assert.rejects(loadPredictor(run, { engine: 'tensorrt' as 'libtorch' }), /engine must be auto, onnxruntime or libtorch/);
   await assert.rejects(loadPredictor(run, { engine: 'onnxruntime', precision: 'bf16' }), /bf16 is libtorch's/);
+});
+
+// a forward with an op ONNX export has no mapping for (cumsum)
+class CumsumCnn extends TinyCnn {
+  override forward(x: Tensor): Tensor {
+    return super.forward(x).cumsum(1);
+  }
+}
+registerModel({ name: 'cumsum_cnn', config: modelEntry('tiny_cnn').config, build: (o: ModelOptions) => new CumsumCnn(o) });
+
+test('a model that cannot be exported: auto falls back to libtorch and says why; onnxruntime asked for fails naming the op', async () => {
+  const m = createModel('cumsum_cnn');
+  const file = path.join(dir, 'cumsum.safetensors');
+  writeSafetensors(file, new Map([...m.namedParameters(), ...m.namedBuffers()]), { convkit_model: 'cumsum_cnn', convkit_model_options: '{}' });
+  m.dispose();
+  const p = await loadPredictor(file, { precision: 'fp32' });
+  try {
+    assert.equal(p.engine, 'libtorch');
+    assert.equal(p.choice.reason, 'fallback');
+    assert.match(p.choice.note ?? '', /ONNX Runtime: .*cumsum/);
+    const [row] = await p.predict(randn([1, 1, 28, 28]), { top: 2 });
+    assert.equal(row.length, 2);
+  } finally {
+    await p.dispose();
+  }
+  await assert.rejects(loadPredictor(file, { engine: 'onnxruntime' }), /cumsum\.safetensors cannot run on ONNX Runtime: .*cumsum/);
 });
