@@ -116,7 +116,11 @@ export function predictorInfo(file: string, bytes: Uint8Array): PredictorInfo {
 
 /** An ONNX Runtime session on ONNX bytes (a file's, or a model exported in memory). */
 export async function onnxBackend(bytes: Uint8Array, choice: EngineChoice, threads?: number): Promise<EngineBackend> {
-  const session = await ort.InferenceSession.create(bytes, threads ? { intraOpNumThreads: threads } : {});
+  // no spinning between runs: ONNX Runtime's idle threads would otherwise take the cores that
+  // sharp decodes the next batch on, and that libtorch's probe passes are timed on
+  const session = await ort.InferenceSession.create(bytes, {
+    ...(threads ? { intraOpNumThreads: threads } : {}), extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   return {
