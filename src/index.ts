@@ -138,6 +138,6 @@ export type {
 export { exportOnnx, ExportError } from './export/index.js';
 export type { ExportMetadata, ExportOptions, ExportResult } from './export/index.js';
 
-// deploy: exported models run by ONNX Runtime
-export { loadPredictor } from './deploy/index.js';
-export type { Predictor, PredictorInfo, Prediction } from './deploy/index.js';
+// deploy: an .onnx file or a checkpoint run by ONNX Runtime or libtorch
+export { loadPredictor, predictFiles } from './deploy/index.js';
+export type { Predictor, PredictorInfo, Prediction, LoadPredictorOptions, EngineName, EngineChoice } from './deploy/index.js';

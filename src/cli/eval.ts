@@ -11,7 +11,10 @@ import { MAX_BATCH, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 export const HELP = `usage: convkit eval <checkpoint> <dataset> [options]
 
 Evaluates a checkpoint: a training checkpoint (last/best.safetensors), a model.safetensors,
-or other safetensors / .pth weights (then --model is required). dataset is one of
+or other safetensors / .pth weights (then --model is required); or an exported .onnx file,
+run by ONNX Runtime with the file's own normalisation (--model, --num-classes, --ema, --bf16,
+--flip and --translate do not apply), so that a shipped model is checked on the same data
+(and the same --limit subset) as the checkpoint it came from. dataset is one of
 ${DATASETS.join(', ')}.
 
 options:
@@ -58,9 +61,17 @@ export async function run(args: string[]): Promise<number> {
   const { formatClassReport, formatConfusion } = await import('../train/metrics.js');
   let bar: ProgressBar | null = null;
   const quiet = flag(p, 'quiet') || flag(p, 'json');
+  const onnx = file.toLowerCase().endsWith('.onnx');
+  if (onnx) {
+    const notForOnnx = ['model', 'num-classes', 'ema', 'bf16', 'flip', 'translate'].filter((k) => p.values[k] !== undefined);
+    if (notForOnnx.length) throw new UsageError(`${notForOnnx.map((k) => `--${k}`).join(', ')}: not for an .onnx file (it carries its model, classes and preprocessing)`, C);
+  }
   let ev;
   try {
-    ev = await evaluateCheckpoint(file, dataset, {
+    ev = onnx ? await (await import('../deploy/eval_onnx.js')).evaluateOnnx(file, dataset, {
+      dataRoot: str(p, 'data-root'), split, limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), imageSize,
+      onBatch: quiet ? undefined : (done, total) => { (bar ??= new ProgressBar({ total, label: 'eval' })).update(done); },
+    }) : await evaluateCheckpoint(file, dataset, {
       model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1, MAX_CLASSES), dataRoot: str(p, 'data-root'), split,
       limit: intOpt(p, 'limit', C, 1), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), ema: flag(p, 'ema'), bf16: bf16 === 'auto' ? undefined : bf16, imageSize,
       flip: flag(p, 'flip'), translate: intOpt(p, 'translate', C, 0, MAX_IMAGE_SIDE),

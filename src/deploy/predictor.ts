@@ -1,8 +1,6 @@
-// loadPredictor: an exported .onnx file run by ONNX Runtime (onnxruntime-node, CPU), its
-// preprocessing taken from the file's metadata (resize, crop, mean/std), answering top-k classes
-// with probabilities. The first piece of issue 14's "Run it"; the libtorch engine behind the same
-// interface, `convkit predict` and the engine choice come next.
-import * as fs from 'node:fs';
+// The predictor's interface, its preprocessing (from the model's metadata: resize, crop,
+// mean/std) and top-k, over any engine that turns a preprocessed batch into logits; the ONNX
+// Runtime engine for .onnx bytes. load.ts picks the engine for a file.
 import ort from 'onnxruntime-node';
 import { noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
 import { centerCropBatch, resizeBatch } from '../data/ops.js';
@@ -19,7 +17,31 @@ export interface PredictorInfo {
   resize: number | null;
   crop: [number, number] | null;
   interpolation: string | null;
-  opset: number;
+  /** the ONNX file's opset (null: a checkpoint run by libtorch) */
+  opset: number | null;
+}
+
+export type EngineName = 'onnxruntime' | 'libtorch';
+
+/** How libtorch runs the model (ONNX Runtime: null). */
+export interface Precision {
+  bf16: boolean;
+  channelsLast: boolean;
+}
+
+/** Which engine runs the model, and why. */
+export interface EngineChoice {
+  engine: EngineName;
+  precision: Precision | null;
+  /** 'onnx-file': an .onnx file runs on ONNX Runtime; 'asked': forced by an option; 'probe': the fastest timed; 'fallback': the only one that could run it */
+  reason: 'onnx-file' | 'asked' | 'probe' | 'fallback';
+  /** the probe's median milliseconds per batch of each candidate (reason 'probe') */
+  timings?: Record<string, number>;
+  /** milliseconds the choice took: the export in memory, and the check and timing of the candidates */
+  exportMs?: number;
+  probeMs?: number;
+  /** why another engine was not a candidate (e.g. the export failed) */
+  note?: string;
 }
 
 export interface Prediction {
@@ -36,20 +58,28 @@ export interface PredictOptions {
 
 export interface Predictor {
   readonly info: PredictorInfo;
+  readonly engine: EngineName;
+  /** libtorch's precision and memory format (null on ONNX Runtime) */
+  readonly precision: Precision | null;
+  readonly choice: EngineChoice;
   /**
    * Top-k per sample. A float32 tensor [N, ...inputSize] is taken as the model's input, already
    * preprocessed; a uint8 tensor [N, C, H, W] or a list of CHW images is resized, centre-cropped
    * and normalised as the metadata says.
    */
   predict(input: Tensor | ChwImage[], o?: PredictOptions): Promise<Prediction[][]>;
+  /** uint8 images [N, C, H, W] (or a list of CHW images) resized, cropped and normalised: the model's float32 input */
+  preprocess(images: Tensor | ChwImage[]): Tensor;
   /** The raw logits [N, classes] of a preprocessed float32 batch. */
   logits(batch: Tensor): Promise<{ data: Float32Array; dims: number[] }>;
   dispose(): Promise<void>;
 }
 
-export interface LoadPredictorOptions {
-  /** ONNX Runtime's intra-op threads (default: its own choice) */
-  threads?: number;
+/** An engine: logits [N, classes] of a float32 batch already checked against the input size. */
+export interface EngineBackend {
+  choice: EngineChoice;
+  logits(batch: Tensor): Promise<{ data: Float32Array; dims: number[] }>;
+  dispose(): Promise<void>;
 }
 
 function parseMeta<T>(file: string, meta: Record<string, string>, key: string, check: (v: unknown) => boolean, what: string): T | null {
@@ -84,34 +114,52 @@ export function predictorInfo(file: string, bytes: Uint8Array): PredictorInfo {
   };
 }
 
-/** Opens an exported .onnx file for prediction. */
-export async function loadPredictor(file: string, o: LoadPredictorOptions = {}): Promise<Predictor> {
-  if (!file.endsWith('.onnx')) throw new Error(`loadPredictor: ${file}: expected an .onnx file (checkpoints through libtorch are not supported yet)`);
-  const bytes = new Uint8Array(fs.readFileSync(file));
-  const info = predictorInfo(file, bytes);
-  const session = await ort.InferenceSession.create(bytes, o.threads ? { intraOpNumThreads: o.threads } : {});
+/** An ONNX Runtime session on ONNX bytes (a file's, or a model exported in memory). */
+export async function onnxBackend(bytes: Uint8Array, choice: EngineChoice, threads?: number): Promise<EngineBackend> {
+  // no spinning between runs: ONNX Runtime's idle threads would otherwise take the cores that
+  // sharp decodes the next batch on, and that libtorch's probe passes are timed on
+  const session = await ort.InferenceSession.create(bytes, {
+    ...(threads ? { intraOpNumThreads: threads } : {}), extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
+  return {
+    choice,
+    async logits(batch) {
+      const feed = new ort.Tensor('float32', batch.contiguous().toTypedArray() as Float32Array, batch.shape);
+      const out = (await session.run({ [inputName]: feed }))[outputName];
+      return { data: out.data as Float32Array, dims: [...out.dims] };
+    },
+    async dispose() {
+      await session.release();
+    },
+  };
+}
 
+/** The predictor over an engine: input checks, preprocessing from info, top-k. */
+export function makePredictor(file: string, info: PredictorInfo, backend: EngineBackend): Predictor {
+  let disposed = false;
   const logits = async (batch: Tensor): Promise<{ data: Float32Array; dims: number[] }> => {
+    if (disposed) throw new Error(`predict: the predictor of ${file} was disposed`);
     if (batch.dtype !== 'float32') throw new TypeError(`predict: a preprocessed batch must be float32, got ${batch.dtype}`);
     const want = info.inputSize;
     if (want && (batch.ndim !== want.length + 1 || want.some((d, i) => batch.size(i + 1) !== d))) {
       throw new Error(`predict: ${file} takes [N, ${want.join(', ')}], got [${batch.shape.join(', ')}]`);
     }
-    const feed = new ort.Tensor('float32', batch.contiguous().toTypedArray() as Float32Array, batch.shape);
-    const out = (await session.run({ [inputName]: feed }))[outputName];
-    return { data: out.data as Float32Array, dims: [...out.dims] };
+    if (batch.ndim < 1 || batch.size(0) < 1) throw new Error(`predict: an empty batch [${batch.shape.join(', ')}]`);
+    return backend.logits(batch);
   };
 
-  const preprocess = (images: Tensor): Tensor => noGrad(() => tidy(() => {
+  const preprocessRaw = (images: Tensor): Tensor => noGrad(() => tidy(() => {
     const { resize, crop, mean, std } = info;
     if (!crop || !mean || !std) throw new Error(`predict: ${file} has no preprocessing metadata (crop, mean, std): give a preprocessed float32 batch`);
+    if (images.ndim !== 4) throw new Error(`predict: images must be [N, C, H, W], got [${images.shape.join(', ')}]`);
     const [, c, h, w] = images.shape;
     if (c !== mean.length) throw new Error(`predict: ${file} takes ${mean.length}-channel images, got ${c} channels`);
     const side = resize ?? Math.min(crop[0], crop[1]);
-    // the shorter side to `resize`, keeping the aspect ratio, then the centre crop (torchvision's Resize + CenterCrop)
-    const scale = side / Math.min(h, w);
+    // the shorter side to `resize`, keeping the aspect ratio, then the centre crop (torchvision's
+    // Resize + CenterCrop); images already at the crop size (decoded for this model) go as they are
+    const scale = h === crop[0] && w === crop[1] ? 1 : side / Math.min(h, w);
     const resized = resizeBatch(images.float(), [Math.max(crop[0], Math.round(h * scale)), Math.max(crop[1], Math.round(w * scale))]);
     const x = centerCropBatch(resized, crop).div(255);
     const m = tensor(mean).view([1, c, 1, 1]);
@@ -129,16 +177,28 @@ export async function loadPredictor(file: string, o: LoadPredictorOptions = {}):
     return tensor(all, { shape: [images.length, channels, height, width] });
   };
 
+  const preprocess = (input: Tensor | ChwImage[]): Tensor => {
+    if (!Array.isArray(input)) {
+      if (input.dtype !== 'uint8') throw new TypeError(`preprocess: images must be uint8, got ${input.dtype}`);
+      return preprocessRaw(input);
+    }
+    const raw = toBatch(input);
+    try {
+      return preprocessRaw(raw);
+    } finally {
+      raw.dispose();
+    }
+  };
+
   return {
     info,
+    engine: backend.choice.engine,
+    precision: backend.choice.precision,
+    choice: backend.choice,
     logits,
+    preprocess,
     async predict(input, po = {}) {
-      let batch: Tensor;
-      if (Array.isArray(input)) {
-        const raw = toBatch(input);
-        batch = preprocess(raw);
-        raw.dispose();
-      } else batch = input.dtype === 'uint8' ? preprocess(input) : input;
+      const batch = Array.isArray(input) || input.dtype === 'uint8' ? preprocess(input) : input;
       try {
         const { data, dims } = await logits(batch);
         return topK(data, dims, po.top ?? 5, info.classNames);
@@ -147,7 +207,9 @@ export async function loadPredictor(file: string, o: LoadPredictorOptions = {}):
       }
     },
     async dispose() {
-      await session.release();
+      if (disposed) return;
+      disposed = true;
+      await backend.dispose();
     },
   };
 }
