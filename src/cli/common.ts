@@ -1,6 +1,5 @@
 // Pieces the commands share: loading user modules (--import) that register models or transforms,
 // and the package's version.
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError, type Parsed } from './args.js';
@@ -21,12 +20,4 @@ export async function importUserModules(p: Parsed, command: string): Promise<voi
   }
 }
 
-/** convkit's version. The package finds its own package.json by name, from dist/ or dist-dev/ alike. */
-export function packageVersion(): string {
-  try {
-    const pkg = createRequire(import.meta.url)('convkit/package.json') as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : '0';
-  } catch {
-    return '0';
-  }
-}
+export { packageVersion } from '../io/version.js';

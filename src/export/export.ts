@@ -8,7 +8,7 @@ import { opHistogram, type Graph, type Initializer } from './graph.js';
 import { ExportError, lower } from './lower.js';
 import { optimize } from './passes.js';
 import { encodeModel } from './onnx.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../io/version.js';
 
 export { ExportError };
 export const DEFAULT_OPSET = 17;

@@ -1,5 +1,5 @@
-// convkit's version for the producer_version field (cli/common.ts has the same look-up; export
-// cannot import cli).
+// convkit's version (the CLI's --version, the ONNX producer_version, the models cache's name).
+// The package finds its own package.json by name, from dist/ or dist-dev/ alike.
 import { createRequire } from 'node:module';
 
 export function packageVersion(): string {
