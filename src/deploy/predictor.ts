@@ -98,8 +98,16 @@ function parseMeta<T>(file: string, meta: Record<string, string>, key: string, c
 const numList = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x));
 const posInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
 
+/** The description an exported file carries; `file` names it in every error (a file that is not ONNX included). */
 export function predictorInfo(file: string, bytes: Uint8Array): PredictorInfo {
-  const { opset, metadata: m } = readOnnxMetadata(bytes);
+  let parsed: ReturnType<typeof readOnnxMetadata>;
+  try {
+    parsed = readOnnxMetadata(bytes);
+  } catch (e) {
+    throw new Error(`${file} is not an ONNX model (${(e as Error).message})`, { cause: e });
+  }
+  const { opset, metadata: m } = parsed;
+  if (!opset) throw new Error(`${file} is not an ONNX model (no opset_import in it)`);
   const str = (k: string): string | null => (typeof m[k] === 'string' ? m[k] : null);
   return {
     modelName: str('convkit_model'),
