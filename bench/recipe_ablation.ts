@@ -3,15 +3,9 @@
 // time of the whole command and peak memory (the process's maximum RSS).
 //   node dist-dev/bench/recipe_ablation.js [--variants default,e16,...] [--seeds 0,1,2] [--limit-train N] [--json out.json]
 //   (--limit-train: a subset of the training images, to check the script quickly)
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { arg, emit, listArg } from './common.js';
+import { trainOnce } from './train_cli.js';
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/convkit.js');
 const CROP = '[{"name":"randomHorizontalFlip"},{"name":"randomCrop","size":28,"padding":2}]';
 // Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
 // flip TTA, bf16 where it is faster) by the flags it lists.
@@ -26,25 +20,6 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   'e12-wide': { flags: ['--epochs', '12', '--set', 'modelOptions={"widths":[64,128,256]}'], what: '12 epochs, widths 64/128/256' },
   'e9-noflip-tta': { flags: ['--set', 'evalFlip=false'], what: 'the default without flip TTA' },
 };
-
-interface Run { acc: number; seconds: number; peakMB: number }
-
-function trainOnce(flags: string[], seed: number): Run {
-  const out = mkdtempSync(join(tmpdir(), 'convkit-ablation-'));
-  try {
-    const t0 = performance.now();
-    // GNU time's %M: the child's peak RSS in KB
-    const r = spawnSync('/usr/bin/time', ['-f', 'peak-kb %M', process.execPath, CLI, 'train', '--quiet', '--json', '--seed', String(seed),
-      '--out-dir', out, '--overwrite', ...flags], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const seconds = (performance.now() - t0) / 1000;
-    if (r.status !== 0) throw new Error(`convkit train ${flags.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
-    const result = JSON.parse(r.stdout) as { last: { valAcc: number } };
-    const peak = /peak-kb (\d+)/.exec(r.stderr);
-    return { acc: result.last.valAcc, seconds, peakMB: peak ? Number(peak[1]) / 1024 : NaN };
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-}
 
 const limit = arg('limit-train', 0);
 const names = listArg('variants') ?? Object.keys(VARIANTS);

@@ -26,11 +26,12 @@ const BENCHES: Record<string, string[]> = {
   distributed: ['--quick'],
   profile_ops: ['--cases', 'resnet20', '--steps', '1', '--top', '4'],
   recipe_ablation: ['--variants', 'default', '--seeds', '0', '--limit-train', '2048'],
+  distill: ['--seeds', '0', '--epochs', '1', '--limit-train', '1024'],
   // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
   scaling: ['--quick'],
 };
 // Hours long: run only when named (npm run bench recipe_ablation).
-const ON_REQUEST = new Set(['recipe_ablation']);
+const ON_REQUEST = new Set(['recipe_ablation', 'distill']);
 
 const USAGE = `usage: node dist-dev/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--threads N] [--quick] [--out <dir>]`;
 

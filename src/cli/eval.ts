@@ -1,6 +1,7 @@
 // convkit eval <checkpoint> <dataset>: top-1, top-5, loss, the per-class report and the
 // confusion matrix, as tables or JSON.
 import * as fs from 'node:fs';
+import { isOnnxFile } from '../io/files.js';
 // libtorch and the model zoo are loaded once the arguments are known to be good
 import { RecipeError, DATASETS } from '../train/recipe.js';
 import { ProgressBar } from '../train/progress.js';
@@ -61,7 +62,7 @@ export async function run(args: string[]): Promise<number> {
   const { formatClassReport, formatConfusion } = await import('../train/metrics.js');
   let bar: ProgressBar | null = null;
   const quiet = flag(p, 'quiet') || flag(p, 'json');
-  const onnx = file.toLowerCase().endsWith('.onnx');
+  const onnx = isOnnxFile(file);
   if (onnx) {
     const notForOnnx = ['model', 'num-classes', 'ema', 'bf16', 'flip', 'translate'].filter((k) => p.values[k] !== undefined);
     if (notForOnnx.length) throw new UsageError(`${notForOnnx.map((k) => `--${k}`).join(', ')}: not for an .onnx file (it carries its model, classes and preprocessing)`, C);

@@ -11,6 +11,8 @@ import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS
 import { ProgressBar, formatDuration } from '../train/progress.js';
 import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, type OptionSpec, type Parsed } from './args.js';
 import { MAX_IMAGE_SIDE } from '../engine/limits.js';
+import { isOnnxFile } from '../io/files.js';
+import type { Teacher } from '../train/distill.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
 
 export const HELP = `usage: convkit train [options]
@@ -68,6 +70,13 @@ transfer learning:
   --freeze-backbone-epochs <n>   train only the head for the first n epochs
   --backbone-lr <f>          the backbone's learning rate (the head uses --lr)
 
+distillation (Hinton et al.: loss = (1 - alpha) * hard + alpha * T^2 * KL(teacher/T || student/T)):
+  --teacher <file>           a checkpoint, model.safetensors or .onnx, run in eval mode without
+                             gradients on each augmented batch (its batch renormalised and resized
+                             to what it was trained on); its time per step shows in the progress line
+  --distill-alpha <f>        the weight of the teacher's term (default 0.5)
+  --temperature <f>          the softening temperature T (default 4)
+
 data-parallel (c10d, Gloo; --batch-size is the global batch, split over the processes):
   --nproc-per-node <n>       start n worker processes on this machine (each with its share of the cores)
   --nnodes <m>  --node-rank <r>   several machines: m in all, this one is r (default 1, 0)
@@ -99,6 +108,7 @@ const OPTIONS: OptionSpec = {
   'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'eval-translate': { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
   'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' }, pretrained: { type: 'boolean' },
   'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
+  teacher: { type: 'string' }, 'distill-alpha': { type: 'string' }, temperature: { type: 'string' },
   'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
   json: { type: 'boolean' }, import: { type: 'string', multiple: true },
   'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' },
@@ -158,6 +168,9 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   if (flag(p, 'keep-head')) r.replaceHead = false;
   put('freezeBackboneEpochs', intOpt(p, 'freeze-backbone-epochs', C, 0));
   put('backboneLr', numOpt(p, 'backbone-lr', C, 0));
+  put('teacher', str(p, 'teacher'));
+  put('distillAlpha', numOpt(p, 'distill-alpha', C, 0, 1));
+  put('distillTemperature', numOpt(p, 'temperature', C, 1e-3, 1000));
   put('outDir', str(p, 'out-dir'));
   if (flag(p, 'sync-bn')) r.syncBatchNorm = true;
   for (const kv of (p.values.set as string[] | undefined) ?? []) {
@@ -214,6 +227,7 @@ function reporter(quiet: boolean): (e: TrainerEvent) => void {
         err.write(`${e.resumed ? 'resuming' : 'training'} ${r.model} (${e.numParams.toLocaleString('en-US')} parameters) on ${r.dataset}: ` +
           `${e.trainSize} train / ${e.evalSize} ${e.evalSplit} images, ${r.epochs} epochs, ${batch}, ${r.optimizer} lr ${r.lr}, ` +
           `${r.bf16 ? 'bf16' : 'fp32'}${r.channelsLast ? ' channels-last' : ''}${e.resumed ? `, from epoch ${e.epoch + 1} batch ${e.batch}` : ''}\n`);
+        if (r.teacher) err.write(`distilling from ${r.teacher} (alpha ${r.distillAlpha}, temperature ${r.distillTemperature})\n`);
         err.write(`output: ${e.outDir}\n`);
         break;
       }
@@ -221,7 +235,10 @@ function reporter(quiet: boolean): (e: TrainerEvent) => void {
         if (!quiet) bar = new ProgressBar({ total: e.numBatches, label: `epoch ${e.epoch + 1}/${e.epochs}`, start: e.startBatch });
         break;
       case 'step':
-        bar?.update(e.batch, { loss: e.loss.toFixed(4), acc: pct(e.acc), lr: e.lr.toExponential(2), 'img/s': e.imagesPerSec.toFixed(0) });
+        bar?.update(e.batch, {
+          loss: e.loss.toFixed(4), acc: pct(e.acc), lr: e.lr.toExponential(2), 'img/s': e.imagesPerSec.toFixed(0),
+          ...(e.teacherMs !== null ? { teacher: `${e.teacherMs.toFixed(0)} ms/step` } : {}),
+        });
         break;
       case 'epochEnd': {
         const h = e.record;
@@ -414,12 +431,20 @@ async function makeTrainer(p: Parsed, layers: Partial<Recipe>[], group: ProcessG
     if (given.length || str(p, 'recipe')) {
       throw new UsageError(`--resume continues a run with its own recipe; drop ${given.length ? given.map((k) => `'${k}'`).join(', ') : '--recipe'}`, C);
     }
-    return Trainer.resume(resume === '' ? newestRun(fromOptions.outDir ?? undefined) : resume, { distributed });
+    const from = resume === '' ? newestRun(fromOptions.outDir ?? undefined) : resume;
+    return Trainer.resume(from, { distributed, teacher: await onnxTeacherOf(Trainer.recipeOf(from).teacher) });
   }
   const r = resolveRecipe(...layers);
   await checkModel(r.model);
   // downloaded here, with its progress bar, so that building the model finds it in the cache;
   // in a data-parallel job rank 0 alone downloads and the others wait for it
   if (r.pretrained) await fetchWeights(r.model, group);
-  return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite'), distributed });
+  return Trainer.create(Object.assign({}, ...layers) as Partial<Recipe>, { overwrite: flag(p, 'overwrite'), distributed, teacher: await onnxTeacherOf(r.teacher) });
+}
+
+/** An ONNX teacher is ONNX Runtime's, loaded here (the trainer loads checkpoint teachers itself). */
+async function onnxTeacherOf(file: string | null): Promise<Teacher | undefined> {
+  if (!file || !isOnnxFile(file)) return undefined;
+  const { onnxTeacher } = await import('../deploy/teacher.js');
+  return onnxTeacher(file);
 }

@@ -1,5 +1,6 @@
 // convkit web <model.onnx>: the browser page running an exported model, served on loopback.
 import { flag, intOpt, parse, str, UsageError } from './args.js';
+import { isOnnxFile } from '../io/files.js';
 import { isLoopback } from '../web/hosts.js';
 
 export const HELP = `usage: convkit web <model.onnx> [options]
@@ -27,7 +28,7 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError(`--host ${host} is not a loopback address: the page and the model would be reachable from other machines; add --allow-remote to serve them anyway`, C);
   }
   const [model] = p.positionals;
-  if (!model.endsWith('.onnx')) throw new UsageError(`expected an .onnx file, got '${model}' (export a checkpoint with 'convkit export <checkpoint> -o model.onnx')`, C);
+  if (!isOnnxFile(model)) throw new UsageError(`expected an .onnx file, got '${model}' (export a checkpoint with 'convkit export <checkpoint> -o model.onnx')`, C);
   // libtorch loads (through the metadata reader's module) only for valid arguments
   const { startWebServer } = await import('../web/server.js');
   const server = await startWebServer({ model, port, host, allowRemote: flag(p, 'allow-remote') });

@@ -5,3 +5,4 @@ export { loadPredictor, isOnnxFile, ENGINES, type LoadPredictorOptions } from '.
 export { predictFiles, decodePlan, type FilePrediction, type PredictFilesOptions } from './files.js';
 export { imagePaths, globToRegExp } from './inputs.js';
 export { evaluateOnnx, type OnnxEvalOptions, type OnnxEvaluation } from './eval_onnx.js';
+export { onnxTeacher } from './teacher.js';

@@ -8,6 +8,7 @@ import { cpuHasBf16, randn, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { exportOnnx, type ExportMetadata } from '../export/export.js';
 import { loadExportSource } from '../export/source.js';
+import { isOnnxFile } from '../io/files.js';
 import { layOut, libtorchBackend, libtorchLogits } from './libtorch.js';
 import { makePredictor, onnxBackend, predictorInfo, type EngineBackend, type EngineChoice, type EngineName, type Precision, type Predictor, type PredictorInfo } from './predictor.js';
 
@@ -47,8 +48,7 @@ function checkOptions(o: LoadPredictorOptions): void {
   }
 }
 
-/** Whether a path names an ONNX file (by its extension). */
-export const isOnnxFile = (file: string): boolean => file.toLowerCase().endsWith('.onnx');
+export { isOnnxFile };
 
 /**
  * A predictor for an .onnx file, a convkit checkpoint, a model.safetensors or a run folder (or

@@ -5,6 +5,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 
+/** Whether a path names an ONNX file (by its extension). */
+export const isOnnxFile = (file: string): boolean => file.toLowerCase().endsWith('.onnx');
+
 export interface InputFileOptions {
   /** What the file should be, for messages: 'CIFAR batch', 'image', ... */
   what?: string;

@@ -9,5 +9,5 @@ export { readCifar, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR100_COARSE_CLAS
 export { listImageFolder, listImages, decodeImage, decodeImages, encodePng, IMAGE_EXTENSIONS, type ImageFolder, type DecodeOptions, type DecodeResult, type ChwImage } from './images.js';
 export { downloadFile, downloadFileSync, sha256File, DownloadError, type DownloadOptions, type DownloadResult } from './download.js';
 export { writeFileAtomic, copyFileAtomic, removeStaleTempFiles } from './atomic.js';
-export { checkInputFile, readInputFile, type InputFileOptions } from './files.js';
+export { checkInputFile, readInputFile, isOnnxFile, type InputFileOptions } from './files.js';
 export type { JsonValue } from './json.js';

@@ -24,6 +24,7 @@ export {
   type ClassMetrics, type ClassReport, type EpochRecord,
 } from './metrics.js';
 export { evaluate, forward, logitsOf, type ClassifierModule, type EvalOptions, type EvalResult, type Misclassified } from './evaluate.js';
+export { distillationLoss, blendDistillation, adaptBatch, checkpointTeacher, type Teacher, type TeacherInput } from './distill.js';
 export { probeBf16, type Bf16Probe, type ProbeOptions } from './amp_probe.js';
 export { evaluateCheckpoint, openModelFile, type EvalCheckpointOptions, type CheckpointEvaluation, type OpenedModel } from './eval_checkpoint.js';
 export {

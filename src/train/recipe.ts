@@ -115,6 +115,13 @@ export interface Recipe {
   /** train only the head for the first N epochs */
   freezeBackboneEpochs: number;
 
+  /** knowledge distillation: the teacher (a checkpoint, model.safetensors or .onnx; null: none) */
+  teacher: string | null;
+  /** the weight of the distillation term: loss = (1 − α)·hard + α·T²·KL */
+  distillAlpha: number;
+  /** the temperature T that softens both distributions */
+  distillTemperature: number;
+
   /** misclassified test images shown in report.html */
   reportImages: number;
 }
@@ -176,6 +183,9 @@ const DEFAULTS: Recipe = {
   pretrained: false,
   replaceHead: true,
   freezeBackboneEpochs: 0,
+  teacher: null,
+  distillAlpha: 0.5,
+  distillTemperature: 4,
   reportImages: 36,
 };
 export const DEFAULT_RECIPE: Readonly<Recipe> = Object.freeze(DEFAULTS);
@@ -215,7 +225,8 @@ const CHECKS: Record<keyof Recipe, Check> = {
   ema: (v) => (isNum(v) && v >= 0 && v < 1 ? null : 'a number in [0, 1) (0: off)'), clipGradNorm: num(0),
   evalFlip: bool, evalTranslate: int(0, MAX_IMAGE_SIDE), bf16: boolAuto, channelsLast: boolAuto,
   seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64), syncBatchNorm: bool,
-  init: orNull(str), pretrained: bool, replaceHead: bool, freezeBackboneEpochs: int(0), reportImages: int(0, 10_000),
+  init: orNull(str), pretrained: bool, replaceHead: bool, freezeBackboneEpochs: int(0),
+  teacher: orNull(str), distillAlpha: num(0, 1), distillTemperature: num(0, 1000, true), reportImages: int(0, 10_000),
 };
 
 function editDistance(a: string, b: string): number {

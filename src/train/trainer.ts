@@ -19,6 +19,7 @@ import { clipGradNorm } from './clip.js';
 import {
   loadCheckpoint, readCheckpointMeta, saveCheckpoint, saveModelWeights, CheckpointError,
 } from './checkpoint.js';
+import { isOnnxFile } from '../io/files.js';
 import { copyFileAtomic, removeStaleTempFiles, writeFileAtomic } from '../io/atomic.js';
 import { cpuHasBf16 } from '../engine/cpu.js';
 import { defaultOutDir, resolveRecipe, RecipeError, type Recipe } from './recipe.js';
@@ -28,6 +29,7 @@ import { evaluate, forward, logitsOf, type ClassifierModule, type EvalResult } f
 import { probeBf16, type Bf16Probe } from './amp_probe.js';
 import type { EpochRecord } from './metrics.js';
 import { writeRunReport } from './run_report.js';
+import { adaptBatch, blendDistillation, checkpointTeacher, distillationLoss, type Teacher } from './distill.js';
 import { checkTrainState } from './train_state.js';
 import { DistributedDataParallel, convertSyncBatchNorm, type DdpOptions, type ProcessGroup } from '../distributed/index.js';
 
@@ -67,7 +69,7 @@ export type TrainerEvent =
   | ({ type: 'bf16Probe' } & Bf16Probe)
   | { type: 'start'; recipe: Recipe; outDir: string; resumed: boolean; epoch: number; batch: number; trainSize: number; evalSize: number; evalSplit: 'val' | 'test'; numParams: number; groups: { label: string; params: number; lr: number; weightDecay: number }[]; worldSize: number }
   | { type: 'epochStart'; epoch: number; epochs: number; startBatch: number; numBatches: number }
-  | { type: 'step'; epoch: number; batch: number; numBatches: number; step: number; loss: number; acc: number; lr: number; imagesPerSec: number }
+  | { type: 'step'; epoch: number; batch: number; numBatches: number; step: number; loss: number; acc: number; lr: number; imagesPerSec: number; teacherMs: number | null }
   | { type: 'evalStart'; epoch: number; what: 'model' | 'ema' }
   | { type: 'epochEnd'; record: EpochRecord; best: boolean }
   | { type: 'checkpoint'; file: string }
@@ -92,6 +94,11 @@ export interface TrainerOptions {
    * Rank 0 alone evaluates and writes files; the figures of 'step' events are global.
    */
   distributed?: { group: ProcessGroup; ddp?: DdpOptions };
+  /**
+   * The teacher of recipe.teacher, when the caller builds it (an ONNX model through deploy's
+   * onnxTeacher); without it a checkpoint teacher is loaded here. The trainer disposes it.
+   */
+  teacher?: Teacher;
 }
 
 export interface TrainResult {
@@ -138,6 +145,9 @@ export class Trainer {
   readonly #listeners: TrainerListener[] = [];
   readonly #opts: TrainerOptions;
   readonly #traceEvery: number;
+  readonly #teacher: Teacher | null = null;
+  /** milliseconds the teacher took this epoch, for the progress line */
+  #teacherMs = 0;
   /** the process group of a data-parallel run of 2 or more processes, else null */
   readonly #group: ProcessGroup | null;
   #ddp: DistributedDataParallel | null = null;
@@ -174,7 +184,9 @@ export class Trainer {
       this.scheduler = buildSchedule(this.optimizer, recipe, this.trainLoader.numBatches);
       this.ema = recipe.ema > 0 ? new ModelEma(this.model as Module<unknown[], unknown>, { decay: recipe.ema }) : null;
       this.#traceEvery = Math.max(1, Math.floor((recipe.epochs * this.trainLoader.numBatches) / LR_TRACE_POINTS));
+      this.#teacher = openTeacher(recipe, opts.teacher);
     } catch (e) {
+      opts.teacher?.dispose();
       built?.dispose();
       this.data.dispose();
       throw e;
@@ -196,15 +208,20 @@ export class Trainer {
     return new Trainer(r, opts);
   }
 
+  /** The recipe of the run whose checkpoint is `from` (a file, or a run folder's last.safetensors). */
+  static recipeOf(from: string): Recipe {
+    const file = resumeFile(from);
+    const recipe = resolveRecipe(checkTrainState(file, readCheckpointMeta(file)).recipe);
+    recipe.outDir = path.dirname(path.resolve(file));
+    return recipe;
+  }
+
   /** Continues the run whose checkpoint is `from` (a file, or a run folder's last.safetensors). */
   static resume(from: string, opts: TrainerOptions = {}): Trainer {
-    const file = fs.existsSync(from) && fs.statSync(from).isDirectory() ? path.join(from, 'last.safetensors') : from;
-    if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file: nothing to resume');
-    const meta = checkTrainState(file, readCheckpointMeta(file));
-    const recipe = resolveRecipe(meta.recipe);
-    recipe.outDir = path.dirname(path.resolve(file));
+    const file = resumeFile(from);
+    const recipe = Trainer.recipeOf(file);
     // in a data-parallel run only rank 0 writes: another rank must not remove its temp files
-    if ((opts.distributed?.group.rank ?? 0) === 0) removeStaleTempFiles(recipe.outDir);
+    if ((opts.distributed?.group.rank ?? 0) === 0) removeStaleTempFiles(recipe.outDir!);
     const t = new Trainer(recipe, opts, true);
     try {
       t.#restore(file);
@@ -241,6 +258,7 @@ export class Trainer {
   /** Runs the remaining epochs. Resolves when done or stopped (result.interrupted). */
   async run(): Promise<TrainResult> {
     const t0 = performance.now();
+    if (this.#teacher) await checkTeacherClasses(this.#teacher, this.numClasses);
     if (this.writesFiles) fs.mkdirSync(this.outDir, { recursive: true });
     if (this.recipe.bf16 === 'auto') await this.#chooseBf16();
     if (this.#group) {
@@ -298,12 +316,15 @@ export class Trainer {
     this.#partial = null;
     this.#emit({ type: 'epochStart', epoch: e, epochs: this.recipe.epochs, startBatch: this.batch, numBatches });
     let t = performance.now();
+    this.#teacherMs = 0;
+    const startBatch = this.batch;
     for await (const b of this.trainLoader.batches(e, this.batch)) {
       let n = b.padding ? 0 : b.x.size(0);
       // each rank's mean loss weighs its share of the global batch: the averaged gradient is the
       // gradient of the global batch's mean loss, whatever the split
       const weight = this.#group ? (n * this.#group.worldSize) / (b.globalSize ?? n) : 1;
-      let { loss, correct } = this.#trainStep(b.x, b.y, weight);
+      const soft = this.#teacher ? await this.#teacherLogits(b.x) : null;
+      let { loss, correct } = this.#trainStep(b.x, b.y, weight, soft);
       if (b.padding) correct = 0;
       if (this.#opts.stopAfter?.(e, b.index + 1)) this.#stop = true;
       if (this.#group) {
@@ -325,6 +346,7 @@ export class Trainer {
       this.#emit({
         type: 'step', epoch: e, batch: this.batch, numBatches, step: this.step, loss: sums.lossSum / sums.seen,
         acc: sums.correct / sums.seen, lr: this.#lastStepLr, imagesPerSec: sums.seen / Math.max(sums.seconds, 1e-9),
+        teacherMs: this.#teacher ? this.#teacherMs / (this.batch - startBatch) : null,
       });
       // let signal handlers (Ctrl-C) run: an in-memory dataset never yields to the event loop
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -391,8 +413,24 @@ export class Trainer {
     return this.#lastStepLr;
   }
 
-  /** weight: the factor of this rank's loss in a data-parallel run (1 otherwise) */
-  #trainStep(x: Tensor, y: Tensor, weight = 1): { loss: number; correct: number } {
+  /** The teacher's logits for the student's batch (timed); the trainer's step owns and disposes them. */
+  async #teacherLogits(x: Tensor): Promise<Tensor> {
+    const t0 = performance.now();
+    const teacher = this.#teacher!;
+    const input = adaptBatch(x, this.data, teacher.input, teacher.source);
+    try {
+      return await teacher.logits(input);
+    } finally {
+      if (input !== x) input.dispose();
+      this.#teacherMs += performance.now() - t0;
+    }
+  }
+
+  /**
+   * weight: the factor of this rank's loss in a data-parallel run (1 otherwise); teacher: the
+   * teacher's logits for this batch (distillation), disposed here
+   */
+  #trainStep(x: Tensor, y: Tensor, weight = 1, teacher: Tensor | null = null): { loss: number; correct: number } {
     const r = this.recipe;
     try {
       return tidy(() => {
@@ -404,6 +442,7 @@ export class Trainer {
         let loss = ce(outs[0]);
         // auxiliary classifiers (Inception) weigh 0.4, as torchvision's reference recipe
         for (const aux of outs.slice(1)) loss = loss.add(ce(aux).mul(0.4));
+        if (teacher) loss = blendDistillation(loss, distillationLoss(outs[0], teacher, r.distillTemperature), r.distillAlpha);
         this.optimizer.zeroGrad();
         if (this.#ddp) this.#ddp.backward(weight === 1 ? loss : loss.mul(weight));
         else loss.backward();
@@ -421,6 +460,7 @@ export class Trainer {
     } finally {
       x.dispose();
       y.dispose();
+      teacher?.dispose();
     }
   }
 
@@ -586,6 +626,7 @@ export class Trainer {
     this.optimizer?.dispose();
     this.ema?.dispose();
     this.model?.dispose();
+    this.#teacher?.dispose();
     this.data.dispose();
   }
 }
@@ -641,3 +682,30 @@ function checkChannels(r: Recipe, d: RunData): number {
   return c;
 }
 
+function resumeFile(from: string): string {
+  const file = fs.existsSync(from) && fs.statSync(from).isDirectory() ? path.join(from, 'last.safetensors') : from;
+  if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file: nothing to resume');
+  return file;
+}
+
+/** The run's teacher: the one given, or recipe.teacher loaded as a checkpoint. */
+function openTeacher(r: Recipe, given: Teacher | undefined): Teacher | null {
+  if (given || !r.teacher) return given ?? null;
+  if (isOnnxFile(r.teacher)) {
+    throw new RecipeError(`recipe: teacher ${r.teacher} is an ONNX model: pass it as TrainerOptions.teacher (deploy's onnxTeacher), as convkit train --teacher does`);
+  }
+  // getters: bf16 'auto' is decided when the run starts
+  return checkpointTeacher(r.teacher, { get bf16() { return r.bf16 === true; }, get channelsLast() { return r.channelsLast === true; } });
+}
+
+/** A teacher of another class count fails before anything is trained or written. */
+async function checkTeacherClasses(teacher: Teacher, numClasses: number): Promise<void> {
+  const { channels, size } = teacher.input;
+  const blank = tensor(new Float32Array(channels * size[0] * size[1]), { shape: [1, channels, size[0], size[1]] });
+  const logits = await teacher.logits(blank);
+  const found = logits.ndim === 2 ? logits.size(1) : -1;
+  const shape = logits.shape;
+  blank.dispose();
+  logits.dispose();
+  if (found !== numClasses) throw new RecipeError(`teacher ${teacher.source} gives logits of shape [${shape}], the student has ${numClasses} classes`);
+}

@@ -3,6 +3,7 @@
 // system look-up from a request), with COOP/COEP so that the page is cross-origin isolated and
 // onnxruntime-web may use threads.
 import * as fs from 'node:fs';
+import { isOnnxFile } from '../io/files.js';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -112,7 +113,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   if (!loopback && !o.allowRemote) {
     throw new Error(`host ${host} is not a loopback address: the page and the model would be reachable from other machines (allow it explicitly to serve them anyway)`);
   }
-  if (!o.model.endsWith('.onnx')) throw new Error(`${o.model}: expected an .onnx file (export one with \`convkit export\`)`);
+  if (!isOnnxFile(o.model)) throw new Error(`${o.model}: expected an .onnx file (export one with \`convkit export\`)`);
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(fs.readFileSync(o.model));
