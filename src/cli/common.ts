@@ -20,4 +20,18 @@ export async function importUserModules(p: Parsed, command: string): Promise<voi
   }
 }
 
+/**
+ * A registered model's published weights in the cache, downloaded first (with a progress bar)
+ * when missing; a model without them is a usage error naming those that have them.
+ */
+export async function fetchPretrainedWeights(model: string, command: string, download = true): Promise<void> {
+  const { fetchPretrained, pretrainedEntry } = await import('../models/index.js');
+  try {
+    pretrainedEntry(model);
+  } catch (e) {
+    throw new UsageError(`--pretrained: ${(e as Error).message}`, command);
+  }
+  if (download) await fetchPretrained(model);
+}
+
 export { packageVersion } from '../io/version.js';

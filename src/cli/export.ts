@@ -1,7 +1,7 @@
 // convkit export <checkpoint | run folder | model name> -o model.onnx: the model as an ONNX file
 // with its preprocessing in the metadata.
 import { flag, intOpt, parse, shapeOpt, str, UsageError } from './args.js';
-import { IMPORT_HELP, importUserModules } from './common.js';
+import { IMPORT_HELP, fetchPretrainedWeights, importUserModules } from './common.js';
 import { MAX_BATCH, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit export <checkpoint | run folder | model name> -o <model.onnx> [options]
@@ -21,6 +21,8 @@ options:
   --model <name>        the registered model the weights belong to (files convkit did not write)
   --num-classes <n>     classifier outputs (files convkit did not write, or a model name)
   --ema                 export a training checkpoint's EMA weights
+  --pretrained          a registered model name with torchvision's ImageNet weights (downloaded
+                        once into the cache) and the ImageNet class names
   --json                print what was written as JSON
 ${IMPORT_HELP}
   -h, --help            this help`;
@@ -30,7 +32,7 @@ const C = 'export';
 export async function run(args: string[]): Promise<number> {
   const p = parse(C, args, {
     output: { type: 'string', short: 'o' }, opset: { type: 'string' }, batch: { type: 'string' }, 'image-size': { type: 'string' },
-    model: { type: 'string' }, 'num-classes': { type: 'string' }, ema: { type: 'boolean' }, json: { type: 'boolean' },
+    model: { type: 'string' }, 'num-classes': { type: 'string' }, ema: { type: 'boolean' }, pretrained: { type: 'boolean' }, json: { type: 'boolean' },
     import: { type: 'string', multiple: true },
   }, { minPositionals: 1, maxPositionals: 1 });
   if (flag(p, 'help')) { console.log(HELP); return 0; }
@@ -50,8 +52,9 @@ export async function run(args: string[]): Promise<number> {
   await import('../models/index.js');
   await importUserModules(p, C);
   const { loadExportSource } = await import('../export/source.js');
+  if (flag(p, 'pretrained')) await fetchPretrainedWeights(p.positionals[0], C);
   const { exportOnnx } = await import('../export/export.js');
-  const src = loadExportSource(p.positionals[0], { model: str(p, 'model'), numClasses, imageSize: hw && [hw[0], hw[1]], ema: flag(p, 'ema') });
+  const src = loadExportSource(p.positionals[0], { model: str(p, 'model'), numClasses, imageSize: hw && [hw[0], hw[1]], ema: flag(p, 'ema'), pretrained: flag(p, 'pretrained') });
   try {
     const t0 = performance.now();
     const r = exportOnnx(src.model, src.example, { opset, batch, metadata: src.metadata, file: out });

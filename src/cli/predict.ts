@@ -1,7 +1,7 @@
 // convkit predict <model> <image | folder | glob ...>: the top-k classes of each image, as a
 // table or JSON lines, the files streamed through in batches.
 import { flag, intOpt, parse, shapeOpt, str, UsageError } from './args.js';
-import { IMPORT_HELP, importUserModules } from './common.js';
+import { IMPORT_HELP, fetchPretrainedWeights, importUserModules } from './common.js';
 import { MAX_BATCH, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit predict <model> <image | folder | glob ...> [options]
@@ -26,6 +26,8 @@ options:
   --num-classes <n>     classifier outputs (files convkit did not write)
   --image-size <h,w>    checkpoints: the input's height and width (default: the training data's)
   --ema                 a training checkpoint's EMA weights
+  --pretrained          <model> is a registered name: torchvision's ImageNet weights (downloaded
+                        once into the cache, as convkit weights --fetch does)
   --quiet               no engine report on stderr
 ${IMPORT_HELP}
   -h, --help            this help`;
@@ -36,7 +38,7 @@ export async function run(args: string[]): Promise<number> {
   const p = parse(C, args, {
     top: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' }, engine: { type: 'string' }, precision: { type: 'string' },
     threads: { type: 'string' }, model: { type: 'string' }, 'num-classes': { type: 'string' }, 'image-size': { type: 'string' }, ema: { type: 'boolean' },
-    quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
+    pretrained: { type: 'boolean' }, quiet: { type: 'boolean' }, import: { type: 'string', multiple: true },
   }, { minPositionals: 2 });
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   const [modelFile, ...inputs] = p.positionals;
@@ -53,9 +55,10 @@ export async function run(args: string[]): Promise<number> {
   await import('../models/index.js');
   await importUserModules(p, C);
   const { loadPredictor, predictFiles, imagePaths } = await import('../deploy/index.js');
+  if (flag(p, 'pretrained')) await fetchPretrainedWeights(modelFile, C);
   const predictor = await loadPredictor(modelFile, {
     engine: engine as 'auto', precision: precision as 'auto', threads, model: str(p, 'model'), numClasses: intOpt(p, 'num-classes', C, 1, MAX_CLASSES),
-    imageSize: hw && [hw[0], hw[1]], ema: flag(p, 'ema'),
+    imageSize: hw && [hw[0], hw[1]], ema: flag(p, 'ema'), pretrained: flag(p, 'pretrained'),
   });
   let done = 0;
   let failed = 0;

@@ -13,7 +13,7 @@ import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, ty
 import { MAX_IMAGE_SIDE } from '../engine/limits.js';
 import { isOnnxFile } from '../io/files.js';
 import type { Teacher } from '../train/distill.js';
-import { IMPORT_HELP, importUserModules } from './common.js';
+import { IMPORT_HELP, fetchPretrainedWeights, importUserModules } from './common.js';
 
 export const HELP = `usage: convkit train [options]
        convkit train --recipe recipe.yaml [options]
@@ -411,13 +411,8 @@ async function plannedRecipe(layers: Partial<Recipe>[]): Promise<Recipe> {
 }
 
 async function fetchWeights(model: string, group: ProcessGroup | null): Promise<void> {
-  const { fetchPretrained, pretrainedEntry } = await import('../models/index.js');
-  try {
-    pretrainedEntry(model);
-  } catch (e) {
-    throw new UsageError(`--pretrained: ${(e as Error).message}`, C);
-  }
-  if (!group || group.rank === 0) await fetchPretrained(model);
+  // every rank checks the name (a bad one fails them all, none waits at the barrier); rank 0 downloads
+  await fetchPretrainedWeights(model, C, !group || group.rank === 0);
   await group?.barrier().wait();
 }
 

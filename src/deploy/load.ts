@@ -26,6 +26,8 @@ export interface LoadPredictorOptions {
   imageSize?: [number, number];
   /** training checkpoints: the EMA weights */
   ema?: boolean;
+  /** file is a registered model's name: its published ImageNet weights (cached, else downloaded) */
+  pretrained?: boolean;
   /** the probe's batch size (default 8) */
   probeBatch?: number;
   /** the probe's time budget in milliseconds, all candidates together (default 1200) */
@@ -56,7 +58,7 @@ export { isOnnxFile };
  */
 export async function loadPredictor(file: string, o: LoadPredictorOptions = {}): Promise<Predictor> {
   checkOptions(o);
-  if (!fs.existsSync(file)) throw new Error(`loadPredictor: ${file}: no such file or folder`);
+  if (!o.pretrained && !fs.existsSync(file)) throw new Error(`loadPredictor: ${file}: no such file or folder`);
   return isOnnxFile(file) ? loadOnnx(file, o) : loadCheckpoint(file, o);
 }
 
@@ -92,7 +94,7 @@ interface Candidate {
 }
 
 async function loadCheckpoint(file: string, o: LoadPredictorOptions): Promise<Predictor> {
-  const src = loadExportSource(file, { model: o.model, numClasses: o.numClasses, imageSize: o.imageSize, ema: o.ema });
+  const src = loadExportSource(file, { model: o.model, numClasses: o.numClasses, imageSize: o.imageSize, ema: o.ema, pretrained: o.pretrained });
   const model = src.model;
   const info = infoFromMetadata(src.metadata, null);
   let session: EngineBackend | null = null;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { randint, randn, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { parseSafetensorsHeader } from '../io/index.js';
-import { createModel, exampleInput, modelEntry, type ModelEntry } from '../models/index.js';
+import { IMAGENET_CLASSES, createModel, exampleInput, loadPretrained, modelEntry, pretrainedEntry, type ModelEntry } from '../models/index.js';
 import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights } from '../models/weights.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { checkTrainState } from '../train/train_state.js';
@@ -21,6 +21,11 @@ export interface ExportSourceOptions {
   imageSize?: [number, number];
   /** training checkpoints: export the EMA weights */
   ema?: boolean;
+  /**
+   * a registered model name: torchvision's published ImageNet weights (from the cache, or
+   * downloaded there; fetch them first with models' fetchPretrained for a progress bar)
+   */
+  pretrained?: boolean;
 }
 
 export interface ExportSource {
@@ -28,7 +33,7 @@ export interface ExportSource {
   /** one input batch of the right shape and dtype */
   example: Tensor;
   metadata: ExportMetadata;
-  /** the weights file read, or null for a fresh (randomly initialised) registered model */
+  /** the weights file read (the cached file of pretrained weights), or null for a fresh (randomly initialised) registered model */
   weights: string | null;
 }
 
@@ -43,6 +48,7 @@ interface Described {
   std?: number[];
   size?: [number, number];
   file: string | null;
+  pretrained?: boolean;
 }
 
 function resolveFile(spec: string): string {
@@ -64,6 +70,12 @@ function parseJsonField(file: string, meta: Record<string, string>, key: string)
 }
 
 function describe(spec: string, o: ExportSourceOptions): Described {
+  if (o.pretrained) {
+    if (fs.existsSync(spec)) throw new Error(`pretrained weights are a registered model's (e.g. resnet50), but ${spec} is a file: give the model name, or drop --pretrained`);
+    pretrainedEntry(spec); // a model without published weights fails here, listing those with them
+    if (o.numClasses !== undefined && o.numClasses !== IMAGENET_CLASSES.length) throw new Error(`pretrained ${spec} classifies the ${IMAGENET_CLASSES.length} ImageNet classes, not ${o.numClasses}`);
+    return { name: spec, options: {}, classes: [...IMAGENET_CLASSES], file: null, pretrained: true };
+  }
   if (!fs.existsSync(spec)) {
     modelEntry(spec); // an unknown name fails here, listing the known ones
     return { name: spec, options: o.numClasses ? { numClasses: o.numClasses } : {}, file: null };
@@ -105,7 +117,8 @@ export function loadExportSource(spec: string, o: ExportSourceOptions = {}): Exp
   const options = { ...(sequence ? ex.options : {}), ...d.options, ...(o.numClasses ? { numClasses: o.numClasses } : {}), ...(sequence ? {} : { inChannels: channels }) };
   const model = createModel(d.name, options) as unknown as Module<never[], unknown>;
   try {
-    if (d.file) loadModelWeights(model, d.file, { prefer: o.ema ? 'ema' : 'model' });
+    if (d.pretrained) d.file = loadPretrained(model, d.name, { ignoreMismatchedHead: false }).file;
+    else if (d.file) loadModelWeights(model, d.file, { prefer: o.ema ? 'ema' : 'model' });
     if (d.classes && d.classes.length !== (options.numClasses ?? d.classes.length)) {
       throw new Error(`${d.file}: ${d.classes.length} class names for a model with ${String(options.numClasses)} outputs`);
     }

@@ -14,7 +14,8 @@ import { encodePng, readPth, readSafetensors, parseSafetensorsHeader, sha256File
 import { fashionMnist } from '../../src/data/index.js';
 import { buildRunData, evalLoader, limitDataset, resizeSpecs, trainLoader, type RunData } from '../../src/train/data.js';
 import { repeatChannels } from '../../src/data/index.js';
-import { modelEntry } from '../../src/models/index.js';
+import { IMAGENET_CLASSES, modelEntry } from '../../src/models/index.js';
+import { readOnnxMetadata } from '../../src/export/index.js';
 import { resolveRecipe } from '../../src/train/recipe.js';
 import { openModelFile } from '../../src/train/eval_checkpoint.js';
 import { startChildFileServer, type ChildFileServer } from '../helpers/file_server.js';
@@ -175,6 +176,34 @@ describe('convkit train --pretrained', () => {
     const f32 = fs.readdirSync(path.join(tmp, 'cam')).find((f) => f.endsWith('.f32'))!;
     // the map is at the weights' evaluation crop (224 for EfficientNet-B0's V1 weights)
     assert.equal(fs.statSync(path.join(tmp, 'cam', f32)).size, 224 * 224 * 4);
+  });
+
+  test('convkit export and predict <name> --pretrained: ImageNet classes and preprocessing, the same top-5 on both engines', async () => {
+    const img = path.join(tmp, 'photo.png');
+    const data = new Uint8Array(3 * 300 * 260).map((_, i) => (i * 53 + (i >> 7)) % 256);
+    fs.writeFileSync(img, await encodePng({ data, channels: 3, height: 300, width: 260 }));
+    const env = { ...process.env, CONVKIT_CACHE_DIR: path.join(tmp, 'cache'), CONVKIT_WEIGHTS_URL: server.url, CONVKIT_NUM_THREADS: '2' };
+    const fixture = ['--import', path.join(tmp, 'fixture.mjs')];
+    const onnx = path.join(tmp, 'b0.onnx');
+    const x = spawnSync(process.execPath, [MAIN, 'export', 'efficientnet_b0', '--pretrained', '-o', onnx, '--json', ...fixture], { encoding: 'utf8', env, cwd: tmp, timeout: 180_000 });
+    assert.equal(x.status, 0, x.stderr);
+    const meta = readOnnxMetadata(new Uint8Array(fs.readFileSync(onnx))).metadata;
+    assert.equal((JSON.parse(meta.class_names) as string[]).length, 1000);
+    assert.equal(JSON.parse(meta.class_names)[0], IMAGENET_CLASSES[0]);
+    assert.deepEqual([JSON.parse(meta.resize), JSON.parse(meta.crop)], [256, [224, 224]]);
+    const top = (model: string, extra: string[]): { label: string; index: number; probability: number }[] => {
+      const r = spawnSync(process.execPath, [MAIN, 'predict', model, img, '--json', '--quiet', ...extra], { encoding: 'utf8', env, cwd: tmp, timeout: 180_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { top: { label: string; index: number; probability: number }[] }).top;
+    };
+    const lt = top('efficientnet_b0', ['--pretrained', '--engine', 'libtorch', '--precision', 'fp32', ...fixture]);
+    const ort = top(onnx, []);
+    assert.deepEqual(lt.map((t) => t.index), ort.map((t) => t.index));
+    assert.equal(lt[0].label, IMAGENET_CLASSES[lt[0].index]);
+    for (let i = 0; i < 5; i++) assert.ok(Math.abs(lt[i].probability - ort[i].probability) < 1e-4);
+    const bad = spawnSync(process.execPath, [MAIN, 'predict', 'resnet20', img, '--pretrained'], { encoding: 'utf8', env, cwd: tmp });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--pretrained: model 'resnet20' has no pretrained weights/);
   });
 
   test('a run on gray images repeated to RGB at another size: convkit eval repeats both and its figure', () => {
