@@ -51,23 +51,29 @@ function convkitLatencies(name: string, batches: number[], size: number, modes: 
   return out;
 }
 
-/** ONNX Runtime's latencies of one file at each batch size, keyed `<name>:<batch>:<tag>`. */
-async function ortLatencies(bytes: Uint8Array, name: string, tag: string, batches: number[], size: number, steps: number, warmup: number, threads: number): Promise<Record<string, number[]>> {
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+/**
+ * ONNX Runtime's latencies of several files of one model at each batch size, keyed
+ * `<name>:<batch>:<tag>`. The files take turns step by step, so that a slow spell of the machine
+ * falls on all of them alike; no thread spins between runs (the predictor's setting), so one
+ * session's idle threads do not take the cores from the next.
+ */
+async function ortLatencies(files: Record<string, Uint8Array>, name: string, batches: number[], size: number, steps: number, warmup: number, threads: number): Promise<Record<string, number[]>> {
+  const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  const sessions = await Promise.all(Object.entries(files).map(async ([tag, bytes]) => ({ tag, session: await ort.InferenceSession.create(bytes, opts) })));
   const out: Record<string, number[]> = {};
   try {
     for (const batch of batches) {
       const x = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i)), [batch, 3, size, size]);
-      const times: number[] = [];
       for (let i = 0; i < warmup + steps; i++) {
-        const t0 = performance.now();
-        await session.run({ [session.inputNames[0]]: x });
-        if (i >= warmup) times.push(performance.now() - t0);
+        for (const { tag, session } of sessions) {
+          const t0 = performance.now();
+          await session.run({ [session.inputNames[0]]: x });
+          if (i >= warmup) (out[`${name}:${batch}:${tag}`] ??= []).push(performance.now() - t0);
+        }
       }
-      out[`${name}:${batch}:${tag}`] = times;
     }
   } finally {
-    await session.release();
+    for (const { session } of sessions) await session.release();
   }
   return out;
 }
@@ -104,8 +110,7 @@ const sides = await sideBySide(rounds,
   async () => {
     const r: Record<string, number[]> = Object.assign({}, ...names.map((n) => convkitLatencies(n, batches, size, modes, steps, warmup)));
     for (const n of names.filter(() => onnx)) {
-      Object.assign(r, await ortLatencies(onnxFiles[n].torch, n, 'ort-torch', batches, size, steps, warmup, threads));
-      Object.assign(r, await ortLatencies(onnxFiles[n].convkit, n, 'ort-convkit', batches, size, steps, warmup, threads));
+      Object.assign(r, await ortLatencies({ 'ort-torch': onnxFiles[n].torch, 'ort-convkit': onnxFiles[n].convkit }, n, batches, size, steps, warmup, threads));
     }
     return r;
   },
