@@ -183,7 +183,9 @@ async function loadServed(src: ModelSource | ModelBytes, o: Required<Pick<ServeO
 /** Starts the server once every model is loaded and listening has begun. */
 export async function startServer(opts: ServeOptions): Promise<InferenceServer> {
   checkOptions(opts);
-  const o = { ...DEFAULTS, ...opts };
+  // an option given as undefined keeps its default
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ServeOptions;
+  const o = { ...DEFAULTS, ...given };
   const host = o.host ?? '127.0.0.1';
   const loopback = isLoopback(host);
   const apiKey = o.apiKey ?? null;
