@@ -79,6 +79,10 @@ interface Served extends ServedModelInfo {
   batcher: Batcher;
   /** the model takes images: how to preprocess an upload */
   image: { mean: number[]; std: number[] } | null;
+  /** inference requests taken in and not yet answered (body arriving, decoding, queued, running) */
+  admitted: number;
+  /** beyond this many, a request is refused before its body is read */
+  admitLimit: number;
 }
 
 const DEFAULTS = { port: 8080, maxBatch: 16, maxDelayMs: 5, workers: 1, timeoutMs: 30_000, maxBodyBytes: 64 << 20, maxImagePixels: 40_000_000 };
@@ -173,7 +177,9 @@ async function loadServed(src: ModelSource | ModelBytes, o: Required<Pick<ServeO
       onQueue: (depth) => metrics.queueDepth.set({ model: mb.name }, depth),
     });
     metrics.queueDepth.set({ model: mb.name }, 0);
-    return { served: { name: mb.name, source: mb.source, info: mb.info, signature, pool, batcher, image }, bytes: mb };
+    // the queue, plus what the workers hold: refusing at the door keeps bodies and decodes bounded too
+    const admitLimit = (o.maxQueue ?? 8 * o.maxBatch) + o.maxBatch * o.workers;
+    return { served: { name: mb.name, source: mb.source, info: mb.info, signature, pool, batcher, image, admitted: 0, admitLimit }, bytes: mb };
   } catch (e) {
     await pool.close();
     throw e;
@@ -264,6 +270,17 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
     return json(200, { model_name: m.name, predictions: top.map((p) => ({ index: p.index, label: p.label, probability: p.probability })) });
   };
 
+  const busy = (m: Served): Reply => error(503, `model ${m.name} is busy: ${m.admitted} requests in progress, the limit is ${m.admitLimit}; retry later`, { 'Retry-After': '1' });
+
+  /** Takes an inference request in, or refuses it at once (503) when the model holds as many as it may. */
+  const admit = (m: Served, res: http.ServerResponse): Reply | null => {
+    if (draining) return error(503, 'the server is shutting down', { Connection: 'close' });
+    if (m.admitted >= m.admitLimit) return busy(m);
+    m.admitted++;
+    res.once('close', () => { m.admitted--; });
+    return null;
+  };
+
   /** Routes a request; `model`/`endpoint` are filled in for the metrics. */
   const route = async (req: http.IncomingMessage, res: http.ServerResponse, labels: { model: string; endpoint: string }, signal: AbortSignal): Promise<Reply | null> => {
     const method = req.method ?? 'GET';
@@ -293,9 +310,8 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
       if (tail.startsWith('/versions/')) return error(404, `model ${m.name} has no versions: use /v2/models/${m.name}${tail.replace(/^\/versions\/[^/]*/, '')}`);
       if (tail === '/ready') return allow('GET, HEAD', 'model_ready') ?? json(draining ? 503 : 200, { name: m.name, ready: !draining });
       if (tail === '') return allow('GET, HEAD', 'model_metadata') ?? json(200, modelMetadata(m.signature, { source_file: m.source.split(/[\\/]/).pop() ?? '' }));
-      const refused = allow('POST', 'infer');
+      const refused = allow('POST', 'infer') ?? admit(m, res);
       if (refused) return refused;
-      if (draining) return error(503, 'the server is shutting down', { Connection: 'close' });
       return infer(m, req, signal);
     }
     const v1 = /^\/v1\/models\/([^/:]+):classify$/.exec(rawPath);
@@ -303,9 +319,8 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
       const m = models.get(v1[1]);
       if (!m) return unknown(v1[1]);
       labels.model = m.name;
-      const refused = allow('POST', 'classify');
+      const refused = allow('POST', 'classify') ?? admit(m, res);
       if (refused) return refused;
-      if (draining) return error(503, 'the server is shutting down', { Connection: 'close' });
       return classify(m, req, new URLSearchParams(rawQuery), signal);
     }
     if (page?.site.has(rawPath)) {
@@ -344,6 +359,7 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
         if (e instanceof ProtocolError) return send(res, error(e.status, e.message));
         if (e instanceof BatchError) {
           if (e.code === 'queue-full') return send(res, error(503, `model ${labels.model} is busy: ${e.message}; retry later`, { 'Retry-After': '1' }));
+          // (the admission limit above usually refuses first, before the body is read)
           if (e.code === 'closed') return send(res, error(503, e.message));
           return; // timeout: answered above
         }
