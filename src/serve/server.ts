@@ -338,9 +338,11 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
     active++;
     const labels = { model: '', endpoint: 'unknown' };
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), o.timeoutMs);
+    const timer = setTimeout(() => abort.abort('timeout'), o.timeoutMs);
     res.on('close', () => {
       clearTimeout(timer);
+      // a client that went away: its request leaves the queue instead of taking a batch's place
+      if (!res.writableFinished) abort.abort('gone');
       const code = String(res.statusCode);
       metrics.requests.inc({ model: labels.model, endpoint: labels.endpoint, code });
       if (res.statusCode >= 400) metrics.errors.inc({ model: labels.model, code });
@@ -348,7 +350,9 @@ export async function startServer(opts: ServeOptions): Promise<InferenceServer> 
       if (--active === 0 && idle) idle();
     });
     // the answer of a request whose time ran out, even while its batch still runs
-    abort.signal.addEventListener('abort', () => send(res, error(504, `no answer within the request timeout of ${o.timeoutMs} ms`)));
+    abort.signal.addEventListener('abort', () => {
+      if (abort.signal.reason === 'timeout') send(res, error(504, `no answer within the request timeout of ${o.timeoutMs} ms`));
+    });
     route(req, res, labels, abort.signal).then(
       (r) => {
         if (r) send(res, r);
