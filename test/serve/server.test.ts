@@ -217,6 +217,22 @@ test('a model holding as many requests as it may refuses the next before reading
   });
 });
 
+test('a client that disconnects leaves the queue', async () => {
+  await withServer({ maxBatch: 2, maxDelayMs: 60_000, maxQueue: 1 }, async (s) => {
+    const body = inferBody(wave(SAMPLE, 0), [1, 3, 8, 8]);
+    const req = http.request({ host: '127.0.0.1', port: s.port, path: '/v2/models/tiny/infer', method: 'POST', headers: { 'Content-Length': Buffer.byteLength(body) } });
+    req.on('error', () => undefined);
+    req.end(body);
+    // one sample of two: it waits for the batch to fill
+    while (metric((await request(s.port, '/metrics')).body.toString(), 'convkit_queue_depth{model="tiny"}') !== 1) await new Promise((r) => setTimeout(r, 5));
+    req.destroy();
+    while (metric((await request(s.port, '/metrics')).body.toString(), 'convkit_queue_depth{model="tiny"}') !== 0) await new Promise((r) => setTimeout(r, 5));
+    // its place is free: a full batch of two goes at once
+    const r = await request(s.port, '/v2/models/tiny/infer', { body: inferBody(wave(2 * SAMPLE, 0), [2, 3, 8, 8]) });
+    assert.equal(r.status, 200);
+  });
+});
+
 test('bad input gets a JSON error with its 4xx, and the server goes on', async () => {
   await withServer({ maxBodyBytes: 100_000 }, async (s) => {
     const png = await encodePng({ channels: 3, height: 4, width: 4, data: new Uint8Array(48).fill(9) });
