@@ -28,6 +28,7 @@ const BENCHES: Record<string, string[]> = {
   recipe_ablation: ['--variants', 'default', '--seeds', '0', '--limit-train', '2048'],
   distill: ['--seeds', '0', '--epochs', '1', '--limit-train', '1024'],
   predict_memory: ['--images', '500'],
+  serve: ['--quick'],
   // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
   scaling: ['--quick'],
 };

@@ -22,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
   predict: { summary: 'top-k classes of images (an .onnx file or a checkpoint)', load: () => import('./predict.js') },
   web: { summary: 'serve a page that runs an exported model in the browser', load: () => import('./web.js') },
+  serve: { summary: 'an inference server (KServe v2 over HTTP) with dynamic batching', load: () => import('./serve.js') },
 };
 
 export const MAIN_HELP = `usage: convkit <command> [options]

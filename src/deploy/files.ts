@@ -2,7 +2,7 @@
 // (the shorter side resized as the metadata says, then the centre cut out), the next batch
 // decoding while this one runs. Only one or two batches are ever held, whatever the number of files.
 import { tensor, type Tensor } from '../engine/index.js';
-import { decodeImages, type DecodeOptions } from '../io/index.js';
+import { decodeImageBytes, decodeImages, type DecodeOptions } from '../io/index.js';
 import type { Prediction, Predictor, PredictorInfo } from './predictor.js';
 
 export interface FilePrediction {
@@ -45,6 +45,22 @@ function centreCut(data: Uint8Array, c: number, h: number, w: number, [ch, cw]: 
       out.set(data.subarray(src, src + cw), at + k * ch * cw + y * cw);
     }
   }
+}
+
+/**
+ * An encoded image (JPEG, PNG or WebP bytes, e.g. an upload) decoded as predictFiles decodes a
+ * file: uint8 [C, crop] for the model. A header declaring more than maxPixels is refused before
+ * decoding; errors name `name`.
+ */
+export async function decodeImageForModel(bytes: Buffer, info: PredictorInfo, name: string, maxPixels?: number): Promise<Uint8Array> {
+  const plan = decodePlan(info, name);
+  const data = await decodeImageBytes(bytes, { ...plan.decode, ...(maxPixels ? { maxPixels } : {}) }, name);
+  const [h, w] = plan.decode.size;
+  const [ch, cw] = plan.crop;
+  if (h === ch && w === cw) return data;
+  const out = new Uint8Array(plan.channels * ch * cw);
+  centreCut(data, plan.channels, h, w, plan.crop, out, 0);
+  return out;
 }
 
 interface Decoded {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { randint, randn, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { parseSafetensorsHeader } from '../io/index.js';
-import { IMAGENET_CLASSES, createModel, exampleInput, loadPretrained, modelEntry, pretrainedEntry, type ModelEntry } from '../models/index.js';
+import { IMAGENET_CLASSES, createModel, exampleInput, loadPretrained, modelEntry, pretrainedEntry, type ModelEntry, type PretrainedEntry } from '../models/index.js';
 import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights } from '../models/weights.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { checkTrainState } from '../train/train_state.js';
@@ -48,7 +48,8 @@ interface Described {
   std?: number[];
   size?: [number, number];
   file: string | null;
-  pretrained?: boolean;
+  /** the published weights' evaluation transform (resize, crop, interpolation) */
+  pretrained?: PretrainedEntry;
 }
 
 function resolveFile(spec: string): string {
@@ -72,9 +73,9 @@ function parseJsonField(file: string, meta: Record<string, string>, key: string)
 function describe(spec: string, o: ExportSourceOptions): Described {
   if (o.pretrained) {
     if (fs.existsSync(spec)) throw new Error(`pretrained weights are a registered model's (e.g. resnet50), but ${spec} is a file: give the model name, or drop --pretrained`);
-    pretrainedEntry(spec); // a model without published weights fails here, listing those with them
+    const entry = pretrainedEntry(spec); // a model without published weights fails here, listing those with them
     if (o.numClasses !== undefined && o.numClasses !== IMAGENET_CLASSES.length) throw new Error(`pretrained ${spec} classifies the ${IMAGENET_CLASSES.length} ImageNet classes, not ${o.numClasses}`);
-    return { name: spec, options: {}, classes: [...IMAGENET_CLASSES], file: null, pretrained: true };
+    return { name: spec, options: {}, classes: [...IMAGENET_CLASSES], file: null, pretrained: entry };
   }
   if (!fs.existsSync(spec)) {
     modelEntry(spec); // an unknown name fails here, listing the known ones
@@ -140,7 +141,8 @@ function describeMetadata(entry: ModelEntry, d: Described, options: Record<strin
     return m;
   }
   const trained = d.size !== undefined;
-  const [h, w] = imageSize ?? d.size ?? [cfg.inputSize[1], cfg.inputSize[2]];
+  const crop = d.pretrained?.cropSize;
+  const [h, w] = imageSize ?? d.size ?? (crop ? [crop, crop] : [cfg.inputSize[1], cfg.inputSize[2]]);
   const pick = (v: number[] | undefined, fallback: number[]): number[] => {
     const src = v ?? fallback;
     return src.length === channels ? src : channels === 1 ? [src.reduce((a, b) => a + b, 0) / src.length] : src.slice(0, channels);
@@ -149,9 +151,10 @@ function describeMetadata(entry: ModelEntry, d: Described, options: Record<strin
   m.mean = pick(d.mean, cfg.mean);
   m.std = pick(d.std, cfg.std);
   // ImageNet-style models resize the shorter side to crop / cropPct, then centre-crop; a model
-  // trained on a fixed-size dataset takes its images as they are
-  m.resize = trained ? Math.min(h, w) : Math.floor(Math.min(h, w) / cfg.cropPct);
+  // trained on a fixed-size dataset takes its images as they are; published weights say their own
+  const pre = d.pretrained;
+  m.resize = trained ? Math.min(h, w) : pre && !imageSize ? pre.resizeSize : Math.floor(Math.min(h, w) / cfg.cropPct);
   m.crop = [h, w];
-  m.interpolation = cfg.interpolation;
+  m.interpolation = pre?.interpolation ?? cfg.interpolation;
   return m;
 }

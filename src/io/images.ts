@@ -196,14 +196,14 @@ class ImageTooLarge extends Error {}
 
 // sharp resizes with premultiplied alpha; PIL's convert('RGB') drops alpha before anything else.
 // Dropping it first keeps the colour of transparent pixels, as PIL does.
-async function openDroppingAlpha(sharp: SharpFactory, input: Buffer, options: SharpOptions): Promise<Sharp> {
+async function openDroppingAlpha(sharp: SharpFactory, input: Buffer, options: SharpOptions, maxPixels = MAX_IMAGE_PIXELS): Promise<Sharp> {
   // the header alone, unlimited, so that an image over the limit is reported with its size
   const meta = await sharp(input, { ...options, limitInputPixels: false }).metadata();
   const { width = 0, height = 0 } = meta;
-  if (width * height > MAX_IMAGE_PIXELS) {
-    throw new ImageTooLarge(`too large: ${width} x ${height} pixels, limit ${MAX_IMAGE_PIXELS} (${0x3fff} x ${0x3fff})`);
+  if (width * height > maxPixels) {
+    throw new ImageTooLarge(`too large: ${width} x ${height} pixels, limit ${maxPixels}${maxPixels === MAX_IMAGE_PIXELS ? ` (${0x3fff} x ${0x3fff})` : ''}`);
   }
-  const img = sharp(input, { ...options, limitInputPixels: MAX_IMAGE_PIXELS });
+  const img = sharp(input, { ...options, limitInputPixels: maxPixels });
   if (!meta.hasAlpha) return img;
   const raw = await toRaw(img);
   return sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels as 1 | 3 } });
@@ -219,12 +219,12 @@ function checkOptions(options: DecodeOptions): void {
   }
 }
 
-async function decodeRaw(input: Buffer, options: DecodeOptions): Promise<RawImage> {
+async function decodeRaw(input: Buffer, options: DecodeOptions, maxPixels?: number): Promise<RawImage> {
   const sharp = await loadSharp();
   const [h, w] = options.size;
   const mode = options.mode ?? 'resize';
   const kernel = options.kernel ?? 'linear';
-  const img = await openDroppingAlpha(sharp, input, { failOn: 'error', autoOrient: options.autoOrient ?? false });
+  const img = await openDroppingAlpha(sharp, input, { failOn: 'error', autoOrient: options.autoOrient ?? false }, maxPixels);
   if (mode === 'resize') img.resize(w, h, { fit: 'fill', kernel });
   else if (mode === 'cover') img.resize(w, h, { fit: 'cover', position: 'centre', kernel });
   return toRaw(img);
@@ -331,6 +331,27 @@ export async function decodeImage(path: string, options: DecodeOptions): Promise
   }
   if (raw.channels !== 1 && raw.channels !== 3) {
     throw new DatasetFileError(path, `decoded to ${raw.channels} channels, expected 1 or 3`);
+  }
+  return toChw(raw, options.size[0], options.size[1], options.channels ?? 3);
+}
+
+/**
+ * decodeImage for bytes already in memory (an upload): only JPEG, PNG and WebP, recognised by
+ * their signature before sharp sees them (no other format libvips knows, such as SVG, is
+ * rendered); an image whose header declares more than `maxPixels` (default MAX_IMAGE_PIXELS) is
+ * refused before decoding. Errors are DatasetFileError naming `name`.
+ */
+export async function decodeImageBytes(input: Buffer, options: DecodeOptions & { maxPixels?: number }, name = 'image'): Promise<Uint8Array> {
+  checkOptions(options);
+  if (sniffFormat(input) === undefined) throw decodeError(name, input, new Error('unknown format'));
+  let raw: RawImage;
+  try {
+    raw = await decodeRaw(input, options, options.maxPixels);
+  } catch (err) {
+    throw decodeError(name, input, err);
+  }
+  if (raw.channels !== 1 && raw.channels !== 3) {
+    throw new DatasetFileError(name, `decoded to ${raw.channels} channels, expected 1 or 3`);
   }
   return toChw(raw, options.size[0], options.size[1], options.channels ?? 3);
 }

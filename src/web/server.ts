@@ -101,6 +101,61 @@ function fileRoute(file: string): Route {
 // separator is refused before that, so that a log says what was tried.
 const SUSPICIOUS = /(^|\/)\.\.?(\/|$)|\\|%2e|%2f|%5c|%00/i;
 
+/** The page's fixed table of paths for one model: what `convkit web` serves, and `convkit serve` at `/`. */
+export interface PageSite {
+  readonly json: WebModelJson;
+  /** whether `urlPath` (the path without query) is one of the page's */
+  has(urlPath: string): boolean;
+  /** answers a GET or HEAD of a path `has` accepted, with the isolation headers */
+  respond(req: http.IncomingMessage, res: http.ServerResponse, urlPath: string): void;
+}
+
+/** True for a request path that tries to climb or hide a separator (refused before any look-up). */
+export const suspiciousPath = (urlPath: string): boolean => !urlPath.startsWith('/') || SUSPICIOUS.test(urlPath);
+
+/**
+ * The page's routes for an exported model already read (`file` names it in errors and in
+ * model.json). Throws when the model is not a 1- or 3-channel image classifier with its preprocessing.
+ */
+export function createPageSite(file: string, bytes: Uint8Array, info: PredictorInfo): PageSite {
+  checkImageModel(file, info);
+  const json: WebModelJson = { file: path.basename(file), bytes: bytes.byteLength, info };
+  const routes = new Map<string, Route>();
+  const web = path.join(packageRoot(), 'web');
+  for (const f of PAGE_FILES) routes.set(`/${f}`, fileRoute(path.join(web, f)));
+  routes.set('/', routes.get('/index.html')!);
+  const ort = ortDist();
+  for (const f of ORT_FILES) routes.set(`/ort/${f}`, fileRoute(path.join(ort, f)));
+  routes.set('/model.onnx', { type: TYPES['.onnx'], body: { kind: 'bytes', data: bytes } });
+  routes.set('/model.json', { type: TYPES['.json'], body: { kind: 'bytes', data: Buffer.from(JSON.stringify(json)) } });
+  return {
+    json,
+    has: (p) => routes.has(p),
+    respond(req, res, p) {
+      const { body, type } = routes.get(p)!;
+      const length = body.kind === 'bytes' ? body.data.byteLength : body.size;
+      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': length });
+      if (req.method === 'HEAD') return void res.end();
+      if (body.kind === 'bytes') return void res.end(body.data);
+      const stream = fs.createReadStream(body.file);
+      stream.on('error', () => res.destroy());
+      stream.pipe(res);
+    },
+  };
+}
+
+/**
+ * Whether a request's Host header may be answered by a server listening on `host`:`port`. Behind
+ * loopback, a page from elsewhere could still reach the server through a DNS name rebound to
+ * 127.0.0.1; it would send that name as Host, so only loopback names are answered there.
+ */
+export function hostAllowed(host: string, port: number, header: string | undefined): boolean {
+  if (!isLoopback(host)) return true;
+  if (!header) return false;
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(header);
+  return m !== null && isLoopback(m[1]) && (m[2] === undefined || Number(m[2]) === port);
+}
+
 function send(res: http.ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
   res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(message), ...extra });
   res.end(message);
@@ -121,43 +176,16 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     throw new Error(`${o.model}: cannot read it: ${(e as Error).message}`);
   }
   const info = predictorInfo(o.model, bytes);
-  checkImageModel(o.model, info);
-
-  const json: WebModelJson = { file: path.basename(o.model), bytes: bytes.byteLength, info };
-  const routes = new Map<string, Route>();
-  const web = path.join(packageRoot(), 'web');
-  for (const f of PAGE_FILES) routes.set(`/${f}`, fileRoute(path.join(web, f)));
-  routes.set('/', routes.get('/index.html')!);
-  const ort = ortDist();
-  for (const f of ORT_FILES) routes.set(`/ort/${f}`, fileRoute(path.join(ort, f)));
-  routes.set('/model.onnx', { type: TYPES['.onnx'], body: { kind: 'bytes', data: bytes } });
-  routes.set('/model.json', { type: TYPES['.json'], body: { kind: 'bytes', data: Buffer.from(JSON.stringify(json)) } });
+  const site = createPageSite(o.model, bytes, info);
 
   let port = 0;
-  // Behind loopback, a page from elsewhere could still reach the server through a DNS name
-  // rebound to 127.0.0.1; it would send that name as Host, so only loopback names are answered.
-  const hostAllowed = (h: string | undefined): boolean => {
-    if (!loopback) return true;
-    if (!h) return false;
-    const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(h);
-    return m !== null && isLoopback(m[1]) && (m[2] === undefined || Number(m[2]) === port);
-  };
-
   const server = http.createServer((req, res) => {
-    if (!hostAllowed(req.headers.host)) return send(res, 421, 'unknown host: use the address convkit web printed\n');
+    if (!hostAllowed(host, port, req.headers.host)) return send(res, 421, 'unknown host: use the address convkit web printed\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'only GET and HEAD\n', { Allow: 'GET, HEAD' });
     const raw = (req.url ?? '').split(/[?#]/, 1)[0];
-    if (!raw.startsWith('/') || SUSPICIOUS.test(raw)) return send(res, 400, 'bad path\n');
-    const route = routes.get(raw);
-    if (!route) return send(res, 404, 'not found\n');
-    const { body } = route;
-    const length = body.kind === 'bytes' ? body.data.byteLength : body.size;
-    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': route.type, 'Content-Length': length });
-    if (req.method === 'HEAD') return void res.end();
-    if (body.kind === 'bytes') return void res.end(body.data);
-    const stream = fs.createReadStream(body.file);
-    stream.on('error', () => res.destroy());
-    stream.pipe(res);
+    if (suspiciousPath(raw)) return send(res, 400, 'bad path\n');
+    if (!site.has(raw)) return send(res, 404, 'not found\n');
+    site.respond(req, res, raw);
   });
 
   await new Promise<void>((resolve, reject) => {
