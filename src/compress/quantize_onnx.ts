@@ -35,7 +35,8 @@ function initializer(file: string, t: OnnxProto.onnx.ITensorProto): Initializer 
   const raw = t.rawData && t.rawData.length > 0 ? t.rawData : null;
   const copy = (bytesPer: number): ArrayBuffer => {
     if (raw!.length !== n * bytesPer) throw new Error(`${file}: tensor '${t.name ?? ''}' holds ${raw!.length} bytes for dims [${dims.join(', ')}] of ${dtype}`);
-    return raw!.slice().buffer;
+    // a copy: protobufjs hands out views into the file (a Buffer, whose slice() is a view too)
+    return new Uint8Array(raw!).buffer;
   };
   switch (dtype) {
     case 'float32': return { dtype, dims, data: raw ? new Float32Array(copy(4)) : Float32Array.from(t.floatData ?? []) };
