@@ -93,7 +93,7 @@ export interface QuantizeResult {
   ops: Record<string, number>;
 }
 
-interface FloatSource {
+export interface FloatSource {
   graph: Graph;
   opset: number;
   metadata: [string, string][];
@@ -139,7 +139,7 @@ function metaJson<T>(label: string, meta: [string, string][], key: string): T | 
  * pipeline (no augmentation) and the model's own normalisation, resized and centre-cropped to the
  * model's input as `convkit eval` does.
  */
-export async function loadCalibrationImages(src: FloatSource, dataset: string, count: number, o: { dataRoot?: string; batchSize?: number } = {}): Promise<CalibrationBatch[]> {
+export async function loadCalibrationImages(src: FloatSource, dataset: string, count: number, o: { dataRoot?: string; batchSize?: number; split?: 'train' | 'test' } = {}): Promise<CalibrationBatch[]> {
   if (!(DATASETS as readonly string[]).includes(dataset)) throw new RecipeError(`--calib: unknown dataset '${dataset}': expected one of ${DATASETS.join(', ')}`);
   const inputSize = metaJson<number[]>(src.label, src.metadata, 'input_size');
   const crop = metaJson<[number, number]>(src.label, src.metadata, 'crop');
@@ -153,7 +153,7 @@ export async function loadCalibrationImages(src: FloatSource, dataset: string, c
   const entry = listModels().find((e) => e.name === modelName);
   const full = openDataset({
     dataset, dataRoot: o.dataRoot ?? null, imageSize: crop, inChannels: channels, numClasses: null, seed: 0, limitTrain: null, limitTest: null,
-  }, 'train', entry?.config);
+  }, o.split ?? 'train', entry?.config);
   try {
     if (full.inputShape[0] !== channels) throw new RecipeError(`${src.label} takes ${channels}-channel images but ${dataset} has ${full.inputShape[0]}-channel images`);
     const data = limitDataset(full, count, 0, CALIB_SALT);

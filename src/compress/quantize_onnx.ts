@@ -90,7 +90,10 @@ export function readOnnxGraph(file: string, bytes: Uint8Array): OnnxModel {
     if (n.domain && n.domain !== 'ai.onnx') throw new Error(`${file}: node '${n.name ?? i}' is in domain '${n.domain}'; convkit quantizes default-domain graphs only`);
     const attrs: Record<string, AttrValue> = {};
     for (const a of n.attribute ?? []) attrs[a.name ?? ''] = attribute(file, a);
-    return { op: n.opType ?? '', name: n.name || `${n.opType ?? 'node'}_${i}`, inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs, scope: '' };
+    const name = n.name || `${n.opType ?? 'node'}_${i}`;
+    // convkit's exporter names a node /module/path/Op_k: the module path comes back as its scope
+    const scope = /^\/(.+)\/[A-Za-z]+_\d+$/.exec(name)?.[1].replace(/\//g, '.') ?? '';
+    return { op: n.opType ?? '', name, inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs, scope };
   });
   const inputs = (g.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map((v) => valueInfo(file, v));
   const outputs = (g.output ?? []).map((v) => valueInfo(file, v));
