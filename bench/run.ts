@@ -26,6 +26,7 @@ const BENCHES: Record<string, string[]> = {
   distributed: ['--quick'],
   profile_ops: ['--cases', 'resnet20', '--steps', '1', '--top', '4'],
   recipe_ablation: ['--variants', 'default', '--seeds', '0', '--limit-train', '2048'],
+  quantize: ['--steps', '3', '--calib-size', '16', '--methods', 'minmax,entropy', '--limit', '2000'],
   // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
   scaling: ['--quick'],
 };

@@ -154,15 +154,6 @@ export function mseRange(h: Float64Array, lo: number, hi: number, steps = 128): 
   return minmaxRange(best.lo, best.hi);
 }
 
-function smooth(p: Float64Array, eps = 1e-4): Float64Array | null {
-  let zeros = 0;
-  for (const v of p) if (v === 0) zeros++;
-  const nonzeros = p.length - zeros;
-  if (nonzeros === 0) return null;
-  const take = (eps * zeros) / nonzeros;
-  return p.map((v) => (v === 0 ? eps : v - take));
-}
-
 /** KL(p || q) of two unnormalised distributions, normalised first (scipy.stats.entropy). */
 export function klDivergence(p: Float64Array, q: Float64Array): number {
   const sp = p.reduce((a, b) => a + b, 0), sq = q.reduce((a, b) => a + b, 0);
@@ -186,24 +177,39 @@ export function entropyThreshold(h: Float64Array, maxAbs: number, quantBins: num
   const bins = h.length;
   const width = maxAbs / bins;
   if (bins <= quantBins) return maxAbs;
+  const eps = 1e-4;
   let bestKl = Infinity, bestI = bins;
   let outliers = 0;
   for (let i = bins - 1; i >= quantBins; i--) outliers += h[i];
+  // one buffer for Q; P is h with the outliers in its last bin, read in place. Smoothing moves eps
+  // onto the zero bins and takes it evenly from the others, so the sums stay those of P and Q.
+  const q = new Float64Array(bins);
   for (let i = quantBins; i <= bins; i++) {
     if (i > quantBins) outliers -= h[i - 1];
-    const p = h.slice(0, i);
-    p[i - 1] += outliers;
-    const q = new Float64Array(i);
+    const p = (k: number): number => (k === i - 1 ? h[k] + outliers : h[k]);
+    q.fill(0, 0, i);
     for (let j = 0; j < quantBins; j++) {
       const start = Math.floor((j * i) / quantBins), end = j === quantBins - 1 ? i : Math.floor(((j + 1) * i) / quantBins);
       let total = 0, nonzero = 0;
-      for (let k = start; k < end; k++) { total += h[k]; if (p[k] !== 0) nonzero++; }
+      for (let k = start; k < end; k++) { total += h[k]; if (p(k) !== 0) nonzero++; }
       if (nonzero === 0) continue;
-      for (let k = start; k < end; k++) if (p[k] !== 0) q[k] = total / nonzero;
+      for (let k = start; k < end; k++) if (p(k) !== 0) q[k] = total / nonzero;
     }
-    const ps = smooth(p), qs = smooth(q);
-    if (!ps || !qs) continue;
-    const kl = klDivergence(ps, qs);
+    let sp = 0, sq = 0, zp = 0, zq = 0;
+    for (let k = 0; k < i; k++) {
+      const pk = p(k);
+      sp += pk; sq += q[k];
+      if (pk === 0) zp++;
+      if (q[k] === 0) zq++;
+    }
+    if (zp === i || zq === i) continue;
+    const takeP = (eps * zp) / (i - zp), takeQ = (eps * zq) / (i - zq);
+    let kl = 0;
+    for (let k = 0; k < i; k++) {
+      const pk = p(k);
+      const a = (pk === 0 ? eps : pk - takeP) / sp, b = (q[k] === 0 ? eps : q[k] - takeQ) / sq;
+      kl += a * Math.log(a / b);
+    }
     if (kl < bestKl) { bestKl = kl; bestI = i; }
   }
   return bestI * width;

@@ -120,8 +120,12 @@ export function toQdq(src: Graph, ranges: Map<string, Range>, o: QdqOptions = {}
   const quantized: QuantizedLayer[] = [];
   const float: FloatLayer[] = [];
 
-  // which nodes compute in int8
+  // which nodes compute in int8: the weighted layers not skipped, and an activation op when every
+  // input already comes out of an integer kernel (a residual Add of two convolutions, SiLU's
+  // Sigmoid and Mul), so that it extends an integer run instead of adding a Q/DQ pair around float
+  // arithmetic (GELU's Mul beside its Erf) or quantizing the output of a layer left in float
   const qnodes = new Set<Node>();
+  const integer = new Set<string>(src.inputs.map((v) => v.name));
   for (const n of src.nodes) {
     if ((WEIGHTED_OPS as readonly string[]).includes(n.op)) {
       const layer = { name: layerName(n), op: n.op, node: n.name };
@@ -129,10 +133,14 @@ export function toQdq(src: Graph, ranges: Map<string, Range>, o: QdqOptions = {}
       if (reason) { if (reason !== 'not scanned') float.push({ ...layer, reason }); continue; }
       qnodes.add(n);
       quantized.push(layer);
+      integer.add(n.outputs[0]);
     } else if (ACTIVATION_OPS.has(n.op) && !o.only && !skip.has(n.name)) {
       const acts = n.inputs.filter((x) => x);
-      if (acts.length > 0 && acts.every(floatAct) && n.outputs.length === 1) qnodes.add(n);
-    }
+      if (acts.length > 0 && acts.every((x) => floatAct(x) && integer.has(x)) && n.outputs.length === 1) {
+        qnodes.add(n);
+        integer.add(n.outputs[0]);
+      }
+    } else if ((PASSTHROUGH_OPS.has(n.op) || n.op === 'Relu') && integer.has(n.inputs[0])) for (const x of n.outputs) integer.add(x);
   }
 
   // a ReLU or Clip(0, ...) right after a quantized node folds into its output's quantization
@@ -170,7 +178,10 @@ export function toQdq(src: Graph, ranges: Map<string, Range>, o: QdqOptions = {}
     if (!qset.has(n.name)) continue;
     const acts = (WEIGHTED_OPS as readonly string[]).includes(n.op) ? [n.inputs[0]] : n.inputs.filter(floatAct);
     for (const x of acts) need(x);
-    need(n.outputs[0]);
+    // the model's outputs stay float: the runtime's integer kernels write float there (QGemm,
+    // QLinearConv with a float output), and logits are the one tensor where clipping the tail (any
+    // method but minmax) changes the answer
+    if (!graphOutputs.has(n.outputs[0])) need(n.outputs[0]);
   }
   for (const n of nodes) {
     if (PASSTHROUGH_OPS.has(n.op) && params.has(n.inputs[0]) && n.outputs.length === 1) {
