@@ -102,6 +102,18 @@ test('convkit quantize: a checked QDQ file that ORT runs on int8 kernels, close 
   assert.ok(agreement >= 0.97, `top-1 agreement ${agreement}`);
   assert.ok(relError < 0.01, `relative logit error ${relError}`);
 
+  // onnxruntime-web (the browser page's engine; its WebAssembly build runs in Node too) gives the same logits
+  const web = await import('onnxruntime-web');
+  web.env.wasm.numThreads = 1;
+  const ws = await web.InferenceSession.create(bytes);
+  try {
+    const r = await ws.run({ input: new web.Tensor('float32', images[0].data, images[0].dims) });
+    const a = r.logits.data as Float32Array;
+    assert.ok(a.every((v, i) => Math.abs(v - got[0][i]) <= 1e-5), 'onnxruntime-web and onnxruntime-node differ');
+  } finally {
+    await ws.release();
+  }
+
   // convkit eval runs it as any .onnx
   const ev = cli('eval', int8File, 'fashion-mnist', '--limit', '200');
   assert.equal(ev.status, 0, String(ev.stderr));
