@@ -161,6 +161,10 @@ test('every calibration method gives ranges that hold 0; the sensitivity scan ke
 });
 
 test('bad input: clear errors, nothing written, an existing file untouched', async () => {
+  const help = cli('quantize', '--help');
+  assert.equal(help.status, 0);
+  assert.match(String(help.stdout), /^usage: convkit quantize <checkpoint \| run folder \| model\.onnx> --calib <dataset>/);
+  assert.match(String(cli('--help').stdout), /^  quantize /m);
   const out = path.join(dir, 'bad.onnx');
   fs.writeFileSync(out, 'old');
   const fails = (args: string[], code: number, pattern: RegExp): void => {
