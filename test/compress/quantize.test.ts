@@ -196,3 +196,48 @@ test('bad input: clear errors, nothing written, an existing file untouched', asy
   await assert.rejects(quantizeModel(floatFile, { calib: 'fashion-mnist', method: 'kl' as CalibMethod, file: out }), /method must be one of/);
   assert.equal(fs.readFileSync(out, 'utf8'), 'old');
 });
+
+test('EfficientNet-B0 and ResNet-18: the skip rules find depthwise and SE layers, and ORT runs every layer on integer kernels', async () => {
+  const { manualSeed, randn } = await import('../../src/engine/index.js');
+  const { createModel } = await import('../../src/models/index.js');
+  const { traceGraph } = await import('../../src/export/index.js');
+  const { skipsFor, toQdq, weightedNodes } = await import('../../src/compress/index.js');
+  const { encodeModel } = await import('../../src/export/index.js');
+  for (const name of ['efficientnet_b0', 'resnet18']) {
+    manualSeed(0);
+    const model = createModel(name, { numClasses: 10 });
+    // 64 px: at 32 the last stages' maps are 1x1 and their SE pooling is no op at all
+    const x = randn([1, 3, 64, 64]);
+    const graph = traceGraph(model as never, x);
+    model.dispose();
+    x.dispose();
+    const src = { graph, opset: 17, metadata: [] as [string, string][], label: name };
+    const batches: CalibrationBatch[] = [0, 1].map((i) => ({ data: Float32Array.from({ length: 2 * 3 * 64 * 64 }, (_, k) => Math.sin(k * 0.01 + i)), dims: [2, 3, 64, 64] }));
+    const ranges = await calibrate(src, batches, 'minmax', { threads: 1 });
+    const q = toQdq(graph, ranges);
+    assert.equal(q.quantized.length, weightedNodes(graph).length);
+    const kernels = await runtimeOps(encodeModel(q.graph, { opset: 17, producerVersion: 'test', metadata: [] }));
+    assert.equal(kernels.Conv, undefined, `${name}: ${JSON.stringify(kernels)}`);
+    assert.equal(kernels.Gemm, undefined, `${name}: ${JSON.stringify(kernels)}`);
+    assert.equal(kernels.QGemm, 1);
+    if (name === 'resnet18') {
+      assert.equal(kernels.QLinearConv, 20);
+      assert.equal(kernels.QLinearAdd, 8);
+      assert.equal(skipsFor(graph, ['depthwise', 'se']).size, 0);
+      continue;
+    }
+    // B0: 16 MBConv blocks, each with an SE (two 1x1 convolutions and the gating Mul); the first block has no expansion, all 16 a depthwise conv
+    const dw = skipsFor(graph, ['depthwise']);
+    assert.equal(dw.size, 16);
+    const se = [...skipsFor(graph, ['se']).keys()].map((n) => graph.nodes.find((m) => m.name === n)!);
+    assert.equal(se.filter((n) => n.op === 'Conv').length, 32);
+    assert.equal(se.filter((n) => n.op === 'Mul').length, 16);
+    assert.ok(se.filter((n) => n.op === 'Conv').every((n) => /\.fc[12]$/.test(n.scope)), se.map((n) => n.scope).join(' '));
+    assert.equal(kernels.QLinearConv, 81);
+    assert.equal(kernels.QLinearSigmoid, 65);
+    // with depthwise and SE left float, the rest is still integer and the float ones are listed
+    const part = toQdq(graph, ranges, { skip: skipsFor(graph, ['depthwise', 'se']) });
+    assert.equal(part.float.length, 16 + 32);
+    assert.deepEqual(new Set(part.float.map((l) => l.reason)), new Set(['depthwise', 'se']));
+  }
+});
