@@ -209,6 +209,17 @@ function observedTensors(g: Graph): string[] {
   return [...s];
 }
 
+/** Floats per sample of the observed activations, from the traced shapes (0 when a shape is unknown). */
+function activationFloats(g: Graph, names: string[]): number {
+  let total = 0;
+  for (const n of names) {
+    const v = g.valueInfo.get(n) ?? g.inputs.find((i) => i.name === n);
+    if (!v || v.shape.length === 0) return 0;
+    total += v.shape.reduce<number>((a, d) => a * (typeof d === 'number' ? d : 1), 1);
+  }
+  return total;
+}
+
 /** The calibrated range of every observed activation (one pass for minmax, two for the histogram methods). */
 export async function calibrate(src: FloatSource, batches: CalibrationBatch[], method: CalibMethod, o: { calibOptions?: CalibOptions; threads?: number; onProgress?: (m: string) => void } = {}): Promise<Map<string, Range>> {
   if (!(CALIB_METHODS as readonly string[]).includes(method)) throw new RangeError(`method must be one of ${CALIB_METHODS.join(', ')}, got '${String(method)}'`);
@@ -217,14 +228,23 @@ export async function calibrate(src: FloatSource, batches: CalibrationBatch[], m
   const sess = await session(calibrationModel(src.graph, src.opset, names), o.threads);
   const inputName = src.graph.inputs[0].name;
   const obs = new Map(names.map((n) => [n, new TensorObserver()]));
+  const fetch = names.filter((n) => sess.outputNames.includes(n));
+  // every activation of a batch comes back at once: ResNet-50 at 224 px holds ~100 MB of them per
+  // image, so batches are cut to keep one run's outputs near 256 MB
+  const perSample = activationFloats(src.graph, names);
+  const chunk = perSample > 0 ? Math.max(1, Math.min(64, Math.floor((256 << 20) / (4 * perSample)))) : 8;
   const run = async (visit: (o: TensorObserver, data: Float32Array) => void, pass: string): Promise<void> => {
     for (let i = 0; i < batches.length; i++) {
       const b = batches[i];
-      const res = await sess.run({ [inputName]: new ort.Tensor('float32', b.data, b.dims) }, names.filter((n) => sess.outputNames.includes(n)));
-      for (const [name, t] of Object.entries(res)) {
-        const ob = obs.get(name);
-        if (ob && t.type === 'float32') visit(ob, t.data as Float32Array);
-        t.dispose();
+      const per = b.data.length / b.dims[0];
+      for (let s = 0; s < b.dims[0]; s += chunk) {
+        const n = Math.min(chunk, b.dims[0] - s);
+        const res = await sess.run({ [inputName]: new ort.Tensor('float32', b.data.subarray(s * per, (s + n) * per), [n, ...b.dims.slice(1)]) }, fetch);
+        for (const [name, t] of Object.entries(res)) {
+          const ob = obs.get(name);
+          if (ob && t.type === 'float32') visit(ob, t.data as Float32Array);
+          t.dispose();
+        }
       }
       o.onProgress?.(`calibrating (${pass}): batch ${i + 1}/${batches.length}`);
     }

@@ -159,7 +159,8 @@ export function toQdq(src: Graph, ranges: Map<string, Range>, o: QdqOptions = {}
     if (n.op !== 'Relu' && !clipFromZero) continue;
     const p = producer.get(n.inputs[0]);
     const r = ranges.get(n.outputs[0]);
-    if (!p || !qnodes.has(p) || uses.get(n.inputs[0]) !== 1 || graphOutputs.has(n.inputs[0]) || !r || r.lo !== 0) continue;
+    // (a model output stays float, so a ReLU writing one must stay too)
+    if (!p || !qnodes.has(p) || uses.get(n.inputs[0]) !== 1 || graphOutputs.has(n.inputs[0]) || graphOutputs.has(n.outputs[0]) || !r || r.lo !== 0) continue;
     rename.set(n.inputs[0], n.outputs[0]);
     dropped.add(n);
   }

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import '../train/tiny_model.js';
 import { FASHION_MNIST_CLASSES } from '../../src/io/index.js';
-import { readModelInfo } from '../../src/export/index.js';
+import { readModelInfo, type Graph } from '../../src/export/index.js';
 import {
   calibrate, compareLogits, loadCalibrationImages, loadFloatGraph, quantizeModel, readOnnxGraph, runtimeOps, type CalibMethod, type CalibrationBatch,
 } from '../../src/compress/index.js';
@@ -240,4 +240,48 @@ test('EfficientNet-B0 and ResNet-18: the skip rules find depthwise and SE layers
     assert.equal(part.float.length, 16 + 32);
     assert.deepEqual(new Set(part.float.map((l) => l.reason)), new Set(['depthwise', 'se']));
   }
+});
+
+test('toQdq on a hand-built graph: a ReLU inside folds into the uint8 output, a ReLU that is the model output stays', async () => {
+  const { toQdq } = await import('../../src/compress/index.js');
+  const { encodeModel } = await import('../../src/export/index.js');
+  const w = (seed: number, n: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(seed + i * 1.7));
+  const graph: Graph = {
+    name: 'g', inputs: [{ name: 'x', dtype: 'float32' as const, shape: ['batch', 1, 4, 4] }], outputs: [{ name: 'y', dtype: 'float32' as const, shape: ['batch', 2, 4, 4] }],
+    nodes: [
+      { op: 'Conv', name: 'c1', inputs: ['x', 'w1', 'b1'], outputs: ['a'], attrs: { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, scope: 'conv1' },
+      { op: 'Relu', name: 'r1', inputs: ['a'], outputs: ['ra'], attrs: {}, scope: 'relu' },
+      { op: 'Conv', name: 'c2', inputs: ['ra', 'w2', 'b2'], outputs: ['b'], attrs: { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }, scope: 'conv2' },
+      { op: 'Relu', name: 'r2', inputs: ['b'], outputs: ['y'], attrs: {}, scope: 'relu' },
+    ],
+    initializers: new Map([
+      ['w1', { dtype: 'float32' as const, dims: [2, 1, 3, 3], data: w(1, 18) }], ['b1', { dtype: 'float32' as const, dims: [2], data: Float32Array.of(0.1, -0.2) }],
+      ['w2', { dtype: 'float32' as const, dims: [2, 2, 3, 3], data: w(2, 36) }], ['b2', { dtype: 'float32' as const, dims: [2], data: Float32Array.of(-0.3, 0.05) }],
+    ]),
+    valueInfo: new Map(),
+  };
+  const src = { graph, opset: 17, metadata: [] as [string, string][], label: 'hand' };
+  const x: CalibrationBatch = { data: Float32Array.from({ length: 3 * 16 }, (_, i) => Math.cos(i * 0.9)), dims: [3, 1, 4, 4] };
+  const ranges = await calibrate(src, [x], 'minmax', { threads: 1 });
+  const q = toQdq(graph, ranges);
+  assert.deepEqual(q.graph.nodes.filter((n) => n.op === 'Relu').map((n) => n.name), ['r2']);
+  // the first conv now writes the ReLU's output name, quantized with zero point 0
+  const c1 = q.graph.nodes.find((n) => n.name === 'c1')!;
+  assert.deepEqual(c1.outputs, ['ra']);
+  assert.equal((q.graph.initializers.get('ra_zero_point')!.data as Uint8Array)[0], 0);
+  // the input graph is left as it was
+  assert.deepEqual(graph.nodes.map((n) => n.op), ['Conv', 'Relu', 'Conv', 'Relu']);
+  const run = async (g: Graph): Promise<Float32Array> => {
+    const s = await ort.InferenceSession.create(encodeModel(g, { opset: 17, producerVersion: 't', metadata: [] }), { intraOpNumThreads: 1 });
+    try {
+      return (await s.run({ x: new ort.Tensor('float32', x.data, x.dims) })).y.data as Float32Array;
+    } finally {
+      await s.release();
+    }
+  };
+  const ref = await run(graph);
+  const got = await run(q.graph);
+  assert.ok(got.every((v) => v >= 0), 'the output ReLU was lost');
+  const scale = Math.max(...ref.map(Math.abs));
+  assert.ok(got.every((v, i) => Math.abs(v - ref[i]) <= 0.05 * scale), 'int8 far from float');
 });
