@@ -37,6 +37,7 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/explain': ['gradCam', 'integratedGradients', 'occlusion', 'explain', 'explainImages', 'forwardWithCapture', 'overlay'],
   'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo', 'readOnnxMetadata'],
   'convkit/deploy': ['loadPredictor', 'topK'],
+  'convkit/compress': ['quantizeModel', 'quantizeBatches', 'quantizationReport', 'toQdq', 'CALIB_METHODS', 'quantizePerChannel'],
   'convkit/serve': ['startServer', 'Batcher', 'parseInferRequest', 'createMetrics', 'bearerCheck'],
 };
 
@@ -55,7 +56,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './deploy', './distributed', './engine', './explain', './export', './io', './models', './nn', './serve', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './compress', './data', './deploy', './distributed', './engine', './explain', './export', './io', './models', './nn', './serve', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {
