@@ -20,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
   weights: { summary: 'list, locate and download the pretrained ImageNet weights', load: () => import('./weights.js') },
   explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
   export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
+  prune: { summary: 'prune channels (smaller, faster) or weights (sparse) of a trained model', load: () => import('./prune.js') },
   predict: { summary: 'top-k classes of images (an .onnx file or a checkpoint)', load: () => import('./predict.js') },
   web: { summary: 'serve a page that runs an exported model in the browser', load: () => import('./web.js') },
 };
