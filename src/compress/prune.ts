@@ -82,22 +82,7 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     const score = channelImportance(model, g, o.method, o.batches);
     // each group's units, least important first
     const order = g.groups.map((grp) => [...grp.units].sort((a, b) => score[a] - score[b] || a - b));
-    const unitIds = new Map<LayerUse, Int32Array[]>();
-    for (const u of g.uses) unitIds.set(u, [Int32Array.from(u.out, g.unitOf), u.in ? Int32Array.from(u.in, g.unitOf) : new Int32Array(0)]);
-    const kept = (ids: Int32Array, removed: Uint8Array): number => {
-      let n = 0;
-      for (let i = 0; i < ids.length; i++) if (ids[i] < 0 || !removed[ids[i]]) n++;
-      return n;
-    };
-    const sizesFor = (removed: Uint8Array) => (u: LayerUse): number[] => {
-      const [outIds, inIds] = unitIds.get(u)!;
-      const cout = kept(outIds, removed);
-      if (u.kind === 'linear') return [kept(inIds, removed), cout];
-      const m = u.module as Conv2d;
-      const cin = kept(inIds, removed);
-      const depthwise = m.groups > 1 && m.groups === m.inChannels;
-      return [cin, cout, depthwise ? cin : m.groups];
-    };
+    const sizesFor = channelCounts(g);
     const planFor = (ratio: number): Plan => {
       const removed = new Uint8Array(g.units.length);
       for (const units of order) {
@@ -130,6 +115,47 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     return {
       layers, macsBefore, macsAfter: macsAt(hi), paramsBefore, paramsAfter: model.numParameters(), ratio: hi.ratio, groups, frozenLayers: g.frozenLayers,
     };
+  } finally {
+    x.dispose();
+  }
+}
+
+/** For a set of removed units, each conv/linear use's [in, out(, groups)] channel counts. */
+function channelCounts(g: DependencyGraph): (removed: Uint8Array) => (u: LayerUse) => number[] {
+  const unitIds = new Map<LayerUse, Int32Array[]>();
+  for (const u of g.uses) unitIds.set(u, [Int32Array.from(u.out, g.unitOf), u.in ? Int32Array.from(u.in, g.unitOf) : new Int32Array(0)]);
+  const kept = (ids: Int32Array, removed: Uint8Array): number => {
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) if (ids[i] < 0 || !removed[ids[i]]) n++;
+    return n;
+  };
+  return (removed) => (u) => {
+    const [outIds, inIds] = unitIds.get(u)!;
+    const cout = kept(outIds, removed);
+    if (u.kind === 'linear') return [kept(inIds, removed), cout];
+    const m = u.module as Conv2d;
+    const cin = kept(inIds, removed);
+    const depthwise = m.groups > 1 && m.groups === m.inChannels;
+    return [cin, cout, depthwise ? cin : m.groups];
+  };
+}
+
+/**
+ * Removes the units `pick` chooses from the dependency graph of `model` (traced on `example`)
+ * and rebuilds the layers: the lower-level step of pruneChannels, for a criterion of one's own.
+ * A group keeps at least one unit whatever pick returns. Returns the layers that changed.
+ */
+export function pruneUnits(model: AnyModule, example: Tensor, pick: (g: DependencyGraph) => Iterable<number>): PrunedLayers {
+  const x = traceInput(example);
+  try {
+    const g = buildDependencyGraph(model, x);
+    const removed = new Uint8Array(g.units.length);
+    for (const u of pick(g)) {
+      if (!(Number.isInteger(u) && u >= 0 && u < g.units.length)) throw new PruneError(`pruneUnits: unit ${String(u)} is not one of the graph's ${g.units.length}`);
+      removed[u] = 1;
+    }
+    for (const grp of g.groups) if (grp.units.every((u) => removed[u])) removed[grp.units[0]] = 0;
+    return applyPlan(model, g, removed, channelCounts(g)(removed));
   } finally {
     x.dispose();
   }
