@@ -26,6 +26,7 @@ const EXPECTED: Record<string, string[]> = {
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
     'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch', 'exportOnnx', 'ExportError', 'loadPredictor',
     'fetchPretrained', 'loadPretrained', 'IMAGENET_CLASSES', 'DownloadError',
+    'pruneChannels', 'pruneCheckpoint', 'MagnitudePruner',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
@@ -37,6 +38,7 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/explain': ['gradCam', 'integratedGradients', 'occlusion', 'explain', 'explainImages', 'forwardWithCapture', 'overlay'],
   'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo', 'readOnnxMetadata'],
   'convkit/deploy': ['loadPredictor', 'topK'],
+  'convkit/compress': ['pruneChannels', 'pruneUnits', 'pruneCheckpoint', 'buildDependencyGraph', 'channelImportance', 'MagnitudePruner', 'gradualSparsity', 'PruneError'],
 };
 
 // internal helpers: nowhere public
@@ -54,7 +56,7 @@ const entries = Object.entries(pkg.exports).filter(([k]) => k !== './package.jso
 test('main, types and every export resolve to files in dist/ with their declarations', () => {
   assert.equal(pkg.main, './dist/index.js');
   assert.equal(pkg.types, './dist/index.d.ts');
-  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './data', './deploy', './distributed', './engine', './explain', './export', './io', './models', './nn', './train']);
+  assert.deepEqual(entries.map(([k]) => k).sort(), ['.', './compress', './data', './deploy', './distributed', './engine', './explain', './export', './io', './models', './nn', './train']);
   for (const [key, target] of entries) {
     assert.ok(typeof target === 'object', `${key}: conditional export with types`);
     for (const file of [target.types, target.default]) {
