@@ -39,6 +39,8 @@ options:
   --limit-train <n>        fine-tune on a seeded subset of n training images
   --limit-test <n>         evaluate on a seeded subset of n test images
   --taylor-batches <n>     batches scored for Taylor importance (default 4)
+  --round-to <n>           keep a multiple of n channels per group (default 8: the kernels'
+                           channel blocks; 1 keeps exactly the ratio)
   --model <name>           the registered model, for weights files convkit did not write
   -o, --output <dir>       the folder to write (required)
   --overwrite              write into a folder that already holds a run
@@ -53,7 +55,7 @@ export async function run(args: string[]): Promise<number> {
     method: { type: 'string' }, 'target-macs': { type: 'string' }, sparsity: { type: 'string' }, scope: { type: 'string' },
     iterative: { type: 'string' }, 'finetune-epochs': { type: 'string' }, dataset: { type: 'string' }, 'data-root': { type: 'string' },
     lr: { type: 'string' }, 'batch-size': { type: 'string' }, 'limit-train': { type: 'string' }, 'limit-test': { type: 'string' },
-    'taylor-batches': { type: 'string' }, model: { type: 'string' }, output: { type: 'string', short: 'o' }, overwrite: { type: 'boolean' },
+    'taylor-batches': { type: 'string' }, 'round-to': { type: 'string' }, model: { type: 'string' }, output: { type: 'string', short: 'o' }, overwrite: { type: 'boolean' },
     json: { type: 'boolean' }, import: { type: 'string', multiple: true },
   }, { minPositionals: 1, maxPositionals: 1 });
   if (flag(p, 'help')) { console.log(HELP); return 0; }
@@ -81,7 +83,7 @@ export async function run(args: string[]): Promise<number> {
     method: method as (typeof METHODS)[number], targetMacs, sparsity, scope: scope as 'global' | 'layer' | undefined,
     iterative: intOpt(p, 'iterative', C, 1, 100), finetuneEpochs: intOpt(p, 'finetune-epochs', C, 0, 10_000), dataset, dataRoot: str(p, 'data-root'),
     lr: numOpt(p, 'lr', C, 0), batchSize: intOpt(p, 'batch-size', C, 1, MAX_BATCH), limitTrain: intOpt(p, 'limit-train', C, 1),
-    limitTest: intOpt(p, 'limit-test', C, 1), taylorBatches: intOpt(p, 'taylor-batches', C, 1, 10_000), model: str(p, 'model'),
+    limitTest: intOpt(p, 'limit-test', C, 1), taylorBatches: intOpt(p, 'taylor-batches', C, 1, 10_000), roundTo: intOpt(p, 'round-to', C, 1, 1024), model: str(p, 'model'),
     outDir: out, overwrite: flag(p, 'overwrite'),
   };
   await import('../models/index.js');

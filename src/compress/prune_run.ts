@@ -46,6 +46,8 @@ export interface PruneRunOptions {
   limitTest?: number;
   /** Taylor: batches of training data to score on (default 4) */
   taylorBatches?: number;
+  /** structured: each group keeps a multiple of this many channels (default 8; see ChannelPruneOptions) */
+  roundTo?: number;
   /** the registered model, for weights files convkit did not write */
   model?: string;
   outDir: string;
@@ -97,6 +99,7 @@ function checkOptions(o: PruneRunOptions): void {
   int(o.iterative, 1, '--iterative');
   int(o.finetuneEpochs, 0, '--finetune-epochs');
   int(o.taylorBatches, 1, '--taylor-batches');
+  int(o.roundTo, 1, '--round-to');
   if (o.method === 'magnitude' && (o.iterative ?? 1) > 1) throw new PruneError('--iterative is for structured pruning; magnitude pruning follows its gradual schedule over the fine-tuning');
 }
 
@@ -212,7 +215,7 @@ export async function pruneCheckpoint(spec: string, o: PruneRunOptions): Promise
         for (let k = 1; k <= n; k++) {
           const target = o.targetMacs! ** (k / n);
           const relative = macsOrig === 0 ? target : Math.min(0.999999, (target * macsOrig) / macsNow);
-          const r = pruneChannels(model, src.example, { targetMacs: relative, method: o.method, batches: taylor });
+          const r = pruneChannels(model, src.example, { targetMacs: relative, method: o.method, batches: taylor, roundTo: o.roundTo });
           if (macsOrig === 0) macsOrig = r.macsBefore;
           macsNow = r.macsAfter;
           const layers = diffLayers(model, baseModel);
