@@ -218,6 +218,30 @@ test('convkit prune: fine-tunes with the trainer into a run folder that eval and
   assert.match(h.stdout, /--target-macs/);
 });
 
+test('iterative Taylor pruning on real data meets the target; magnitude pruning holds its sparsity through fine-tuning', async () => {
+  const file = resnet20File('r20it.safetensors');
+  const out = path.join(dir, 'iterative');
+  const r = await pruneCheckpoint(file, { method: 'taylor', targetMacs: 0.5, iterative: 2, taylorBatches: 1, batchSize: 32, limitTrain: 64, outDir: out, roundTo: 1 });
+  assert.equal(r.rounds.length, 2);
+  assert.ok(Math.abs(r.rounds[0].structured!.macsAfter / r.macsBefore! - Math.SQRT1_2) < 0.05, 'round 1 at sqrt(0.5)');
+  assert.ok(r.macsAfter! <= 0.5 * r.macsBefore! && r.macsAfter! > 0.45 * r.macsBefore!);
+  assert.ok(r.rounds.every((x) => x.finetune === null));
+
+  const mag = path.join(dir, 'magnitude');
+  const m = await pruneCheckpoint(file, {
+    method: 'magnitude', sparsity: 0.6, scope: 'layer', finetuneEpochs: 1, limitTrain: 128, limitTest: 32, batchSize: 16, outDir: mag, recipe: { reportImages: 0 },
+  });
+  assert.ok(Math.abs(m.sparsity!.total.sparsity - 0.6) < 0.01, `sparsity ${m.sparsity!.total.sparsity}`);
+  for (const l of m.sparsity!.layers) assert.ok(Math.abs(l.sparsity - Math.floor(0.6 * l.numel) / l.numel) < 1e-9, `${l.name}: ${l.sparsity}`);
+  // the saved weights are the masked ones
+  const src = loadExportSource(mag);
+  const w = (layer(src.model, 'layer2.0.conv1') as Conv2d).weight;
+  const zeros = noGrad(() => tidy(() => w.eq(tensor(0)).sum().item()));
+  assert.equal(zeros, Math.floor(0.6 * w.numel()));
+  src.model.dispose();
+  src.example.dispose();
+});
+
 test('bad input: clear errors, nothing written', async () => {
   const file = resnet20File('r20bad.safetensors');
   const run = (...args: string[]) => spawnSync(process.execPath, [MAIN, 'prune', ...args], { encoding: 'utf8' });
