@@ -2,7 +2,8 @@
 // pruned to 70 / 50 / 30 % of their MACs by each importance criterion (L1, BN gamma, Taylor),
 // fine-tuned with the trainer; per point the test accuracy against the unpruned model's on the
 // same images, the MACs, and the measured speed-up of the forward pass under libtorch (convkit's
-// eval path, fused convolutions) and ONNX Runtime (the exported graph). A table and an SVG of
+// eval path, fused convolutions) and ONNX Runtime (the exported graph), the unpruned and the
+// pruned model taking turns. A table and an SVG of
 // accuracy against MACs.
 //   node dist-dev/bench/prune.js [--models resnet20,airbench_m,resnet56] [--targets 0.7,0.5,0.3]
 //     [--methods l1,bn,taylor] [--epochs 15] [--finetune-epochs 5] [--limit-train N] [--limit-test N]
@@ -62,35 +63,57 @@ async function baseline(model: string): Promise<string> {
   return dir;
 }
 
-/** Median milliseconds of a batch forward: libtorch (eval, no grad: the fused path) and ONNX Runtime. */
-async function speed(file: string): Promise<{ libtorch: number; ort: number; macs: number }> {
+interface Runner { macs: number; libtorch: () => void; ort: () => Promise<unknown>; dispose: () => Promise<void> }
+
+/** A model's batch forward on libtorch (eval, no grad: the fused path) and on ONNX Runtime (its export). */
+async function runner(file: string): Promise<Runner> {
   const src = loadExportSource(file);
   const model = src.model as unknown as Module<[Tensor], Tensor>;
   const x = randn([batch, ...src.example.shape.slice(1)]);
+  const macs = countMacs(model as unknown as Module<[Tensor], unknown>, [1, ...src.example.shape.slice(1)]).total;
+  model.eval();
+  const { bytes } = exportOnnx(src.model, src.example, { metadata: src.metadata });
+  const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
+  const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x.toTypedArray() as Float32Array, x.shape) };
+  return {
+    macs,
+    libtorch: () => noGrad(() => tidy(() => { model.call(x); })),
+    ort: () => s.run(feed),
+    dispose: async () => {
+      await s.release();
+      x.dispose();
+      src.model.dispose();
+      src.example.dispose();
+    },
+  };
+}
+
+/**
+ * Median milliseconds of each model's forward, the models taking turns step by step, so that a
+ * busy spell of this shared machine falls on all of them alike.
+ */
+async function speeds(files: string[]): Promise<{ macs: number; libtorch: number; ort: number }[]> {
+  const rs: Runner[] = [];
   try {
-    const macs = countMacs(model as unknown as Module<[Tensor], unknown>, [1, ...src.example.shape.slice(1)]).total;
-    model.eval();
-    const times: number[] = [];
+    for (const f of files) rs.push(await runner(f));
+    const times = rs.map(() => ({ libtorch: [] as number[], ort: [] as number[] }));
     for (let i = 0; i < steps + 2; i++) {
-      const t0 = performance.now();
-      noGrad(() => tidy(() => { model.call(x); }));
-      if (i >= 2) times.push(performance.now() - t0);
+      for (const [k, r] of rs.entries()) {
+        let t0 = performance.now();
+        r.libtorch();
+        const lt = performance.now() - t0;
+        t0 = performance.now();
+        await r.ort();
+        const ot = performance.now() - t0;
+        if (i >= 2) {
+          times[k].libtorch.push(lt);
+          times[k].ort.push(ot);
+        }
+      }
     }
-    const { bytes } = exportOnnx(src.model, src.example, { metadata: src.metadata });
-    const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
-    const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x.toTypedArray() as Float32Array, x.shape) };
-    const ortTimes: number[] = [];
-    for (let i = 0; i < steps + 2; i++) {
-      const t0 = performance.now();
-      await s.run(feed);
-      if (i >= 2) ortTimes.push(performance.now() - t0);
-    }
-    await s.release();
-    return { libtorch: median(times), ort: median(ortTimes), macs };
+    return rs.map((r, k) => ({ macs: r.macs, libtorch: median(times[k].libtorch), ort: median(times[k].ort) }));
   } finally {
-    x.dispose();
-    src.model.dispose();
-    src.example.dispose();
+    for (const r of rs) await r.dispose();
   }
 }
 
@@ -105,7 +128,7 @@ const bases: { model: string; top1: number; macs: number; libtorch: number; ort:
 for (const model of models) {
   const baseDir = await baseline(model);
   const baseFile = path.join(baseDir, 'model.safetensors');
-  const base = { model, top1: await accuracy(baseFile), ...(await speed(baseFile)) };
+  const base = { model, top1: await accuracy(baseFile), ...(await speeds([baseFile]))[0] };
   bases.push(base);
   console.error(`${model}: ${(base.macs / 1e6).toFixed(2)} M MACs, top-1 ${(100 * base.top1).toFixed(2)}%`);
   for (const method of methods) {
@@ -117,9 +140,9 @@ for (const model of models) {
       }
       const seconds = (performance.now() - t0) / 1000;
       const file = path.join(out, 'model.safetensors');
-      const s = await speed(file);
+      const [b, s] = await speeds([baseFile, file]);
       const p: Point = {
-        model, method, target, macs: s.macs, top1: await accuracy(file), base: base.top1, libtorchX: base.libtorch / s.libtorch, ortX: base.ort / s.ort, seconds,
+        model, method, target, macs: s.macs, top1: await accuracy(file), base: base.top1, libtorchX: b.libtorch / s.libtorch, ortX: b.ort / s.ort, seconds,
       };
       points.push(p);
       console.error(`${model} ${method} ${target * 100}%: ${(p.macs / base.macs * 100).toFixed(1)}% MACs, top-1 ${(100 * p.top1).toFixed(2)}% ` +

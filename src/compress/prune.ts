@@ -121,12 +121,30 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     }
     const paramsBefore = model.numParameters();
     const layers = applyPlan(model, g, hi.removed, sizesFor(hi.removed));
+    checkRuns(model, x);
     const groups = g.groups.map((grp) => ({ label: grp.label, channels: grp.units.length, removed: grp.units.filter((u) => hi.removed[u]).length }));
     return {
       layers, macsBefore, macsAfter: macsAt(hi), paramsBefore, paramsAfter: model.numParameters(), ratio: hi.ratio, groups, frozenLayers: g.frozenLayers,
     };
   } finally {
     x.dispose();
+  }
+}
+
+/**
+ * Runs the rebuilt model once: a forward that computes a width from its input's shape (a pad to
+ * a fixed total, say) rather than from its layers would fail here, naming the layer, instead of
+ * later in training.
+ */
+function checkRuns(model: AnyModule, x: Tensor): void {
+  const modes = model.modules().map((m) => [m, m.training] as const);
+  try {
+    model.eval();
+    noGrad(() => tidy(() => { (model as unknown as Module<[Tensor], unknown>).call(x); }));
+  } catch (e) {
+    throw new PruneError(`the pruned ${model.typeName} no longer runs (${(e as Error).message}); some part of its forward fixes a channel count the trace could not see`);
+  } finally {
+    for (const [m, t] of modes) m.training = t;
   }
 }
 
@@ -165,7 +183,9 @@ export function pruneUnits(model: AnyModule, example: Tensor, pick: (g: Dependen
       removed[u] = 1;
     }
     for (const grp of g.groups) if (grp.units.every((u) => removed[u])) removed[grp.units[0]] = 0;
-    return applyPlan(model, g, removed, channelCounts(g)(removed));
+    const layers = applyPlan(model, g, removed, channelCounts(g)(removed));
+    checkRuns(model, x);
+    return layers;
   } finally {
     x.dispose();
   }

@@ -9,7 +9,7 @@
 // convolution unites each output channel with its input channel. Atoms that end up united are
 // one prunable unit: removing it removes that output channel from every layer that makes it and
 // that input channel (or flattened features) from every layer that reads it. Whatever the rules
-// do not understand (a reshape that mixes channels, a slice or pad along them, a channel-indexed
+// do not understand (a reshape that mixes channels, a slice along them, a channel-indexed
 // constant, attention, grouped convolutions, the graph's inputs and outputs) freezes the atoms
 // it touches, so an unknown construct is left whole rather than broken.
 import { enableGrad, tidy, type Tensor } from '../engine/index.js';
@@ -359,13 +359,18 @@ function analyse(model: AnyModule, trace: Trace): DependencyGraph {
         chans.set(out, xc);
         continue;
       }
-      // new zero channels: their widths are fixed, so the channels they join are kept whole
-      atoms.freeze(xc.atoms);
+      if (front < 0 || back < 0) {
+        unknown(op); // cropping channels
+        continue;
+      }
+      // new zero channels of fixed widths around the input's (the CIFAR ResNets' option-A
+      // shortcut): the zeros stay, the input's channels may go, since the amounts do not depend
+      // on how many there are (pruneChannels runs the rebuilt model once to make sure)
       const joined = new Int32Array(front + xc.atoms.length + back);
-      joined.set(atoms.make(Math.max(front, 0), true), 0);
-      joined.set(xc.atoms.subarray(Math.max(-front, 0), xc.atoms.length - Math.max(-back, 0)), Math.max(front, 0));
-      joined.set(atoms.make(Math.max(back, 0), true), joined.length - Math.max(back, 0));
-      chans.set(out, { dim: xc.dim, atoms: joined.length === valueOf(out).shape[xc.dim] ? joined : atoms.make(valueOf(out).shape[xc.dim], true) });
+      joined.set(atoms.make(front, true), 0);
+      joined.set(xc.atoms, front);
+      joined.set(atoms.make(back, true), front + xc.atoms.length);
+      chans.set(out, { dim: xc.dim, atoms: joined });
       continue;
     }
     if (['narrow', 'slice', 'select', 'chunk', 'split', 'splitWithSizes', 'flip', 'repeat', 'gather', 'indexSelect'].includes(name)) {
