@@ -175,7 +175,7 @@ export async function pruneCheckpoint(spec: string, o: PruneRunOptions): Promise
         }
       };
       if (o.method === 'magnitude') {
-        const pruner = o.method === 'magnitude' && epochs === 0 ? new MagnitudePruner(model, { scope: o.scope }) : null;
+        const pruner = epochs === 0 ? new MagnitudePruner(model, { scope: o.scope }) : null;
         if (pruner) {
           pruner.setSparsity(o.sparsity!);
           const r = pruner.report();
