@@ -32,6 +32,8 @@ const BENCHES: Record<string, string[]> = {
   quantize: ['--steps', '3', '--calib-size', '16', '--methods', 'minmax,entropy', '--limit', '2000'],
   // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
   scaling: ['--quick'],
+  // trains the baselines, then prunes and fine-tunes each (model, criterion, target): long
+  prune: ['--quick'],
 };
 // Hours long: run only when named (npm run bench recipe_ablation).
 const ON_REQUEST = new Set(['recipe_ablation', 'distill']);

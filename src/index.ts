@@ -141,3 +141,7 @@ export type { ExportMetadata, ExportOptions, ExportResult } from './export/index
 // deploy: an .onnx file or a checkpoint run by ONNX Runtime or libtorch
 export { loadPredictor, predictFiles } from './deploy/index.js';
 export type { Predictor, PredictorInfo, Prediction, LoadPredictorOptions, EngineName, EngineChoice } from './deploy/index.js';
+
+// compress: structured channel pruning and unstructured magnitude pruning
+export { MagnitudePruner, PruneError, pruneChannels, pruneCheckpoint } from './compress/index.js';
+export type { ChannelPruneOptions, ChannelPruneResult, PruneRunOptions, PruneRunResult } from './compress/index.js';

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   explain: { summary: 'heat maps of what a classifier looks at (Grad-CAM, IG, occlusion)', load: () => import('./explain.js') },
   export: { summary: 'export a checkpoint or model to ONNX', load: () => import('./export.js') },
   quantize: { summary: 'quantize a checkpoint or ONNX model to int8 (QDQ ONNX)', load: () => import('./quantize.js') },
+  prune: { summary: 'prune channels (smaller, faster) or weights (sparse) of a trained model', load: () => import('./prune.js') },
   predict: { summary: 'top-k classes of images (an .onnx file or a checkpoint)', load: () => import('./predict.js') },
   web: { summary: 'serve a page that runs an exported model in the browser', load: () => import('./web.js') },
   serve: { summary: 'an inference server (KServe v2 over HTTP) with dynamic batching', load: () => import('./serve.js') },

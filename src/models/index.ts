@@ -12,3 +12,4 @@ export * from './airbench.js';
 export * from './weights.js';
 export * from './pretrained.js';
 export { TORCHVISION_VERSION } from './pretrained_data.js';
+export { applyPrunedLayers, checkPrunedLayers, diffLayers, layerSizes, type PrunedLayers } from './pruned.js';

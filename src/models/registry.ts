@@ -3,6 +3,7 @@
 import type { DType, Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import { pretrainedLoader } from './pretrained_hook.js';
+import { applyPrunedLayers, checkPrunedLayers, type PrunedLayers } from './pruned.js';
 
 /** Options every constructor takes; families add their own. */
 export interface ModelOptions {
@@ -20,6 +21,8 @@ export interface ModelOptions {
    * another numClasses the head starts afresh, with other inChannels the stem is adapted
    */
   pretrained?: boolean;
+  /** a channel-pruned architecture: module path -> narrower sizes (models/pruned.ts) */
+  prunedLayers?: PrunedLayers;
 }
 
 export interface ModelConfig {
@@ -83,7 +86,19 @@ export function createModel(name: string, opts: ModelOptions & Record<string, un
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new RangeError(`${name}: ${key} must be a positive integer, got ${String(v)}`);
   }
   if (opts.pretrained !== undefined && typeof opts.pretrained !== 'boolean') throw new TypeError(`${name}: pretrained must be true or false, got ${String(opts.pretrained)}`);
-  const { pretrained, ...rest } = opts;
+  const { pretrained, prunedLayers, ...rest } = opts;
+  if (prunedLayers !== undefined) {
+    if (pretrained) throw new Error(`${name}: pretrained weights do not fit a pruned architecture (prunedLayers)`);
+    const layers = checkPrunedLayers(prunedLayers, `${name}: model option prunedLayers`);
+    const model = e.build(rest);
+    try {
+      applyPrunedLayers(model as Module<unknown[], unknown>, layers, `${name}: model option prunedLayers`);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return model;
+  }
   if (!pretrained) return e.build(rest);
   const loader = pretrainedLoader();
   if (!loader) throw new Error(`${name}: pretrained weights need convkit's models module (import 'convkit/models', which loads models/pretrained)`);

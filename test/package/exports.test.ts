@@ -26,6 +26,7 @@ const EXPECTED: Record<string, string[]> = {
     'saveCheckpoint', 'loadCheckpoint', 'loadModelWeights', 'ConfusionMatrix', 'evaluate', 'evaluateCheckpoint',
     'countMacs', 'summary', 'formatSummary', 'gradCam', 'explainImages', 'scaleBase', 'scaleSearch', 'exportOnnx', 'ExportError', 'loadPredictor',
     'fetchPretrained', 'loadPretrained', 'IMAGENET_CLASSES', 'DownloadError',
+    'pruneChannels', 'pruneCheckpoint', 'MagnitudePruner',
   ],
   'convkit/engine': ['Tensor', 'tensor', 'tidy', 'F', 'noGrad', 'setNumThreads'],
   'convkit/nn': ['Module', 'Parameter', 'Conv2d', 'BatchNorm2d', 'Linear', 'LSTM', 'init'],
@@ -37,7 +38,7 @@ const EXPECTED: Record<string, string[]> = {
   'convkit/explain': ['gradCam', 'integratedGradients', 'occlusion', 'explain', 'explainImages', 'forwardWithCapture', 'overlay'],
   'convkit/export': ['exportOnnx', 'traceGraph', 'loadExportSource', 'ExportError', 'optimize', 'readModelInfo', 'readOnnxMetadata'],
   'convkit/deploy': ['loadPredictor', 'topK'],
-  'convkit/compress': ['quantizeModel', 'quantizeBatches', 'quantizationReport', 'toQdq', 'CALIB_METHODS', 'quantizePerChannel'],
+  'convkit/compress': ['quantizeModel', 'quantizeBatches', 'quantizationReport', 'toQdq', 'CALIB_METHODS', 'quantizePerChannel', 'pruneChannels', 'pruneUnits', 'pruneCheckpoint', 'buildDependencyGraph', 'channelImportance', 'MagnitudePruner', 'gradualSparsity', 'PruneError'],
   'convkit/serve': ['startServer', 'Batcher', 'parseInferRequest', 'createMetrics', 'bearerCheck'],
 };
 
