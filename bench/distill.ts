@@ -2,14 +2,13 @@
 // without one, over several seeds, each a whole `convkit train` command on Fashion-MNIST.
 //   node dist-dev/bench/distill.js [--teacher file] [--student airbench_s] [--epochs 6] [--seeds 0,1,2]
 //                                  [--alpha 0.5] [--temperature 4] [--limit-train N] [--json out.json]
-// Without --teacher the default recipe trains one first (airbench_m, 9 epochs, seed 0), kept in
-// a temporary folder for the run.
+// Without --teacher: the default recipe's run (runs/bench-default, trained first when missing).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arg, emit, listArg } from './common.js';
 import { stringArg } from './args.js';
-import { trainOnce, type TrainRun } from './train_cli.js';
+import { defaultRun, trainOnce, type TrainRun } from './train_cli.js';
 
 const student = stringArg('student') ?? 'airbench_s';
 const epochs = arg('epochs', 6);
@@ -22,15 +21,17 @@ const limitFlags = limit ? ['--limit-train', String(limit)] : [];
 const tmp = mkdtempSync(join(tmpdir(), 'convkit-distill-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
+// --limit-train (a quick check) trains its own small teacher; otherwise the default recipe's run
 let teacher = stringArg('teacher');
 let teacherAcc = NaN;
-if (!teacher) {
+if (!teacher && limit) {
   const dir = join(tmp, 'teacher');
   const r = trainOnce(limitFlags, 0, dir);
   teacher = join(dir, 'model.safetensors');
   teacherAcc = r.acc;
   console.error(`teacher (default recipe, airbench_m): ${(100 * r.acc).toFixed(2)}% in ${r.seconds.toFixed(0)} s`);
 }
+teacher ??= join(defaultRun(), 'model.safetensors');
 
 const recipe = ['--model', student, '--epochs', String(epochs), ...limitFlags];
 const withTeacher = [...recipe, '--teacher', teacher, '--distill-alpha', String(alpha), '--temperature', String(temperature)];

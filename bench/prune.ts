@@ -8,8 +8,8 @@
 //   node dist-dev/bench/prune.js [--models resnet20,airbench_m,resnet56] [--targets 0.7,0.5,0.3]
 //     [--methods l1,bn,taylor] [--epochs 15] [--finetune-epochs 5] [--limit-train N] [--limit-test N]
 //     [--batch 64] [--steps 20] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
-// The unpruned baselines are trained first (airbench_m: the checkpoint in --airbench, default
-// /work/ckpt/fmnist-airbench, when it exists); runs live under --runs (default
+// The unpruned baselines are trained first (airbench_m: the run in --airbench, default
+// runs/bench-default, the default recipe's run, trained first when missing); runs live under --runs (default
 // runs/bench-prune) and a rerun reuses finished ones. --quick: resnet20 (trained here) and
 // airbench_m (the checkpoint, when there) at 50 %, a few hundred images, one epoch each, to see
 // that the script works.
@@ -29,6 +29,7 @@ import { countMacs } from '../src/analyze/macs.js';
 import { pruneCheckpoint, type PruneMethod } from '../src/compress/index.js';
 import { arg, emit, listArg, median } from './common.js';
 import { stringArg } from './args.js';
+import { defaultRun } from './train_cli.js';
 
 const quick = process.argv.includes('--quick');
 const threads = arg('threads', 2);
@@ -42,7 +43,7 @@ const limitTrain = arg('limit-train', quick ? 512 : 60000);
 const limitTest = arg('limit-test', quick ? 256 : 10000);
 const batch = arg('batch', 64);
 const steps = arg('steps', quick ? 8 : 20);
-const airbench = stringArg('airbench') ?? '/work/ckpt/fmnist-airbench';
+const airbench = stringArg('airbench') ?? (quick ? '' : defaultRun());
 const runsDir = path.resolve(stringArg('runs') ?? (quick ? fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-prune-')) : 'runs/bench-prune'));
 
 /** The unpruned model's run folder: trained here unless it exists (airbench_m: the shared checkpoint). */

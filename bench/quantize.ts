@@ -4,7 +4,7 @@
 // PyTorch has no fbgemm) against its fp32 as the anchor. Accuracy: the default Fashion-MNIST model
 // (a trained checkpoint, --ckpt) fp32 against int8 for each calibration method, on the test set.
 //   node dist-dev/bench/quantize.js [--steps 10] [--rounds 1] [--threads 2] [--models resnet50,efficientnet_b0]
-//     [--batches 1,8] [--size 224] [--calib-size 64] [--engine onednn] [--ckpt /work/ckpt/fmnist-airbench]
+//     [--batches 1,8] [--size 224] [--calib-size 64] [--engine onednn] [--ckpt run-folder (default: runs/bench-default, trained first when missing)]
 //     [--methods minmax,percentile,mse,entropy] [--limit N] [--json out.json]
 import './preload.js';
 import * as fs from 'node:fs';
@@ -19,13 +19,15 @@ import { loadFloatGraph, quantizeBatches, quantizeModel, runtimeOps, type CalibM
 import { evaluateOnnx } from '../src/deploy/index.js';
 import { arg, emit, listArg, median, runPython, sideBySide } from './common.js';
 import { stringArg } from './args.js';
+import { defaultRun } from './train_cli.js';
 
 const steps = arg('steps', 10), rounds = arg('rounds', 1), warmup = 3, threads = arg('threads', 2), size = arg('size', 224);
 const calibSize = arg('calib-size', 64);
 const names = listArg('models') ?? ['resnet50', 'efficientnet_b0'];
 const batches = (listArg('batches') ?? ['1', '8']).map(Number);
 const engine = stringArg('engine') ?? 'onednn';
-const ckpt = stringArg('ckpt') ?? '/work/ckpt/fmnist-airbench';
+// --no-accuracy: the speed tables only (the quick check: no default run to train)
+const ckpt = process.argv.includes('--no-accuracy') ? '' : stringArg('ckpt') ?? defaultRun();
 const methods = (listArg('methods') ?? ['minmax', 'percentile', 'mse', 'entropy']) as CalibMethod[];
 const limit = stringArg('limit') === undefined ? undefined : arg('limit', 0);
 setNumThreads(threads);
@@ -105,7 +107,7 @@ const kernels = names.map((n) => [n, Object.entries(built[n].kernels).filter(([k
 
 // accuracy of the trained default model, fp32 and int8 on the same test images
 const accuracy: (string | number)[][] = [];
-if (fs.existsSync(ckpt)) {
+if (ckpt && fs.existsSync(ckpt)) {
   const fp32File = path.join(tmp, 'fmnist.onnx');
   const src = (await import('../src/export/source.js')).loadExportSource(ckpt);
   try {
@@ -125,7 +127,7 @@ if (fs.existsSync(ckpt)) {
     const ev = await evaluateOnnx(out, 'fashion-mnist', { limit, threads });
     accuracy.push([model, `int8 ${m}`, `${q.quantized.length} int8, ${sec.toFixed(1)} s`, 100 * ev.result.top1, 100 * (ev.result.top1 - base.result.top1), ev.result.count]);
   }
-} else console.error(`bench/quantize: ${ckpt} not found: the accuracy table is skipped`);
+} else if (ckpt) console.error(`bench/quantize: ${ckpt} not found: the accuracy table is skipped`);
 
 emit('quantize', [
   {

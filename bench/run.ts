@@ -29,7 +29,7 @@ const BENCHES: Record<string, string[]> = {
   distill: ['--seeds', '0', '--epochs', '1', '--limit-train', '1024'],
   predict_memory: ['--images', '500'],
   serve: ['--quick'],
-  quantize: ['--steps', '3', '--calib-size', '16', '--methods', 'minmax,entropy', '--limit', '2000'],
+  quantize: ['--steps', '3', '--calib-size', '16', '--no-accuracy'],
   // long (hours on 2 cores): trains 13 models; its runs resume if interrupted
   scaling: ['--quick'],
   // trains the baselines, then prunes and fine-tunes each (model, criterion, target): long

@@ -25,10 +25,12 @@ import { exportOnnx } from '../src/export/index.js';
 import { loadExportSource } from '../src/export/source.js';
 import '../src/models/index.js';
 import { arg, emit, listArg, median } from './common.js';
+import { DEFAULT_RUN } from './train_cli.js';
 import type { BenchTable } from './results.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const CKPT = '/work/ckpt/fmnist-airbench/model.safetensors';
+// speed does not depend on the weights: the default run's when there, never trained for this
+const CKPT = path.join(DEFAULT_RUN, 'model.safetensors');
 const quick = process.argv.includes('--quick');
 const models = listArg('models') ?? ['resnet18', 'airbench_m'];
 const size = arg('size', quick ? 64 : 224);

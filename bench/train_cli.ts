@@ -1,13 +1,14 @@
 // One whole `convkit train` command, as a user runs it, for the benchmarks that compare recipes:
 // its final test top-1 (as training prints it), wall time and peak memory.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/convkit.js');
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = join(REPO, 'bin/convkit.js');
 
 export interface TrainRun { acc: number; seconds: number; peakMB: number }
 
@@ -27,4 +28,20 @@ export function trainOnce(flags: string[], seed: number, keep?: string): TrainRu
   } finally {
     if (!keep) rmSync(out, { recursive: true, force: true });
   }
+}
+
+/**
+ * The default recipe's run (airbench_m on Fashion-MNIST, seed 0), the trained model the
+ * compression and serving benchmarks start from: runs/bench-default, trained first when it holds
+ * no model.safetensors (about 5 minutes on 2 cores).
+ */
+export const DEFAULT_RUN = join(REPO, 'runs', 'bench-default');
+
+export function defaultRun(): string {
+  const dir = DEFAULT_RUN;
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    console.error(`training the default recipe into ${dir} (once; later benchmarks reuse it)`);
+    trainOnce([], 0, dir);
+  }
+  return dir;
 }
