@@ -34,4 +34,17 @@ export async function fetchPretrainedWeights(model: string, command: string, dow
   if (download) await fetchPretrained(model);
 }
 
+/** The first SIGINT or SIGTERM (Ctrl-C, a service manager's stop); the handlers are removed after it. */
+export function untilStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (s: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(s);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 export { packageVersion } from '../io/version.js';

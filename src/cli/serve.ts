@@ -2,6 +2,7 @@
 // with dynamic batching, until SIGTERM or SIGINT (then a graceful stop, exit 0).
 import * as fs from 'node:fs';
 import { flag, intOpt, parse, str, UsageError } from './args.js';
+import { untilStopSignal } from './common.js';
 import { isLoopback } from '../web/hosts.js';
 
 export const HELP = `usage: convkit serve <model> [more models] [options]
@@ -89,15 +90,7 @@ export async function run(args: string[]): Promise<number> {
     console.log(`convkit serve: ${m.name} <- ${m.source} (input ${sample}, ${m.signature.classes} classes${m.signature.classNames ? '' : ', no class names'})`);
   }
   console.log(`convkit serve: listening on ${server.url} (max batch ${o.maxBatch ?? 16}, max delay ${o.maxDelayMs ?? 5} ms${server.pageModel ? `; page at / runs ${server.pageModel}` : ''})`);
-  const signal = stopEarly ?? await new Promise<NodeJS.Signals>((resolve) => {
-    const stop = (s: NodeJS.Signals): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve(s);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  const signal = stopEarly ?? await untilStopSignal();
   console.log(`convkit serve: ${signal}: finishing the requests in progress`);
   // a second signal while draining stops at once
   const now = (): void => process.exit(1);

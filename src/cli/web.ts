@@ -1,5 +1,6 @@
 // convkit web <model.onnx>: the browser page running an exported model, served on loopback.
 import { flag, intOpt, parse, str, UsageError } from './args.js';
+import { untilStopSignal } from './common.js';
 import { isOnnxFile } from '../io/files.js';
 import { isLoopback } from '../web/hosts.js';
 
@@ -36,15 +37,7 @@ export async function run(args: string[]): Promise<number> {
   const what = [info.modelName, info.inputSize && `input [${info.inputSize.join(', ')}]`, info.classNames && `${info.classNames.length} classes`].filter(Boolean).join(', ');
   console.log(`convkit web: serving ${model}${what ? ` (${what})` : ''}`);
   console.log(`open ${server.url}  (Ctrl-C to stop)`);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const stop = (s: NodeJS.Signals): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve(s);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  const signal = await untilStopSignal();
   await server.close();
   console.log(`convkit web: stopped (${signal})`);
   return 0;

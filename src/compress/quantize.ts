@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import ort from 'onnxruntime-node';
 import { noGrad, tidy } from '../engine/index.js';
-import { centerCropBatch, resizeBatch } from '../data/ops.js';
+import { resizeAndCenterCrop } from '../data/ops.js';
 import { encodeModel, foldBatchNorm, loadExportSource, metadataEntries, opHistogram, readModelInfo, traceGraph, type Graph } from '../export/index.js';
 import { readInputFile, writeFileAtomic } from '../io/index.js';
 import { listModels } from '../models/index.js';
@@ -161,12 +161,7 @@ export async function loadCalibrationImages(src: FloatSource, dataset: string, c
     const out: CalibrationBatch[] = [];
     for await (const batch of loader.batches(0)) {
       try {
-        const x = noGrad(() => tidy(() => {
-          const [, , h, w] = batch.x.shape;
-          if (h === crop[0] && w === crop[1]) return batch.x.float().contiguous();
-          const s = Math.min(...crop) / Math.min(h, w);
-          return centerCropBatch(resizeBatch(batch.x.float(), [Math.max(crop[0], Math.round(h * s)), Math.max(crop[1], Math.round(w * s))]), crop).contiguous();
-        }));
+        const x = noGrad(() => tidy(() => resizeAndCenterCrop(batch.x.float(), crop).contiguous()));
         out.push({ data: Float32Array.from(x.toTypedArray() as Float32Array), dims: x.shape });
         if (x !== batch.x) x.dispose();
       } finally {

@@ -117,6 +117,18 @@ export function centerCropBatch(x: Tensor, size: Size2): Tensor {
   return cropBatch(x, new Array<number>(n).fill(centerOffset(H, h)), new Array<number>(n).fill(centerOffset(W, w)), [h, w]);
 }
 
+/**
+ * torchvision's Resize(side) + CenterCrop(crop) on a float batch: the shorter side to `side`
+ * (default: the crop's shorter side), keeping the aspect ratio, then the centred window. A batch
+ * already at the crop size goes as it is (images decoded for this model).
+ */
+export function resizeAndCenterCrop(x: Tensor, crop: [number, number], side = Math.min(crop[0], crop[1])): Tensor {
+  const [, , h, w] = dims4(x, 'resizeAndCenterCrop');
+  if (h === crop[0] && w === crop[1]) return x;
+  const scale = side / Math.min(h, w);
+  return tidy(() => centerCropBatch(resizeBatch(x, [Math.max(crop[0], Math.round(h * scale)), Math.max(crop[1], Math.round(w * scale))]), crop));
+}
+
 /** Mirrors the samples where mask[n] is true, left-right ('horizontal') or top-bottom ('vertical'). */
 export function flipBatch(x: Tensor, mask: Tensor | readonly boolean[], direction: 'horizontal' | 'vertical' = 'horizontal'): Tensor {
   const [n] = dims4(x, 'flipBatch');

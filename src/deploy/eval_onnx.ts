@@ -2,7 +2,7 @@
 // (and the seeded subset) its checkpoint is evaluated on, with the file's own normalisation, so
 // the two figures can be compared. The same report as a checkpoint's evaluation.
 import { F, noGrad, tensor, tidy } from '../engine/index.js';
-import { centerCropBatch, resizeBatch } from '../data/ops.js';
+import { resizeAndCenterCrop } from '../data/ops.js';
 import { listModels } from '../models/index.js';
 import { evalLoader, limitDataset, normalization, openDataset, TEST_SUBSET_SALT } from '../train/data.js';
 import type { CheckpointEvaluation } from '../train/eval_checkpoint.js';
@@ -48,12 +48,7 @@ export async function evaluateOnnx(file: string, dataset: string, o: OnnxEvalOpt
       for await (const batch of loader.batches(0)) {
         try {
           // a dataset at another size than the model's input: resized and centre-cropped as the predictor does
-          const x = noGrad(() => tidy(() => {
-            const [, , h, w] = batch.x.shape;
-            if (h === crop[0] && w === crop[1]) return batch.x.float().contiguous();
-            const s = Math.min(...crop) / Math.min(h, w);
-            return centerCropBatch(resizeBatch(batch.x.float(), [Math.max(crop[0], Math.round(h * s)), Math.max(crop[1], Math.round(w * s))]), crop).contiguous();
-          }));
+          const x = noGrad(() => tidy(() => resizeAndCenterCrop(batch.x.float(), crop).contiguous()));
           let out;
           try {
             out = await p.logits(x);

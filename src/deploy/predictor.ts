@@ -3,7 +3,7 @@
 // Runtime engine for .onnx bytes. load.ts picks the engine for a file.
 import ort from 'onnxruntime-node';
 import { noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
-import { centerCropBatch, resizeBatch } from '../data/ops.js';
+import { resizeAndCenterCrop } from '../data/ops.js';
 import { readOnnxMetadata } from '../export/onnx.js';
 import type { ChwImage } from '../io/index.js';
 
@@ -162,14 +162,9 @@ export function makePredictor(file: string, info: PredictorInfo, backend: Engine
     const { resize, crop, mean, std } = info;
     if (!crop || !mean || !std) throw new Error(`predict: ${file} has no preprocessing metadata (crop, mean, std): give a preprocessed float32 batch`);
     if (images.ndim !== 4) throw new Error(`predict: images must be [N, C, H, W], got [${images.shape.join(', ')}]`);
-    const [, c, h, w] = images.shape;
+    const c = images.size(1);
     if (c !== mean.length) throw new Error(`predict: ${file} takes ${mean.length}-channel images, got ${c} channels`);
-    const side = resize ?? Math.min(crop[0], crop[1]);
-    // the shorter side to `resize`, keeping the aspect ratio, then the centre crop (torchvision's
-    // Resize + CenterCrop); images already at the crop size (decoded for this model) go as they are
-    const scale = h === crop[0] && w === crop[1] ? 1 : side / Math.min(h, w);
-    const resized = resizeBatch(images.float(), [Math.max(crop[0], Math.round(h * scale)), Math.max(crop[1], Math.round(w * scale))]);
-    const x = centerCropBatch(resized, crop).div(255);
+    const x = resizeAndCenterCrop(images.float(), crop, resize ?? undefined).div(255);
     const m = tensor(mean).view([1, c, 1, 1]);
     const s = tensor(std).view([1, c, 1, 1]);
     return x.sub(m).div(s).contiguous();
