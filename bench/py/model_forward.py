@@ -1,8 +1,9 @@
 # PyTorch side of bench/model_forward: eval-mode forward latency of torchvision models.
 # argv: threads steps warmup model:batch:size[,model:batch:size...]
 # Prints one JSON line: {"<model>": [ms, ms, ...], ...}
-import json, sys, time
+import json, sys
 import torch, torchvision
+from timing import forward_ms
 
 def main(threads, steps, warmup, cases):
     torch.set_num_threads(int(threads))
@@ -13,14 +14,7 @@ def main(threads, steps, warmup, cases):
         kwargs = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
         model = getattr(torchvision.models, name)(**kwargs).eval()
         x = torch.randn(int(batch), 3, int(size), int(size))
-        times = []
-        with torch.no_grad():
-            for i in range(int(warmup) + int(steps)):
-                t0 = time.perf_counter()
-                model(x)
-                if i >= int(warmup):
-                    times.append((time.perf_counter() - t0) * 1e3)
-        out[name] = times
+        out[name] = forward_ms(model, x, steps, warmup)
         del model
     print(json.dumps(out))
 

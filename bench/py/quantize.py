@@ -4,22 +4,13 @@
 # int8 and the fp32 model at each batch size.
 # argv: threads steps warmup models(a,b) batches(1,8) size engine(onednn)
 # Prints one JSON line: {"<model>:<batch>:int8": [ms, ...], "<model>:<batch>:fp32": [ms, ...], ...}
-import json, sys, time, warnings
+import json, sys, warnings
 import torch, torchvision
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from timing import forward_ms
 
 warnings.filterwarnings("ignore")
-
-def latencies(model, x, steps, warmup):
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + steps):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1e3)
-    return times
 
 def main(threads, steps, warmup, models, batches, size, engine):
     torch.set_num_threads(int(threads))
@@ -37,8 +28,8 @@ def main(threads, steps, warmup, models, batches, size, engine):
         q = convert_fx(prepared)
         for batch in batches.split(","):
             x = torch.randn(int(batch), 3, size, size)
-            out[f"{name}:{batch}:int8"] = latencies(q, x, int(steps), int(warmup))
-            out[f"{name}:{batch}:fp32"] = latencies(model, x, int(steps), int(warmup))
+            out[f"{name}:{batch}:int8"] = forward_ms(q, x, steps, warmup)
+            out[f"{name}:{batch}:fp32"] = forward_ms(model, x, steps, warmup)
         del model, q, prepared
     print(json.dumps(out))
 
