@@ -2,12 +2,13 @@
 // turns with convkit's side, statistics, and the results: printed as tables and, with
 // --json <file>, written for docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
-import { dirname, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheInfo, libtorchVersion } from '../src/engine/index.js';
 import { writeFileAtomic } from '../src/io/atomic.js';
 import { currentAllocator, preloadEnv } from './alloc.js';
 import { machine, table, type BenchResult, type BenchTable } from './results.js';
+import { stringArg } from './args.js';
 
 export { fmt, table } from './results.js';
 export { arg, listArg } from './args.js';
@@ -83,19 +84,39 @@ function commit(): string | undefined {
 }
 
 /** Prints the tables; with --json <file>, also writes them with the machine, date and command. */
-export function emit(bench: string, tables: BenchTable[]): BenchResult {
+// the file after --json, where the result goes
+function jsonFile(): string | undefined {
+  const j = process.argv.indexOf('--json');
+  if (j < 0) return undefined;
+  const file = process.argv[j + 1];
+  if (!file || file.startsWith('--')) throw new Error(`--json: expected a file name, got ${file ?? 'nothing'}`);
+  return file;
+}
+
+/**
+ * Writes a bench's SVG plot: to --svg, else next to its --json result (same name, .svg), else
+ * into fallbackDir as <bench>.svg. Returns the file; hand it to emit, which links a plot that
+ * sits beside the result from the benchmarks doc.
+ */
+export function writePlot(bench: string, svg: string, fallbackDir: string): string {
+  const json = jsonFile();
+  const file = stringArg('svg') ?? (json ? json.replace(/\.json$/, '') + '.svg' : join(fallbackDir, `${bench}.svg`));
+  writeFileAtomic(file, `${svg}\n`);
+  console.error(`plot: ${file}`);
+  return file;
+}
+
+export function emit(bench: string, tables: BenchTable[], plot?: string): BenchResult {
   for (const [i, t] of tables.entries()) console.log(`${i ? '\n' : ''}${t.title}\n${table(t.headers, t.rows)}`);
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
+  const file = jsonFile();
   const result: BenchResult = {
     bench, date: new Date().toISOString(),
     command: ['node', relative(process.cwd(), process.argv[1]), ...args.filter((_, k) => j < 0 || (k !== j && k !== j + 1))].join(' '),
     machine: machine(), libtorch: libtorchVersion(), commit: commit(), tables,
+    ...(plot && file && resolve(dirname(plot)) === resolve(dirname(file)) ? { plot: basename(plot) } : {}),
   };
-  if (j >= 0) {
-    const file = args[j + 1];
-    if (!file || file.startsWith('--')) throw new Error(`--json: expected a file name, got ${file ?? 'nothing'}`);
-    writeFileAtomic(file, `${JSON.stringify(result, null, 1)}\n`);
-  }
+  if (file) writeFileAtomic(file, `${JSON.stringify(result, null, 1)}\n`);
   return result;
 }

@@ -22,12 +22,11 @@ import type { Module } from '../src/nn/index.js';
 import { Trainer } from '../src/train/trainer.js';
 import { evaluateCheckpoint } from '../src/train/eval_checkpoint.js';
 import { lineChart } from '../src/train/report.js';
-import { writeFileAtomic } from '../src/io/atomic.js';
 import { loadExportSource } from '../src/export/source.js';
 import { exportOnnx } from '../src/export/export.js';
 import { countMacs } from '../src/analyze/macs.js';
 import { pruneCheckpoint, type PruneMethod } from '../src/compress/index.js';
-import { arg, emit, listArg, median } from './common.js';
+import { arg, emit, listArg, median, writePlot } from './common.js';
 import { stringArg } from './args.js';
 import { defaultRun } from './train_cli.js';
 
@@ -159,10 +158,7 @@ const svg = lineChart('Fashion-MNIST top-1 (%) against MACs kept (%) after pruni
   points: [[100, 100 * bases.find((b) => b.model === m)!.top1] as [number, number],
     ...points.filter((p) => p.model === m && p.method === method).map((p) => [100 * p.macs / bases.find((b) => b.model === m)!.macs, 100 * p.top1] as [number, number])],
 }))), 'MACs kept (% of the unpruned model)', { width: 620, height: 360 });
-const jsonAt = process.argv.indexOf('--json');
-const svgFile = stringArg('svg') ?? (jsonAt >= 0 ? process.argv[jsonAt + 1].replace(/\.json$/, '') + '.svg' : path.join(runsDir, 'prune.svg'));
-writeFileAtomic(svgFile, `${svg}\n`);
-console.error(`plot: ${svgFile}`);
+const plot = writePlot('prune', svg, runsDir);
 
 emit('prune', [
   {
@@ -176,5 +172,5 @@ emit('prune', [
     rows: points.map((p) => [p.model, p.method, `${p.target * 100}%`, (100 * p.macs / bases.find((b) => b.model === p.model)!.macs).toFixed(1),
       (100 * p.top1).toFixed(2), (100 * (p.top1 - p.base)).toFixed(2), `${p.libtorchX.toFixed(2)}x`, `${p.ortX.toFixed(2)}x`, p.seconds.toFixed(0)]),
   },
-]);
+], plot);
 if (quick && stringArg('runs') === undefined) fs.rmSync(runsDir, { recursive: true, force: true });

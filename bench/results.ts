@@ -31,6 +31,8 @@ export interface BenchResult {
   libtorch: string;
   commit?: string;
   tables: BenchTable[];
+  /** A plot (an SVG file name) beside the result's JSON, linked from the benchmarks doc. */
+  plot?: string;
 }
 
 // The instruction sets that decide which kernels libtorch and convkit run.
@@ -43,6 +45,9 @@ export function machine(): Machine {
   const cores = availableParallelism();
   return { kind: `${cpu}, ${isa.length ? isa.join(' ') : process.arch}, ${cores} cores`, cpu, isa, cores };
 }
+
+/** A machine kind as the name of its folder under bench/results. */
+export const machineDir = (kind: string): string => kind.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 100);
 
 export function fmt(x: number): string {
   return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(3);
@@ -69,7 +74,8 @@ export function current(results: BenchResult[]): BenchResult[] {
 
 function section(r: BenchResult): string {
   const provenance = `${r.date.slice(0, 10)}, libtorch ${r.libtorch}${r.commit ? `, convkit ${r.commit}` : ''}: \`${r.command}\``;
-  return [`### ${r.bench}`, '', provenance, ...r.tables.flatMap((t) => ['', `${t.title}:`, '', table(t.headers, t.rows)])].join('\n');
+  const plot = r.plot ? ['', `![${r.bench}](../bench/results/${machineDir(r.machine.kind)}/${r.plot})`] : [];
+  return [`### ${r.bench}`, '', provenance, ...r.tables.flatMap((t) => ['', `${t.title}:`, '', table(t.headers, t.rows)]), ...plot].join('\n');
 }
 
 /** docs/benchmarks.md: per machine kind (sorted), the current result of each bench (sorted). */
@@ -123,5 +129,6 @@ export function parseResult(text: string, file: string): BenchResult {
   if (o.commit !== undefined && !isStr(o.commit)) throw bad('commit', 'a string');
   if (typeof o.machine !== 'object' || o.machine === null || !isStr(o.machine.kind)) throw bad('machine.kind', 'a string');
   if (!Array.isArray(o.tables) || !o.tables.every(isTable)) throw bad('tables', 'a list of {title, headers, rows} of strings and numbers');
+  if (o.plot !== undefined && !(isStr(o.plot) && /^[\w.-]+\.svg$/.test(o.plot))) throw bad('plot', 'the name of an .svg file beside the result');
   return o as BenchResult;
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { machine } from './results.js';
+import { machine, machineDir } from './results.js';
 import { DOC_FILE, RESULTS_DIR, writeReport } from './report.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -66,12 +66,9 @@ function options(): { names: string[]; threads?: string; quick: boolean; out?: s
   return { names: positionals.length ? positionals : Object.keys(BENCHES).filter((n) => !ON_REQUEST.has(n)), threads: v.threads, quick: v.quick === true, out: v.out };
 }
 
-// a machine kind as a folder name
-const slug = (kind: string): string => kind.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 100);
-
 const o = options();
 const out = resolve(o.out ?? (o.quick ? mkdtempSync(join(tmpdir(), 'convkit-bench-')) : RESULTS_DIR));
-const dir = join(out, slug(machine().kind));
+const dir = join(out, machineDir(machine().kind));
 const failed: string[] = [];
 for (const name of o.names) {
   const file = join(dir, `${name}.json`);

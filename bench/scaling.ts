@@ -17,8 +17,7 @@ import { setNumThreads } from '../src/engine/index.js';
 import { describeScaledBase, scaleBase, type CompoundCoefficients } from '../src/models/scaling.js';
 import { Trainer } from '../src/train/trainer.js';
 import { lineChart } from '../src/train/report.js';
-import { writeFileAtomic } from '../src/io/atomic.js';
-import { arg, emit, listArg } from './common.js';
+import { arg, emit, listArg, writePlot } from './common.js';
 import { stringArg } from './args.js';
 
 const quick = process.argv.includes('--quick');
@@ -82,10 +81,7 @@ for (const [ladder, c] of Object.entries(LADDERS)) {
 const svg = lineChart('Fashion-MNIST top-1 (%) against MACs', Object.keys(LADDERS).map((ladder) => ({
   name: ladder, color: COLORS[ladder], points: points.filter((p) => p.ladder === ladder).map((p) => [Math.log10(p.macs / 1e6), 100 * p.top1] as [number, number]),
 })), 'log10 of multiply-adds per image (millions)', { width: 560, height: 340 });
-const jsonAt = process.argv.indexOf('--json');
-const svgFile = stringArg('svg') ?? (jsonAt >= 0 ? process.argv[jsonAt + 1].replace(/\.json$/, '') + '.svg' : path.join(runsDir, 'scaling.svg'));
-writeFileAtomic(svgFile, `${svg}\n`);
-console.error(`plot: ${svgFile}`);
+const plot = writePlot('scaling', svg, runsDir);
 
 // at equal MACs: each ladder's accuracy at each phi next to compound's
 const byPhi = phis.map((phi) => {
@@ -104,7 +100,7 @@ emit('scaling', [
     headers: ['phi', ...Object.keys(LADDERS)],
     rows: byPhi,
   },
-]);
+], plot);
 // a quick check's runs are scratch (its plot stays)
 if (quick && stringArg('runs') === undefined) {
   for (const d of fs.readdirSync(runsDir)) if (d === 'base' || /-phi\d+$/.test(d)) fs.rmSync(path.join(runsDir, d), { recursive: true, force: true });

@@ -46,6 +46,11 @@ test('one current table per bench and machine kind, with date and command', () =
   assert.match(renderBenchmarks([]), /No results yet: run `npm run bench`\./);
 });
 
+test('a plot beside a result is shown under its tables', () => {
+  const md = renderBenchmarks([{ ...result('scaling', BF16, '2026-12-02T10:00:00.000Z', 1), plot: 'scaling.svg' }]);
+  assert.match(md, /\| step \| 1\.000 \| a \\\| b \|\n\n!\[scaling\]\(\.\.\/bench\/results\/amd-epyc-avx512-bf16-avx512f-avx2-2-cores\/scaling\.svg\)\n$/);
+});
+
 test('table(): markdown rows, numbers at three significant places at most', () => {
   assert.equal(table(['a', 'b'], [['x', 1234.5], ['y', 0.12345]]), '| a | b |\n| --- | --- |\n| x | 1235 |\n| y | 0.123 |');
 });
@@ -62,6 +67,7 @@ test('a result file is checked field by field; errors name the file and the fiel
     [{ ...good, commit: 7 }, /"commit" must be a string/],
     [{ ...good, tables: [{ title: 't', headers: ['a'], rows: [[{}]] }] }, /"tables" must be a list of \{title, headers, rows\}/],
     [{ ...good, tables: [{ title: 't', headers: ['a'], rows: [[Number.NaN]] }] }, /"tables" must be/],
+    [{ ...good, plot: '../../etc/x.svg' }, /"plot" must be the name of an \.svg file beside the result/],
   ];
   for (const [v, re] of cases) assert.throws(() => parseResult(typeof v === 'string' ? v : JSON.stringify(v), 'x.json'), re);
 });
