@@ -3,7 +3,8 @@
 // (airbench_m: the trained checkpoint when there is one, else random weights; speed does not
 // depend on them), each image sent to the classify endpoint as a PNG.
 //   - dynamic batching: saturated throughput at --max-batch 16 against --max-batch 1 (goal >= 2x),
-//     and the p99 latency at half the saturated rate against one request at a time (goal < 2x)
+//     and the p99 latency at half the saturated rate (open loop, evenly spaced: paced_load.ts)
+//     against one request at a time (goal < 2x)
 //   - 20,000 requests at saturation: errors (goal 0) and the server's resident memory, sampled,
 //     last quarter against the second (goal within 5 %)
 //   - 2x overload for 30 s: how fast the excess gets its 503 (a probe client's requests), whether
@@ -25,6 +26,7 @@ import { exportOnnx } from '../src/export/index.js';
 import { loadExportSource } from '../src/export/source.js';
 import '../src/models/index.js';
 import { arg, emit, listArg, median } from './common.js';
+import { pacedLoad } from './paced_load.js';
 import { DEFAULT_RUN } from './train_cli.js';
 import type { BenchTable } from './results.js';
 
@@ -141,8 +143,8 @@ for (const name of models) {
   const sat16 = await load(s.port, p, image, { connections });
   const single = await load(s.port, p, image, { connections: 1 });
   const rate = ok(sat16);
-  const half = await load(s.port, p, image, { connections, rate: rate / 2 });
-  rows.batching.push([label, ok(sat1), rate, rate / ok(sat1), single.latency.p50, half.latency.p99, half.latency.p99 / single.latency.p50, sat1.non2xx + sat16.non2xx + half.non2xx]);
+  const half = await pacedLoad(s.port, p, image, rate / 2, 2 * seconds);
+  rows.batching.push([label, ok(sat1), rate, rate / ok(sat1), single.latency.p50, half.p99, half.p99 / single.latency.p50, sat1.non2xx + sat16.non2xx + half.failed]);
 
   // a fixed number of requests at saturation, memory sampled
   const rss = sampleRss(s.child.pid!, 100);
@@ -193,7 +195,7 @@ fs.rmSync(dir, { recursive: true, force: true });
 const cores = os.availableParallelism();
 const tables: BenchTable[] = [
   {
-    title: `Dynamic batching: classify requests (PNG bodies) answered per second with ${connections} connections, max-batch 1 vs 16 (max delay 5 ms, max queue ${maxQueue}, 1 worker, ${cores} cores); latency in ms`,
+    title: `Dynamic batching: classify requests (PNG bodies) answered per second with ${connections} connections, max-batch 1 vs 16 (max delay 5 ms, max queue ${maxQueue}, 1 worker, ${cores} cores); latency in ms; the half rate is sent open-loop at even intervals for ${2 * seconds} s, latency from each request's scheduled time (as wrk2)`,
     headers: ['model', 'req/s, max-batch 1', 'req/s, max-batch 16', 'speed-up (goal >= 2)', 'one at a time p50', 'p99 at half the saturated rate', 'ratio (goal < 2)', 'non-2xx'],
     rows: rows.batching,
   },
