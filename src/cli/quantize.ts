@@ -109,7 +109,7 @@ export async function run(args: string[]): Promise<number> {
   return 0;
 }
 
-function formatReport(r: Awaited<ReturnType<typeof import('../compress/quantize.js').quantizationReport>>): string {
+export function formatReport(r: Awaited<ReturnType<typeof import('../compress/quantize.js').quantizationReport>>): string {
   const lines: string[] = [];
   const fmt = (ops: Record<string, number>): string => Object.entries(ops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
   if (!r.record) lines.push(`${r.file}: not quantized by convkit (no convkit.quantized metadata)`);

@@ -1,12 +1,16 @@
 // convkit summary <model> [--input C,H,W]: a layer-by-layer table of a registered model.
 import { flag, intOpt, parse, shapeOpt, UsageError } from './args.js';
 import { IMPORT_HELP, importUserModules } from './common.js';
+import { isOnnxFile } from '../io/files.js';
 import { MAX_BATCH, MAX_CHANNELS, MAX_CLASSES, MAX_IMAGE_SIDE } from '../engine/limits.js';
 
 export const HELP = `usage: convkit summary <model> [options]
+       convkit summary <model.onnx> [--json]
 
 Prints every layer of a registered model: name, type, output shape, parameters and
-multiply-adds for one forward pass, with totals.
+multiply-adds for one forward pass, with totals. Of an ONNX file it prints which layers are
+int8 and which stay float (as convkit quantize wrote them), the ops in the file and the kernels
+ONNX Runtime runs (as convkit quantize --report).
 
 options:
   --input C,H,W         input size (default: the model's native input size)
@@ -24,6 +28,7 @@ export async function run(args: string[]): Promise<number> {
     depth: { type: 'string' }, json: { type: 'boolean' }, import: { type: 'string', multiple: true },
   }, { minPositionals: 1, maxPositionals: 1 });
   if (flag(p, 'help')) { console.log(HELP); return 0; }
+  if (isOnnxFile(p.positionals[0])) return onnxSummary(p.positionals[0], flag(p, 'json'));
   const input = shapeOpt(p, 'input', 'summary', [3, 2]);
   const depth = intOpt(p, 'depth', 'summary', 1);
   const batch = intOpt(p, 'batch', 'summary', 1, MAX_BATCH) ?? 1;
@@ -55,5 +60,13 @@ export async function run(args: string[]): Promise<number> {
   } finally {
     model.dispose();
   }
+  return 0;
+}
+
+async function onnxSummary(file: string, json: boolean): Promise<number> {
+  const { quantizationReport } = await import('../compress/quantize.js');
+  const { formatReport } = await import('./quantize.js');
+  const r = await quantizationReport(file);
+  console.log(json ? JSON.stringify(r) : formatReport(r));
   return 0;
 }

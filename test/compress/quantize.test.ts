@@ -132,6 +132,10 @@ test('from a float .onnx: entropy ranges, --skip first,last, and --report', () =
   assert.equal(rep.status, 0, String(rep.stderr));
   assert.match(String(rep.stdout), /int8 +conv2\n +float +conv1 \(first\)\n +float +fc \(last\)/);
   assert.match(String(rep.stdout), /kernels ONNX Runtime runs: .*QLinearConv 1/);
+  // convkit summary of an ONNX file says the same
+  const sum = cli('summary', out);
+  assert.equal(sum.status, 0, String(sum.stderr));
+  assert.equal(String(sum.stdout), String(rep.stdout));
   // a layer named on --skip
   const named = cli('quantize', floatFile, '--calib', 'fashion-mnist', '--calib-size', '64', '--skip', 'conv2', '-o', out, '--json');
   assert.equal(named.status, 0, String(named.stderr));
