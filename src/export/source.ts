@@ -6,11 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randint, randn, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
-import { parseSafetensorsHeader } from '../io/index.js';
 import { IMAGENET_CLASSES, createModel, exampleInput, loadPretrained, modelEntry, pretrainedEntry, type ModelEntry, type PretrainedEntry } from '../models/index.js';
-import { CHECKPOINT_FORMAT, CheckpointError, loadModelWeights } from '../models/weights.js';
-import { readCheckpointMeta } from '../train/checkpoint.js';
-import { checkTrainState } from '../train/train_state.js';
+import { CheckpointError, loadModelWeights } from '../models/weights.js';
+import { describeWeightsFile, trainedImageSize } from '../train/eval_checkpoint.js';
 import type { ExportMetadata } from './export.js';
 
 export interface ExportSourceOptions {
@@ -37,8 +35,6 @@ export interface ExportSource {
   weights: string | null;
 }
 
-/** The input image size each built-in dataset has, for checkpoints that trained on one. */
-const DATASET_SIZE: Record<string, [number, number]> = { 'fashion-mnist': [28, 28], mnist: [28, 28], cifar10: [32, 32], cifar100: [32, 32] };
 
 interface Described {
   name: string;
@@ -61,15 +57,6 @@ function resolveFile(spec: string): string {
   throw new CheckpointError(spec, 'a run folder holds model.safetensors, best.safetensors or last.safetensors; none is here');
 }
 
-function parseJsonField(file: string, meta: Record<string, string>, key: string): unknown {
-  if (meta[key] === undefined) return undefined;
-  try {
-    return JSON.parse(meta[key]);
-  } catch {
-    throw new CheckpointError(file, `metadata ${key} is not valid JSON`);
-  }
-}
-
 function describe(spec: string, o: ExportSourceOptions): Described {
   if (o.pretrained) {
     if (fs.existsSync(spec)) throw new Error(`pretrained weights are a registered model's (e.g. resnet50), but ${spec} is a file: give the model name, or drop --pretrained`);
@@ -82,30 +69,11 @@ function describe(spec: string, o: ExportSourceOptions): Described {
     return { name: spec, options: o.numClasses ? { numClasses: o.numClasses } : {}, file: null };
   }
   const file = resolveFile(spec);
-  let meta: Record<string, string> | undefined;
-  try {
-    meta = parseSafetensorsHeader(file).metadata;
-  } catch (e) {
-    if (!o.model) throw e; // a .pth: the model must be named
-  }
-  if (meta?.format === CHECKPOINT_FORMAT) {
-    const s = checkTrainState(file, readCheckpointMeta(file));
-    const r = s.recipe;
-    return {
-      name: o.model ?? r.model, options: { ...r.modelOptions, numClasses: r.numClasses ?? s.classes.length, ...(r.inChannels ? { inChannels: r.inChannels } : {}) },
-      classes: s.classes, mean: s.normalization.mean, std: s.normalization.std, size: r.imageSize ?? DATASET_SIZE[r.dataset], file,
-    };
-  }
-  if (meta?.convkit_model) {
-    const norm = parseJsonField(file, meta, 'convkit_normalization') as { mean?: number[]; std?: number[] } | undefined;
-    return {
-      name: o.model ?? meta.convkit_model, options: (parseJsonField(file, meta, 'convkit_model_options') ?? {}) as Record<string, unknown>,
-      classes: parseJsonField(file, meta, 'convkit_classes') as string[] | undefined, mean: norm?.mean, std: norm?.std,
-      size: meta.convkit_dataset ? DATASET_SIZE[meta.convkit_dataset] : undefined, file,
-    };
-  }
-  if (!o.model) throw new CheckpointError(file, 'it does not say which model it holds (convkit did not write it): give --model');
-  return { name: o.model, options: o.numClasses ? { numClasses: o.numClasses } : {}, file };
+  const w = describeWeightsFile(file, o);
+  return {
+    name: w.model, options: w.modelOptions, classes: w.classes ?? undefined, mean: w.mean ?? undefined, std: w.std ?? undefined,
+    size: trainedImageSize(w) ?? undefined, file,
+  };
 }
 
 /** The model, weights loaded, with its example input and metadata. */

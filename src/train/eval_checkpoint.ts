@@ -51,7 +51,8 @@ export interface CheckpointEvaluation {
   report: ClassReport;
 }
 
-interface Source {
+/** What a weights file says of the model in it (see describeWeightsFile). */
+export interface WeightsSource {
   model: string;
   /** the dataset the run trained on (convkit's files), else null */
   dataset: string | null;
@@ -73,7 +74,11 @@ interface Precision {
 
 const PLAIN: Precision = { bf16: false, channelsLast: false };
 
-function describeSource(file: string, o: EvalCheckpointOptions): Source {
+/**
+ * The model, its options and its input preprocessing as a weights file records them: a training
+ * checkpoint's recipe, model.safetensors' metadata, or (other files) only the model o.model names.
+ */
+export function describeWeightsFile(file: string, o: { model?: string }): WeightsSource {
   if (!fs.existsSync(file)) throw new CheckpointError(file, 'no such file');
   let meta: Record<string, string> | undefined;
   try {
@@ -116,9 +121,12 @@ function describeSource(file: string, o: EvalCheckpointOptions): Source {
       mean: norm?.mean ?? null, std: norm?.std ?? null, augment: [], training: false, precision,
     };
   }
-  if (!o.model) throw new RecipeError(`${file} does not say which model it holds (it was not written by convkit): give --model`);
+  if (!o.model) throw new CheckpointError(file, 'it does not say which model it holds (convkit did not write it): give --model');
   return { model: o.model, dataset: null, imageSize: null, classes: null, modelOptions: {}, mean: null, std: null, augment: [], training: false, precision: PLAIN };
 }
+
+/** The [height, width] a weights file's model was trained on: its recipe's, else its dataset's, else null. */
+export const trainedImageSize = (src: WeightsSource): [number, number] | null => src.imageSize ?? datasetImages(src.dataset, null).size;
 
 /** The images a dataset holds: [channels, height, width] (null: they take the model's size). */
 function datasetImages(dataset: string | null, inChannels: number | null): { channels: number | null; size: [number, number] | null } {
@@ -147,7 +155,7 @@ export interface OpenedModel {
  * (the model's own configuration). numClasses for such files defaults to the model's.
  */
 export function openModelFile(file: string, o: { model?: string; numClasses?: number; ema?: boolean } = {}): OpenedModel {
-  const src = describeSource(file, o);
+  const src = describeWeightsFile(file, o);
   const entry = modelEntry(src.model);
   const opts = src.modelOptions as { numClasses?: number; inChannels?: number };
   const data = datasetImages(src.dataset, opts.inChannels ?? null);
@@ -167,7 +175,7 @@ export function openModelFile(file: string, o: { model?: string; numClasses?: nu
 
 export async function evaluateCheckpoint(file: string, dataset: string, o: EvalCheckpointOptions = {}): Promise<CheckpointEvaluation> {
   if (!(DATASETS as readonly string[]).includes(dataset)) throw new RecipeError(`unknown dataset '${dataset}': expected one of ${DATASETS.join(', ')}`);
-  const src = describeSource(file, o);
+  const src = describeWeightsFile(file, o);
   if (o.ema && !src.training) throw new RecipeError(`--ema needs a training checkpoint (last.safetensors / best.safetensors), not ${file}`);
   const entry = modelEntry(src.model);
   const split = o.split ?? 'test';
