@@ -15,6 +15,7 @@ import { BatchNorm2d, Conv2d, GroupNorm, Linear, Module, ReLU, Sequential, Flatt
 import { createModel } from '../../src/models/index.js';
 import { FASHION_MNIST_CLASSES, writeSafetensors } from '../../src/io/index.js';
 import { ExportError, exportOnnx, readModelInfo, traceGraph } from '../../src/export/index.js';
+import { loadExportSource } from '../../src/export/source.js';
 import { PYTHON } from '../helpers/oracle.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-export-'));
@@ -218,6 +219,11 @@ test('convkit export: a run folder with its classes and normalisation in the met
     convkit_model: 'resnet20', convkit_model_options: JSON.stringify({ numClasses: 3, inChannels: 1 }),
     convkit_classes: JSON.stringify(classes), convkit_normalization: JSON.stringify({ mean: [0.5], std: [0.25] }), convkit_dataset: 'fashion-mnist',
   });
+  const run36 = path.join(dir, 'run36');
+  fs.mkdirSync(run36);
+  writeSafetensors(path.join(run36, 'model.safetensors'), model.stateDict(), {
+    convkit_model: 'resnet20', convkit_model_options: JSON.stringify({ numClasses: 3, inChannels: 1 }), convkit_dataset: 'fashion-mnist', convkit_image_size: '[36,36]',
+  });
   model.dispose();
   const out = path.join(dir, 'run.onnx');
   const r = spawnSync(process.execPath, [MAIN, 'export', run, '-o', out, '--json'], { encoding: 'utf8', env: { ...process.env, CONVKIT_NUM_THREADS: '1' } });
@@ -237,6 +243,11 @@ test('convkit export: a run folder with its classes and normalisation in the met
   assert.equal(JSON.parse(meta.resize), 28);
   const check = spawnSync(PYTHON, ['-c', `import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)`, out], { encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
+  // a model trained at another size than its dataset's records it, and the export takes it
+  const at36 = loadExportSource(path.join(run36, 'model.safetensors'));
+  assert.deepEqual(at36.metadata.inputSize, [1, 36, 36]);
+  at36.model.dispose();
+  at36.example.dispose();
   // bad usage: exit 2; a failure: exit 1
   assert.equal(spawnSync(process.execPath, [MAIN, 'export', run], { encoding: 'utf8' }).status, 2);
   assert.equal(spawnSync(process.execPath, [MAIN, 'export', 'no_such_model', '-o', out], { encoding: 'utf8' }).status, 1);
