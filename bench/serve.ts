@@ -177,7 +177,7 @@ for (const name of models) {
   const codes = over.statusCodeStats;
   rows.overload.push([
     label, 2 * rate, overloadSeconds, codes['200']?.count ?? 0, codes['503']?.count ?? 0, over.errors + over.timeouts,
-    refusedMs.length ? median(refusedMs) : NaN, refusedMs.length ? Math.max(...refusedMs) : NaN, Math.max(...oxs), after.status,
+    refusedMs.length ? median(refusedMs) : '-', refusedMs.length ? Math.max(...refusedMs) : '-', Math.max(...oxs), after.status,
   ]);
 
   // one body in ten is not an image
