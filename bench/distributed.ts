@@ -6,11 +6,12 @@
 //    model airbench_m at 28 px), the global batch split over the processes; scaling efficiency.
 //    Overlap: c10d records when each gradient was ready; what the backward pass spends after the
 //    last one is communication it could not hide, against one all-reduce of all the gradients.
-//    The same steps under noSync give the compute alone.
+//    The same steps under noSync give the compute alone. For ResNet-18, PyTorch's own DDP
+//    (bench/py/ddp_train.py, torchvision's resnet18) on the same settings, as the anchor.
 // 3. From those figures, an estimate of the efficiency at 8 and 64 workers on 10 and 100 Gbit/s
 //    (ring all-reduce, the per-worker batch of the measurement; assumptions in the table's title).
 //   node dist-dev/bench/distributed.js [--sizes 1024,...] [--budget-mb 256] [--cases resnet18,airbench_m]
-//     [--steps 20] [--rounds 1] [--quick] [--json out.json]
+//     [--steps 20] [--rounds 1] [--bucket-view on|off] [--comm-hook allreduce|fp16] [--quick] [--json out.json]
 // Workers are this same script with --worker allreduce|train and torchrun's variables.
 import './preload.js';
 import { spawn } from 'node:child_process';
@@ -21,12 +22,13 @@ import { F, manualSeed, ones, randint, randn, setNumThreads, tidy, type Tensor }
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
 import type { Module } from '../src/nn/index.js';
-import { DistributedDataParallel, ProcessGroup, freePort, workerEnv } from '../src/distributed/index.js';
+import { DDP_COMM_HOOKS, DistributedDataParallel, ProcessGroup, freePort, workerEnv, type DdpCommHook, type DdpOptions } from '../src/distributed/index.js';
 import { PYTHON, arg, emit, fmt, listArg, median } from './common.js';
 import { stringArg } from './args.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const PY = resolve(dirname(SCRIPT), '../../bench/py/distributed.py');
+const PY_TRAIN = resolve(dirname(SCRIPT), '../../bench/py/ddp_train.py');
 const quick = process.argv.includes('--quick');
 const KB = 1024;
 const MB = 1024 * 1024;
@@ -75,7 +77,7 @@ async function allReduceWorker(sizes: number[], budget: number): Promise<AllRedu
   return { sizes, ms };
 }
 
-async function trainWorker(c: Case, steps: number, perProcess: boolean): Promise<TrainResult> {
+async function trainWorker(c: Case, steps: number, perProcess: boolean, ddpOpts: DdpOptions): Promise<TrainResult> {
   setNumThreads(1);
   const world = Number(process.env.WORLD_SIZE ?? 1);
   const group = world > 1 ? await ProcessGroup.init({ ...workerEnv(), rendezvousTimeoutMs: 60_000, timeoutMs: 600_000 }) : null;
@@ -84,7 +86,7 @@ async function trainWorker(c: Case, steps: number, perProcess: boolean): Promise
   model.to({ memoryFormat: 'channelsLast' });
   model.train();
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
-  const ddp = group ? new DistributedDataParallel(model as unknown as Module<unknown[], unknown>, group) : null;
+  const ddp = group ? new DistributedDataParallel(model as unknown as Module<unknown[], unknown>, group, ddpOpts) : null;
   // split: the global batch shared out; per process: each keeps the whole batch (weak scaling)
   const local = perProcess ? c.batch : c.batch / world;
   const x = randn([local, c.channels, c.size, c.size]).contiguous('channelsLast');
@@ -153,6 +155,23 @@ async function job<T>(world: number, command: string, args: string[]): Promise<T
 
 const sizeName = (b: number): string => (b >= MB ? `${b / MB} MB` : `${b / KB} KB`);
 
+/** DDP's options from --bucket-view on|off and --comm-hook allreduce|fp16, given to both sides. */
+function ddpArgs(): { bucketView: 'on' | 'off'; commHook: DdpCommHook } {
+  const view = stringArg('bucket-view') ?? 'on';
+  const hook = stringArg('comm-hook') ?? 'allreduce';
+  if (view !== 'on' && view !== 'off') throw new Error(`--bucket-view must be on or off, got '${view}'`);
+  if (!(DDP_COMM_HOOKS as readonly string[]).includes(hook)) throw new Error(`--comm-hook must be ${DDP_COMM_HOOKS.join(' or ')}, got '${hook}'`);
+  return { bucketView: view, commHook: hook as DdpCommHook };
+}
+
+/** PyTorch's DDP on torchvision's resnet18: `world` processes, the batch split or whole in each. */
+function pyTrain(world: number, steps: number, batch: number, perProcess: boolean): Promise<TrainResult> {
+  const { bucketView, commHook } = ddpArgs();
+  return job<TrainResult>(world, PYTHON, [PY_TRAIN, String(steps), String(batch), perProcess ? 'per-process' : 'split', bucketView, commHook]);
+}
+
+const imagesPerSec = (r: TrainResult): number => (r.batch / r.stepMs) * 1000;
+
 async function main(): Promise<void> {
   const role = stringArg('worker');
   if (role === 'allreduce') {
@@ -160,7 +179,9 @@ async function main(): Promise<void> {
     return;
   }
   if (role === 'train') {
-    console.log(JSON.stringify(await trainWorker(CASES[stringArg('case')!], arg('steps', 20), process.argv.includes('--per-process'))));
+    const { bucketView, commHook } = ddpArgs();
+    const opts: DdpOptions = { gradientAsBucketView: bucketView === 'on', commHook };
+    console.log(JSON.stringify(await trainWorker(CASES[stringArg('case')!], arg('steps', 20), process.argv.includes('--per-process'), opts)));
     return;
   }
   const sizes = listArg('sizes')?.map(Number) ?? (quick ? [KB, 64 * KB] : [KB, 16 * KB, 256 * KB, 4 * MB, 64 * MB]);
@@ -169,6 +190,7 @@ async function main(): Promise<void> {
   const steps = arg('steps', quick ? 2 : 20);
   const cases = listArg('cases') ?? (quick ? ['airbench_m'] : ['resnet18', 'airbench_m']);
   for (const c of cases) if (!CASES[c]) throw new Error(`--cases: unknown case '${c}'; known: ${Object.keys(CASES).join(', ')}`);
+  const { bucketView, commHook } = ddpArgs();
 
   // 1. all-reduce, the sides taking turns
   const ck: number[][] = [];
@@ -188,19 +210,24 @@ async function main(): Promise<void> {
   const trainRows: (string | number)[][] = [];
   const estimates: (string | number)[][] = [];
   for (const name of cases) {
-    const args = [SCRIPT, '--worker', 'train', '--case', name, '--steps', String(steps)];
+    const args = [SCRIPT, '--worker', 'train', '--case', name, '--steps', String(steps), '--bucket-view', bucketView, '--comm-hook', commHook];
+    // torchvision has ResNet-18 only: PyTorch's side runs right after convkit's, on the same settings
+    const anchor = name === 'resnet18';
     const one = await job<TrainResult>(1, process.execPath, args);
-    const ips1 = (one.batch / one.stepMs) * 1000;
+    const pyOne = anchor ? await pyTrain(1, steps, CASES[name].batch, false) : null;
+    const ips1 = imagesPerSec(one);
     const twos: TrainResult[] = [];
     for (const perProcess of [false, true]) {
       const two = await job<TrainResult>(2, process.execPath, perProcess ? [...args, '--per-process'] : args);
+      const pyTwo = pyOne ? await pyTrain(2, steps, CASES[name].batch, perProcess) : null;
       twos.push(two);
-      const ips2 = (two.batch / two.stepMs) * 1000;
+      const ips2 = imagesPerSec(two);
+      const py = pyOne && pyTwo ? [fmt(imagesPerSec(pyOne)), fmt(imagesPerSec(pyTwo)), fmt(imagesPerSec(pyTwo) / (2 * imagesPerSec(pyOne)))] : ['-', '-', '-'];
       // communication hidden: c10d's record of when the last gradient was ready says how much of
       // the backward pass's end was spent waiting on the all-reduce; the rest ran under compute
       const overlap = Math.max(0, Math.min(1, 1 - two.exposedMs! / two.allReduceMs!));
       trainRows.push([name, perProcess ? `${one.batch} per process` : `${one.batch} split`, two.batch, fmt(ips1), fmt(ips2), fmt(ips2 / (2 * ips1)),
-        fmt(two.computeMs!), fmt(two.stepMs), fmt(two.allReduceMs!), fmt(two.exposedMs!), `${fmt(100 * overlap)} %`]);
+        fmt(two.computeMs!), fmt(two.stepMs), fmt(two.allReduceMs!), fmt(two.exposedMs!), `${fmt(100 * overlap)} %`, ...py]);
     }
     // the estimate below keeps the per-worker batch: the per-process measurement
     const two = twos[1];
@@ -225,8 +252,9 @@ async function main(): Promise<void> {
       rows: arRows,
     },
     {
-      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given)`,
-      headers: ['model', 'batch', '2 proc: global batch', '1 process (img/s)', '2 processes (img/s)', 'scaling efficiency', '2 proc: compute (ms)', '2 proc: step (ms)', 'all-reduce of all grads (ms)', 'after the last gradient (ms)', 'communication hidden'],
+      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given); DDP with gradient as bucket view ${bucketView}, comm hook ${commHook}, on both sides (PyTorch: torchvision's resnet18, so none for airbench_m)`,
+      headers: ['model', 'batch', '2 proc: global batch', '1 process (img/s)', '2 processes (img/s)', 'scaling efficiency', '2 proc: compute (ms)', '2 proc: step (ms)', 'all-reduce of all grads (ms)', 'after the last gradient (ms)', 'communication hidden',
+        'PyTorch DDP 1 proc (img/s)', 'PyTorch DDP 2 proc (img/s)', 'PyTorch DDP scaling efficiency'],
       rows: trainRows,
     },
     {

@@ -30,6 +30,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
+#include <torch/csrc/distributed/c10d/default_comm_hooks.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #endif
 
@@ -365,13 +366,16 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   Def(env, exports, "distAllReduceDiff", [](Args& a) { return AllReduceSum::apply(a.t(1), a.i64(0)); });
 
   // ---- DDP's Reducer ----
-  // distReducer(group, params, bucketBytes, firstBucketBytes): buckets assigned by size in
-  // reverse parameter order (the order backward produces gradients), the order DDP's buckets
-  // take once c10d rebuilds them from the first iteration's ready order.
+  // distReducer(group, params, bucketBytes, firstBucketBytes, gradientAsBucketView, commHook):
+  // buckets assigned by size in reverse parameter order (the order backward produces gradients),
+  // the order DDP's buckets take once c10d rebuilds them from the first iteration's ready order.
   Def(env, exports, "distReducer", [](Args& a) {
     auto g = Get(groups, a.i64(0), "process group");
     std::vector<at::Tensor> params = a.tensors(1);
     int64_t cap = a.i64(2), first = a.i64(3);
+    bool asView = !a.missing(4) && a.b(4);
+    std::string hook = a.missing(5) ? "allreduce" : a.str(5);
+    if (hook != "allreduce" && hook != "fp16") a.fail(5, "a comm hook: 'allreduce' or 'fp16' (got '" + hook + "')");
     if (params.empty()) throw std::runtime_error("no parameters that require grad");
     for (size_t i = 0; i < params.size(); ++i) {
       if (!params[i].requires_grad() || !params[i].is_leaf()) {
@@ -388,8 +392,11 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
     auto assigned = c10d::compute_bucket_assignment_by_size(reversed, {static_cast<size_t>(first), static_cast<size_t>(cap)}, sparse, indices);
     auto buckets = std::get<0>(assigned);
     auto limits = std::get<1>(assigned);
-    auto r = std::make_shared<c10d::Reducer>(params, buckets, limits, g->pg, sparse, cap, /*find_unused_parameters=*/false,
-                                             /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>(), first);
+    auto r = std::make_shared<c10d::Reducer>(params, buckets, limits, g->pg, sparse, cap, /*find_unused_parameters=*/false, asView,
+                                             std::unordered_map<size_t, std::string>(), first);
+    // 'allreduce' registers no hook: without one, c10d divides by the world size while copying a
+    // gradient into its bucket, which its ALLREDUCE hook would do in a second pass
+    if (hook == "fp16") r->register_builtin_comm_hook(c10d::BuiltinCommHookType::FP16_COMPRESS);
     return Put(reducers, r);
   });
   Def(env, exports, "distReducerBuckets", [](Args& a) -> Napi::Value {

@@ -108,6 +108,18 @@ static void InitRegularisers(Napi::Env env, Napi::Object e) {
   Def(env, e, "featureDropout", [](Args& a) { return at::feature_dropout(a.t(0), a.f64(1), a.b(2)); });
   // embedding(weight, indices, paddingIdx)
   Def(env, e, "embedding", [](Args& a) { return at::embedding(a.t(0), a.t(1), a.missing(2) ? -1 : a.i64(2)); });
+  // Quantization-aware training: values rounded onto the integer grid and back, with libtorch's
+  // straight-through gradient (1 inside [qmin, qmax], 0 where clamped).
+  // fakeQuantPerTensor(x, scale, zeroPoint, qmin, qmax)
+  Def(env, e, "fakeQuantPerTensor", [](Args& a) {
+    return at::fake_quantize_per_tensor_affine(a.t(0), a.f64(1), a.i64(2), a.i64(3), a.i64(4));
+  });
+  // fakeQuantPerChannel(w, scale[C], axis, qmin, qmax): symmetric (zero point 0) per channel
+  Def(env, e, "fakeQuantPerChannel", [](Args& a) {
+    at::Tensor scale = a.t(1).to(at::kFloat).contiguous();
+    at::Tensor zeroPoint = at::zeros({scale.numel()}, scale.options().dtype(at::kInt));
+    return at::fake_quantize_per_channel_affine(a.t(0), scale, zeroPoint, a.i64(2), a.i64(3), a.i64(4));
+  });
 }
 
 // Recurrent layers over PyTorch's flat weight list (w_ih, w_hh, b_ih, b_hh per layer and

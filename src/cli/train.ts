@@ -6,7 +6,7 @@ import * as path from 'node:path';
 // The trainer and the model zoo load libtorch: they are imported only once the arguments are
 // known to be good, so --help and usage errors answer at once.
 import type { Trainer, TrainerEvent, TrainResult } from '../train/trainer.js';
-import type { ProcessGroup } from '../distributed/index.js';
+import type { DdpCommHook, DdpOptions, ProcessGroup } from '../distributed/index.js';
 import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS, type Recipe } from '../train/recipe.js';
 import { ProgressBar, formatDuration } from '../train/progress.js';
 import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, type OptionSpec, type Parsed } from './args.js';
@@ -77,12 +77,20 @@ distillation (Hinton et al.: loss = (1 - alpha) * hard + alpha * T^2 * KL(teache
   --distill-alpha <f>        the weight of the teacher's term (default 0.5)
   --temperature <f>          the softening temperature T (default 4)
 
+quantization-aware training (then convkit quantize the run):
+  --qat                      fine-tune with fake-quantized layers: int8 weights per output channel,
+                             uint8 inputs (moving min/max), straight-through gradients, float32;
+                             start from a trained model with --init, at a small --lr for a few epochs
+
 data-parallel (c10d, Gloo; --batch-size is the global batch, split over the processes):
   --nproc-per-node <n>       start n worker processes on this machine (each with its share of the cores)
   --nnodes <m>  --node-rank <r>   several machines: m in all, this one is r (default 1, 0)
   --master-addr <host>  --master-port <port>   rank 0's machine and port (default 127.0.0.1 and,
                              on one machine, a free port; else 29500)
   --sync-bn                  BatchNorm statistics over the global batch (SyncBatchNorm)
+  --ddp-comm-hook <name>     how gradients are averaged over the processes: allreduce (float32,
+                             default) or fp16 (sent as float16: half the bytes, gradients rounded
+                             to float16; PyTorch's fp16_compress_hook)
   --dist-timeout <s>         how long a collective waits for a peer (default 1800)
   --rdzv-timeout <s>         how long the processes wait for each other at the start (default 300)
   Without --nproc-per-node, a process started by torchrun (or any launcher that sets RANK,
@@ -108,17 +116,31 @@ const OPTIONS: OptionSpec = {
   'no-augment': { type: 'boolean' }, ema: { type: 'string' }, 'eval-translate': { type: 'string' }, 'clip-grad': { type: 'string' }, bf16: { type: 'string' },
   'channels-last': { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string' }, init: { type: 'string' }, pretrained: { type: 'boolean' },
   'keep-head': { type: 'boolean' }, 'freeze-backbone-epochs': { type: 'string' }, 'backbone-lr': { type: 'string' },
-  teacher: { type: 'string' }, 'distill-alpha': { type: 'string' }, temperature: { type: 'string' },
+  teacher: { type: 'string' }, 'distill-alpha': { type: 'string' }, temperature: { type: 'string' }, qat: { type: 'boolean' },
   'out-dir': { type: 'string' }, resume: { type: 'string' }, overwrite: { type: 'boolean' }, quiet: { type: 'boolean' },
   json: { type: 'boolean' }, import: { type: 'string', multiple: true },
   'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' },
   'master-port': { type: 'string' }, 'sync-bn': { type: 'boolean' }, 'dist-timeout': { type: 'string' }, 'rdzv-timeout': { type: 'string' },
+  'ddp-comm-hook': { type: 'string' },
 };
 
 /** The launcher's own flags: the workers get every other argument. */
 const LAUNCHER_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'];
 
 const C = 'train';
+
+// ddp.ts's DDP_COMM_HOOKS, repeated: importing it would load libtorch before the usage is checked
+const COMM_HOOKS: readonly DdpCommHook[] = ['allreduce', 'fp16'];
+
+/** DDP's options from the data-parallel flags; not part of the recipe (a resumed run may change them). */
+function ddpOptions(p: Parsed): DdpOptions {
+  const hook = str(p, 'ddp-comm-hook');
+  if (hook === undefined) return {};
+  if (!(COMM_HOOKS as readonly string[]).includes(hook)) {
+    throw new UsageError(`--ddp-comm-hook must be ${COMM_HOOKS.join(' or ')}, got '${hook.slice(0, 40)}'`, C);
+  }
+  return { commHook: hook as DdpCommHook };
+}
 
 /** The recipe keys the command-line options give (only those given). */
 export function recipeFromOptions(p: Parsed): Partial<Recipe> {
@@ -171,6 +193,7 @@ export function recipeFromOptions(p: Parsed): Partial<Recipe> {
   put('teacher', str(p, 'teacher'));
   put('distillAlpha', numOpt(p, 'distill-alpha', C, 0, 1));
   put('distillTemperature', numOpt(p, 'temperature', C, 1e-3, 1000));
+  if (flag(p, 'qat')) r.qat = true;
   put('outDir', str(p, 'out-dir'));
   if (flag(p, 'sync-bn')) r.syncBatchNorm = true;
   for (const kv of (p.values.set as string[] | undefined) ?? []) {
@@ -282,10 +305,14 @@ export async function run(argv: string[]): Promise<number> {
   if (flag(p, 'help')) { console.log(HELP); return 0; }
   if (flag(p, 'list-keys')) { console.log(listKeys()); return 0; }
   const layers = makeLayers(p);
+  ddpOptions(p); // checked here too: the launcher reports a bad value before any worker starts
   if (str(p, 'nproc-per-node') !== undefined && !flag(p, 'dry-run')) return launch(p, argv);
   const { inDistributedJob } = await import('../distributed/env.js');
   if (inDistributedJob() && !flag(p, 'dry-run')) return runWorker(p, layers);
   for (const f of LAUNCHER_FLAGS) if (str(p, f) !== undefined) throw new UsageError(`--${f} needs --nproc-per-node (the processes to start on this machine)`, C);
+  if (str(p, 'ddp-comm-hook') !== undefined && !flag(p, 'dry-run')) {
+    throw new UsageError('--ddp-comm-hook applies to data-parallel training: add --nproc-per-node, or start the command with torchrun', C);
+  }
   return train(p, layers, null);
 }
 
@@ -418,7 +445,7 @@ async function fetchWeights(model: string, group: ProcessGroup | null): Promise<
 
 async function makeTrainer(p: Parsed, layers: Partial<Recipe>[], group: ProcessGroup | null): Promise<Trainer> {
   const { Trainer } = await import('../train/trainer.js');
-  const distributed = group ? { group } : undefined;
+  const distributed = group ? { group, ddp: ddpOptions(p) } : undefined;
   const resume = str(p, 'resume');
   const fromOptions = layers[1];
   if (resume !== undefined) {

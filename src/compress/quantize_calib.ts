@@ -2,7 +2,9 @@
 // histogram, the four ways to turn them into a clipping range (minmax, percentile, mse, entropy),
 // and the quantization parameters of activations (uint8, per tensor, asymmetric), weights (int8,
 // per output channel, symmetric) and biases (int32 at the input scale x the weight scale).
-// Plain numbers, no libtorch, no ONNX: every function here is checked by hand in the tests.
+// Plain numbers, no libtorch (quant_grid.ts loads no addon), no ONNX: every function here is checked by hand in the tests.
+
+import { uint8Params as uint8RangeParams } from '../engine/quant_grid.js';
 
 export const CALIB_METHODS = ['minmax', 'percentile', 'mse', 'entropy'] as const;
 export type CalibMethod = (typeof CALIB_METHODS)[number];
@@ -111,13 +113,7 @@ export function percentileRange(h: Float64Array, lo: number, hi: number, p: numb
 }
 
 /** uint8 parameters of a range (lo <= 0 <= hi): scale (hi - lo) / 255, the zero point where 0 lands. */
-export function uint8Params(r: Range): QParams {
-  const lo = Math.min(r.lo, 0), hi = Math.max(r.hi, 0);
-  const scale = Math.fround((hi - lo) / 255);
-  // an all-zero tensor: any scale represents it; 1 keeps the arithmetic finite
-  if (!(scale > 0)) return { scale: 1, zeroPoint: 0 };
-  return { scale, zeroPoint: Math.min(255, Math.max(0, Math.round(-lo / scale))) };
-}
+export const uint8Params = (r: Range): QParams => uint8RangeParams(r.lo, r.hi);
 
 /** x through uint8 quantization and back. */
 export function fakeQuantUint8(x: number, q: QParams): number {

@@ -15,7 +15,22 @@ export interface DdpOptions {
   firstBucketMB?: number;
   /** copy rank 0's buffers (BatchNorm statistics) to every rank before each forward; default true */
   broadcastBuffers?: boolean;
+  /**
+   * Gradients as views into the all-reduce buckets, as PyTorch's gradient_as_bucket_view: the
+   * averaged gradients are not copied back out of the buckets. Default true (PyTorch: false).
+   * A gradient held across steps is then overwritten by the next synchronised backward pass.
+   */
+  gradientAsBucketView?: boolean;
+  /**
+   * How a bucket is averaged over ranks: 'allreduce' (float32, the default) or 'fp16' (PyTorch's
+   * fp16_compress_hook: divided by the world size, all-reduced in float16 and cast back, which
+   * halves the bytes sent and rounds the averaged gradients to float16's 11 significant bits).
+   */
+  commHook?: DdpCommHook;
 }
+
+export type DdpCommHook = 'allreduce' | 'fp16';
+export const DDP_COMM_HOOKS: readonly DdpCommHook[] = ['allreduce', 'fp16'];
 
 const MiB = 1024 * 1024;
 
@@ -27,6 +42,8 @@ export class DistributedDataParallel<M extends AnyModule = AnyModule> {
   readonly bucketBytes: number;
   readonly firstBucketBytes: number;
   readonly broadcastBuffers: boolean;
+  readonly gradientAsBucketView: boolean;
+  readonly commHook: DdpCommHook;
   #reducer = -1;
   #params: Parameter[] = [];
   #sync = true;
@@ -43,6 +60,17 @@ export class DistributedDataParallel<M extends AnyModule = AnyModule> {
     this.bucketBytes = mb(o.bucketCapMB, 25, 'bucketCapMB');
     this.firstBucketBytes = mb(o.firstBucketMB, 1, 'firstBucketMB');
     this.broadcastBuffers = o.broadcastBuffers ?? true;
+    // On by default, unlike PyTorch, because convkit's zeroGrad() sets grads to null: c10d's
+    // Reducer then copies each fresh gradient into its bucket (dividing by the world size on the
+    // way), points param.grad at the bucket and, after the all-reduce, has nothing to copy back;
+    // with zeroGrad(false) backward accumulates into the bucket itself. Either way the optimizer
+    // reads the same averaged values, in the parameter's own strides (channels-last included), and
+    // the step saves one pass over all the gradients and their memory.
+    this.gradientAsBucketView = o.gradientAsBucketView ?? true;
+    this.commHook = o.commHook ?? 'allreduce';
+    if (!DDP_COMM_HOOKS.includes(this.commHook)) {
+      throw new RangeError(`DistributedDataParallel: commHook must be ${DDP_COMM_HOOKS.map((h) => `'${h}'`).join(' or ')}, got '${String(this.commHook)}'`);
+    }
     this.syncModuleStates();
   }
 
@@ -128,7 +156,8 @@ export class DistributedDataParallel<M extends AnyModule = AnyModule> {
     if (same) return this.#reducer;
     this.#dropReducer();
     if (trainable.length === 0) throw new Error('DistributedDataParallel: no parameter requires grad');
-    this.#reducer = native.distReducer(this.group.nativeId, trainable.map((p) => p.handle), this.bucketBytes, this.firstBucketBytes);
+    const handles = trainable.map((p) => p.handle);
+    this.#reducer = native.distReducer(this.group.nativeId, handles, this.bucketBytes, this.firstBucketBytes, this.gradientAsBucketView, this.commHook);
     this.#params = trainable;
     return this.#reducer;
   }

@@ -9,4 +9,6 @@ export * from './runtime.js';
 export { profile } from './profile.js';
 export { FusedConv, fusedConvCalls, setFusedInference, fusedInferenceActive, type FusedActivation, type FusedConvSpec, type FusedConvSources } from './fused.js';
 export { cpuFlags, cpuHasBf16 } from './cpu.js';
+export { fakeQuant, FakeQuantObservers } from './fake_quant.js';
+export { uint8Params } from './quant_grid.js';
 export * as F from './functional.js';

@@ -311,6 +311,10 @@ export interface Native {
   dropout(x: H, p: number, training: boolean): H;
   featureDropout(x: H, p: number, training: boolean): H;
   embedding(weight: H, indices: H, paddingIdx?: number): H;
+  /** quantization-aware training: round onto the integer grid and back (straight-through gradient) */
+  fakeQuantPerTensor(x: H, scale: number, zeroPoint: number, qmin: number, qmax: number): H;
+  /** the same, symmetric per channel along axis (scale: one float per channel) */
+  fakeQuantPerChannel(w: H, scale: H, axis: number, qmin: number, qmax: number): H;
 
   // ---- recurrent layers over PyTorch's flat weight list ----
   lstm(x: H, hx: H[], weights: H[], hasBiases: boolean, numLayers: number, dropout: number, training: boolean, bidirectional: boolean, batchFirst: boolean): [H, H, H];
@@ -350,7 +354,7 @@ export interface Native {
   distBroadcastCoalesced(group: number, tensors: H[], root: number): void;
   /** the sum over ranks, differentiable (its gradient is the sum of every rank's gradient) */
   distAllReduceDiff(group: number, x: H): H;
-  distReducer(group: number, params: H[], bucketBytes: number, firstBucketBytes: number): number;
+  distReducer(group: number, params: H[], bucketBytes: number, firstBucketBytes: number, gradientAsBucketView: boolean, commHook: 'allreduce' | 'fp16'): number;
   /** elements in each bucket, in the order the buckets are reduced */
   distReducerBuckets(reducer: number): number[];
   distReducerPrepare(reducer: number): void;

@@ -1,7 +1,7 @@
 // Evaluation of a classifier over a loader: loss, top-1 / top-5, the confusion matrix, and the
 // first misclassified samples (for the report). Runs in eval mode without autograd, one tidy
 // scope per batch, and restores the model's mode afterwards.
-import { F, autocast, noGrad, tidy, type Tensor } from '../engine/index.js';
+import { F, autocast, fakeQuant, noGrad, tidy, type FakeQuantObservers, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 import type { DataLoader } from '../data/index.js';
 import { ConfusionMatrix, topkCorrect } from './metrics.js';
@@ -21,6 +21,8 @@ export interface EvalOptions {
    * half as much as the unshifted view, as airbench's test-time augmentation (0: off)
    */
   translate?: number;
+  /** quantization-aware training: run with fake-quantized layers on these ranges */
+  fakeQuant?: FakeQuantObservers | null;
   /** called after each batch: batches done, batches in all */
   onBatch?: (done: number, total: number) => void;
 }
@@ -68,10 +70,11 @@ function ttaLogits(model: ClassifierModule, x: Tensor, o: EvalOptions): Tensor {
   return mirrored(x).mul(0.5).add(shifted.mul(0.25));
 }
 
-/** One forward pass with the run's precision and memory format. */
-export function forward(model: ClassifierModule, x: Tensor, o: { bf16?: boolean; channelsLast?: boolean }): Tensor | Tensor[] {
+/** One forward pass with the run's precision, memory format and fake quantization (QAT). */
+export function forward(model: ClassifierModule, x: Tensor, o: { bf16?: boolean; channelsLast?: boolean; fakeQuant?: FakeQuantObservers | null }): Tensor | Tensor[] {
   const input = o.channelsLast ? x.contiguous('channelsLast') : x;
-  return o.bf16 ? autocast(() => model.call(input), 'bfloat16') : model.call(input);
+  const run = o.fakeQuant ? (): Tensor | Tensor[] => fakeQuant(o.fakeQuant!, () => model.call(input)) : (): Tensor | Tensor[] => model.call(input);
+  return o.bf16 ? autocast(run, 'bfloat16') : run();
 }
 
 export async function evaluate(model: ClassifierModule, loader: DataLoader, o: EvalOptions): Promise<EvalResult> {

@@ -122,6 +122,13 @@ export interface Recipe {
   /** the temperature T that softens both distributions */
   distillTemperature: number;
 
+  /**
+   * quantization-aware training: convolutions and linear layers compute with int8 weights on
+   * uint8 inputs (fake quantization, straight-through gradients), in float32, so that `convkit
+   * quantize` of the result loses less; start it from a trained model (init)
+   */
+  qat: boolean;
+
   /** misclassified test images shown in report.html */
   reportImages: number;
 }
@@ -186,6 +193,7 @@ const DEFAULTS: Recipe = {
   teacher: null,
   distillAlpha: 0.5,
   distillTemperature: 4,
+  qat: false,
   reportImages: 36,
 };
 export const DEFAULT_RECIPE: Readonly<Recipe> = Object.freeze(DEFAULTS);
@@ -226,7 +234,7 @@ const CHECKS: Record<keyof Recipe, Check> = {
   evalFlip: bool, evalTranslate: int(0, MAX_IMAGE_SIDE), bf16: boolAuto, channelsLast: boolAuto,
   seed: int(0), outDir: orNull(str), threads: orNull(int(1, MAX_THREADS)), prefetch: int(0, 64), syncBatchNorm: bool,
   init: orNull(str), pretrained: bool, replaceHead: bool, freezeBackboneEpochs: int(0),
-  teacher: orNull(str), distillAlpha: num(0, 1), distillTemperature: num(0, 1000, true), reportImages: int(0, 10_000),
+  teacher: orNull(str), distillAlpha: num(0, 1), distillTemperature: num(0, 1000, true), qat: bool, reportImages: int(0, 10_000),
 };
 
 function editDistance(a: string, b: string): number {

@@ -8,7 +8,7 @@
 // the position (epoch, batch) and the running sums of an interrupted epoch.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { F, emptyCache, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tensor, tidy, type Tensor } from '../engine/index.js';
+import { F, FakeQuantObservers, emptyCache, getRngState, manualSeed, noGrad, setNumThreads, setRngState, tensor, tidy, type Tensor } from '../engine/index.js';
 import type { DataLoader } from '../data/index.js';
 import type { Module, Parameter } from '../nn/index.js';
 import { modelEntry } from '../models/index.js';
@@ -151,12 +151,15 @@ export class Trainer {
   /** the process group of a data-parallel run of 2 or more processes, else null */
   readonly #group: ProcessGroup | null;
   #ddp: DistributedDataParallel | null = null;
+  /** quantization-aware training: the fake-quantized inputs' ranges (not checkpointed: a resumed run observes afresh) */
+  readonly #fakeQuant: FakeQuantObservers | null;
 
   private constructor(recipe: Recipe, opts: TrainerOptions, resuming = false) {
     this.#opts = opts;
     if (opts.onEvent) this.#listeners.push(opts.onEvent);
     this.recipe = recipe;
     this.outDir = recipe.outDir!;
+    this.#fakeQuant = recipe.qat ? new FakeQuantObservers() : null;
     const group = opts.distributed?.group;
     this.#group = group && group.worldSize > 1 ? group : null;
     if (this.#group && recipe.batchSize < this.#group.worldSize) {
@@ -435,7 +438,7 @@ export class Trainer {
     try {
       return tidy(() => {
         this.#ddp?.beforeForward();
-        const out = forward(this.model, x, { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean });
+        const out = forward(this.model, x, { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, fakeQuant: this.#fakeQuant });
         const outs = Array.isArray(out) ? out : [out];
         const soft = y.ndim === 2;
         const ce = (logits: Tensor): Tensor => F.crossEntropy(logits.float(), y, { labelSmoothing: soft ? 0 : r.labelSmoothing });
@@ -493,7 +496,7 @@ export class Trainer {
     const final = e + 1 === r.epochs;
     const flip = r.evalFlip && final;
     const translate = final ? r.evalTranslate : 0;
-    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, flip, translate };
+    const amp = { bf16: r.bf16 as boolean, channelsLast: r.channelsLast as boolean, flip, translate, fakeQuant: this.#fakeQuant };
     this.#emit({ type: 'evalStart', epoch: e, what: 'model' });
     const ev = await evaluate(this.model, this.evalLoader, { numClasses: this.numClasses, ...amp, maxMisclassified: r.reportImages });
     let emaEv: EvalResult | null = null;
@@ -660,6 +663,10 @@ async function initFromData(model: ClassifierModule, data: RunData, r: Recipe): 
 export function finalizeRecipe(r: Recipe): void {
   // where bf16 is native, whether it pays depends on the model: run() times both (amp_probe.ts)
   if (r.bf16 === 'auto' && !cpuHasBf16()) r.bf16 = false;
+  if (r.qat) {
+    if (r.bf16 === true) throw new RecipeError('recipe: qat rounds float32 values onto the int8 grid; it cannot run with bf16 true (use bf16 false or auto)');
+    r.bf16 = false;
+  }
   // channels-last pays on CPUs in fp32 too (oneDNN's native layout: no reorder around each
   // convolution): EfficientNet-B0 trains 1.6x faster with it on an AVX2 machine, ResNet-20 1.06-1.14x
   r.channelsLast = r.channelsLast === 'auto' ? true : r.channelsLast;

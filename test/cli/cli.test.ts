@@ -60,6 +60,8 @@ test('bad usage exits 2 with a clear message; failures exit 1 without a stack tr
     [['train', '--model', 'resnet9000', '--dry-run'], /unknown model 'resnet9000': known models are .*resnet20/],
     [['train', '--schedule', 'wavy', '--dry-run'], /"schedule" must be one of cosine, onecycle/],
     [['train', 'extra'], /unexpected argument: extra/],
+    [['train', '--nproc-per-node', '2', '--ddp-comm-hook', 'bf16'], /--ddp-comm-hook must be allreduce or fp16, got 'bf16'/],
+    [['train', '--ddp-comm-hook', 'fp16'], /--ddp-comm-hook applies to data-parallel training: add --nproc-per-node/],
     [['eval', 'only-one-arg'], /expected 2 arguments, got 1/],
     [['summary', 'resnet20', '--input', '3,x,32'], /--input must be C,H,W or H,W of positive integers/],
     [['inspect', path.join(tmp, 'nope.safetensors')], /no such file/],

@@ -1,7 +1,9 @@
 // Data-parallel training with real processes on loopback: 2 processes with half the batch each
 // end with the weights of 1 process with the whole batch (plain, with gradient accumulation
-// under noSync, and with SyncBatchNorm); a killed worker, a stuck one, a rendezvous that never
-// completes and a port in use each end in an error that says so, within a timeout.
+// under noSync, with SyncBatchNorm, with gradients as bucket views or copied out of them), and
+// within float16's rounding of them with the fp16 comm hook; a killed worker, a stuck one, a
+// rendezvous that never completes and a port in use each end in an error that says so, within a
+// timeout.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,12 +13,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Procs, WORKER, freePort, within } from './helpers.js';
 
-interface Result { params: Record<string, number[]>; buffers: Record<string, number[]>; buckets: number[] }
+interface Result { params: Record<string, number[]>; buffers: Record<string, number[]>; buckets: number[]; gradsShareBucket: boolean }
 
 const maxDiff = (a: Record<string, number[]>, b: Record<string, number[]>): number => {
   assert.deepEqual(Object.keys(a), Object.keys(b));
   let d = 0;
   for (const k of Object.keys(a)) for (let i = 0; i < a[k].length; i++) d = Math.max(d, Math.abs(a[k][i] - b[k][i]));
+  return d;
+};
+
+/** The largest difference in any tensor, relative to that tensor's largest magnitude. */
+const maxRelDiff = (a: Record<string, number[]>, b: Record<string, number[]>): number => {
+  let d = 0;
+  for (const k of Object.keys(a)) {
+    const scale = Math.max(...a[k].map(Math.abs));
+    d = Math.max(d, maxDiff({ [k]: a[k] }, { [k]: b[k] }) / scale);
+  }
   return d;
 };
 
@@ -55,6 +67,7 @@ for (const model of ['plain', 'syncbn'] as const) {
       assert.ok(maxDiff(one.buffers, two[0].buffers) < 1e-5);
     }
     assert.ok(two[0].buckets.length >= 1);
+    assert.ok(two[0].gradsShareBucket, 'gradients are bucket views by default');
   });
 }
 
@@ -64,6 +77,32 @@ test('noSync: micro-batches accumulated locally, reduced once, give the same wei
   const two = await job(t, 2, { ...env, CK_ACCUMULATE: '2' });
   const d = maxDiff(one.params, two[0].params);
   assert.ok(d < 1e-5, `max |w1 - w2| = ${d}`);
+});
+
+// c10d's paths with gradients as bucket views: a fresh gradient (zeroGrad to null) copied into
+// its bucket and the grad pointed there; backward accumulating into the bucket itself (zeroGrad
+// to zeros, and noSync's micro-batches on top); and, the option off, the copy back out
+for (const [view, zero, accumulate] of [['1', 'none', '1'], ['1', 'zeros', '2'], ['0', 'none', '1'], ['0', 'zeros', '2']] as const) {
+  test(`gradientAsBucketView ${view === '1'}, zeroGrad to ${zero}${accumulate !== '1' ? ', noSync' : ''}: the weights of 1 process`, async (t) => {
+    const env = { CK_MODEL: 'plain', CK_STEPS: '3', CK_BATCH: '8', CK_ZERO_GRAD: zero };
+    const [one] = await job(t, 1, env);
+    const two = await job(t, 2, { ...env, CK_BUCKET_VIEW: view, CK_ACCUMULATE: accumulate });
+    assert.equal(two[0].gradsShareBucket, view === '1', 'the grads are views into the bucket');
+    assert.equal(maxDiff(two[0].params, two[1].params), 0, 'ranks hold the same weights');
+    const d = maxDiff(one.params, two[0].params);
+    assert.ok(d < 1e-5, `max |w1 - w2| = ${d}`);
+  });
+}
+
+test('the fp16 comm hook: weights within float16\'s rounding of the float32 all-reduce\'s', async (t) => {
+  const env = { CK_MODEL: 'plain', CK_STEPS: '3', CK_BATCH: '8' };
+  const exact = await job(t, 2, env);
+  const half = await job(t, 2, { ...env, CK_COMM_HOOK: 'fp16' });
+  assert.equal(maxDiff(half[0].params, half[1].params), 0, 'ranks hold the same weights');
+  const d = maxRelDiff(exact[0].params, half[0].params);
+  assert.ok(d > 0, 'the gradients went through float16');
+  // float16 keeps 11 significant bits (relative rounding 2^-11 = 4.9e-4) of each averaged gradient
+  assert.ok(d < 1e-3, `max |w32 - w16| / max |w32| = ${d}`);
 });
 
 test('torchrun starts the workers unchanged (its agent hosts the store)', async (t) => {

@@ -62,12 +62,12 @@ test('interrupted on 2 processes, resumed on 1, finished on 2: the weights of 1 
   assert.ok(maxDiff(join(one, 'model.safetensors'), join(plain, 'model.safetensors')) > 1e-4, 'per-process BatchNorm differs from the global one');
 });
 
-test('convkit train --nproc-per-node 2: rank 0 writes the run and prints global figures', async (t) => {
+test('convkit train --nproc-per-node 2 --ddp-comm-hook fp16: rank 0 writes the run and prints global figures', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'convkit-dcli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, 'run');
   const r = spawnSync(process.execPath, [CLI, 'train', '--nproc-per-node', '2', '--dataset', 'synthetic', '--limit-train', '40', '--limit-test', '10',
-    '--model', 'airbench_s', '--image-size', '28,28', '--epochs', '1', '--batch-size', '10', '--bf16', 'off', '--quiet', '--sync-bn', '--out-dir', out],
+    '--model', 'airbench_s', '--image-size', '28,28', '--epochs', '1', '--batch-size', '10', '--bf16', 'off', '--quiet', '--sync-bn', '--ddp-comm-hook', 'fp16', '--out-dir', out],
   { encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /global batch 10 \(5 on each of 2 processes\)/);

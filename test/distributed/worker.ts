@@ -2,12 +2,13 @@
 // fixed global batch stream and writes its final parameters as JSON. Configured by environment:
 // RANK, WORLD_SIZE, MASTER_PORT (torchrun's), CK_MODEL plain|syncbn, CK_STEPS, CK_BATCH (global),
 // CK_OUT (JSON file), CK_ACCUMULATE (micro-batches per step, the first ones under noSync),
-// CK_HANG_AT (step at which rank 1 sleeps forever: a stuck peer), CK_TIMEOUT_MS.
+// CK_HANG_AT (step at which rank 1 sleeps forever: a stuck peer), CK_TIMEOUT_MS, CK_BUCKET_VIEW
+// 0|1 and CK_COMM_HOOK allreduce|fp16 (DDP's options), CK_ZERO_GRAD none|zeros (zeroGrad's setToNone).
 import { writeFileSync } from 'node:fs';
 import { F, manualSeed, noGrad, randn, randint, setNumThreads, tensor, tidy, type Tensor } from '../../src/engine/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, type Layer, type Module } from '../../src/nn/index.js';
 import { SGD } from '../../src/train/optim/index.js';
-import { ProcessGroup, DistributedDataParallel, convertSyncBatchNorm, workerEnv } from '../../src/distributed/index.js';
+import { ProcessGroup, DistributedDataParallel, convertSyncBatchNorm, workerEnv, type DdpCommHook } from '../../src/distributed/index.js';
 
 setNumThreads(1);
 const env = process.env;
@@ -58,7 +59,8 @@ if (world > 1) {
   await group.barrier().wait();
   console.log(`collectives ${JSON.stringify([...t.toArray() as number[], ...b.toArray() as number[]])}`);
   if (kind === 'syncbn') convertSyncBatchNorm(model as Module<unknown[], unknown>, group);
-  ddp = new DistributedDataParallel(model as Module<unknown[], unknown>, group);
+  const gradientAsBucketView = env.CK_BUCKET_VIEW === undefined ? undefined : env.CK_BUCKET_VIEW === '1';
+  ddp = new DistributedDataParallel(model as Module<unknown[], unknown>, group, { gradientAsBucketView, commHook: env.CK_COMM_HOOK as DdpCommHook | undefined });
 }
 
 /** Rows of this rank: r, r + W, ... of the global batch (the DataLoader's sharding). */
@@ -77,7 +79,7 @@ for (let i = 0; i < total; i++) {
     await new Promise(() => setInterval(() => undefined, 1000)); // alive, never joins the step
   }
   tidy(() => {
-    opt.zeroGrad();
+    opt.zeroGrad(env.CK_ZERO_GRAD !== 'zeros');
     for (let part = 0; part < accumulate; part++) {
       const x = shard(xs[s], part, accumulate);
       const y = shard(ys[s], part, accumulate);
@@ -99,6 +101,9 @@ for (let i = 0; i < total; i++) {
 }
 const params = Object.fromEntries(model.namedParameters().map(([n, p]) => [n, Array.from(p.toTypedArray() as Float32Array)]));
 const buffers = Object.fromEntries(model.namedBuffers().filter(([n]) => n.includes('running')).map(([n, b]) => [n, Array.from(b.toTypedArray() as Float32Array)]));
-if (env.CK_OUT) writeFileSync(env.CK_OUT, JSON.stringify({ params, buffers, buckets: ddp?.bucketSizes() ?? [] }));
+// the tiny model's gradients fill one bucket: as bucket views, the first and the last share it
+const [first, last] = [model.parameters()[0].grad!, model.parameters().at(-1)!.grad!];
+const gradsShareBucket = first.sharesStorageWith(last);
+if (env.CK_OUT) writeFileSync(env.CK_OUT, JSON.stringify({ params, buffers, buckets: ddp?.bucketSizes() ?? [], gradsShareBucket }));
 ddp?.dispose();
 group?.destroy();
