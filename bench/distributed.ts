@@ -25,6 +25,7 @@ import type { Module } from '../src/nn/index.js';
 import { DDP_COMM_HOOKS, DistributedDataParallel, ProcessGroup, freePort, workerEnv, type DdpCommHook, type DdpOptions } from '../src/distributed/index.js';
 import { PYTHON, arg, emit, fmt, listArg, median } from './common.js';
 import { stringArg } from './args.js';
+import { preloadEnv } from './alloc.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const PY = resolve(dirname(SCRIPT), '../../bench/py/distributed.py');
@@ -138,11 +139,11 @@ async function trainWorker(c: Case, steps: number, perProcess: boolean, ddpOpts:
 // ---- the coordinator ------------------------------------------------------------------------
 
 /** Runs `world` processes (node or python) with torchrun's variables; resolves with rank 0's last JSON line. */
-async function job<T>(world: number, command: string, args: string[]): Promise<T> {
+async function job<T>(world: number, command: string, args: string[], base: NodeJS.ProcessEnv = process.env): Promise<T> {
   const port = await freePort();
   const outs = Array.from({ length: world }, (_, rank) => new Promise<string>((res, rej) => {
     const child = spawn(command, args, {
-      env: { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1', CONVKIT_NUM_THREADS: '1' },
+      env: { ...base, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1', CONVKIT_NUM_THREADS: '1' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -164,10 +165,10 @@ function ddpArgs(): { bucketView: 'on' | 'off'; commHook: DdpCommHook } {
   return { bucketView: view, commHook: hook as DdpCommHook };
 }
 
-/** PyTorch's DDP on torchvision's resnet18: `world` processes, the batch split or whole in each. */
+/** PyTorch's DDP on torchvision's resnet18, tcmalloc preloaded (its recommended CPU set-up): `world` processes, the batch split or whole in each. */
 function pyTrain(world: number, steps: number, batch: number, perProcess: boolean): Promise<TrainResult> {
   const { bucketView, commHook } = ddpArgs();
-  return job<TrainResult>(world, PYTHON, [PY_TRAIN, String(steps), String(batch), perProcess ? 'per-process' : 'split', bucketView, commHook]);
+  return job<TrainResult>(world, PYTHON, [PY_TRAIN, String(steps), String(batch), perProcess ? 'per-process' : 'split', bucketView, commHook], preloadEnv('tcmalloc'));
 }
 
 const imagesPerSec = (r: TrainResult): number => (r.batch / r.stepMs) * 1000;
@@ -252,7 +253,7 @@ async function main(): Promise<void> {
       rows: arRows,
     },
     {
-      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given); DDP with gradient as bucket view ${bucketView}, comm hook ${commHook}, on both sides (PyTorch: torchvision's resnet18, so none for airbench_m)`,
+      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given); DDP with gradient as bucket view ${bucketView}, comm hook ${commHook}, on both sides (PyTorch: torchvision's resnet18 with tcmalloc preloaded, so none for airbench_m)`,
       headers: ['model', 'batch', '2 proc: global batch', '1 process (img/s)', '2 processes (img/s)', 'scaling efficiency', '2 proc: compute (ms)', '2 proc: step (ms)', 'all-reduce of all grads (ms)', 'after the last gradient (ms)', 'communication hidden',
         'PyTorch DDP 1 proc (img/s)', 'PyTorch DDP 2 proc (img/s)', 'PyTorch DDP scaling efficiency'],
       rows: trainRows,

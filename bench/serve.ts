@@ -20,6 +20,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import autocannon, { type Result } from 'autocannon';
+import ort from 'onnxruntime-node';
 import { manualSeed } from '../src/engine/index.js';
 import { encodePng } from '../src/io/index.js';
 import { exportOnnx } from '../src/export/index.js';
@@ -96,8 +97,31 @@ function post(port: number, p: string, body: Buffer): Promise<{ status: number; 
   });
 }
 
+/**
+ * What batching can give at most: ONNX Runtime alone on the served file (no HTTP, no decoding),
+ * as the server's one worker runs it (all cores), images per second at batch 1 and at 16.
+ */
+async function engineRates(file: string, input: number[]): Promise<[number, number]> {
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: os.availableParallelism(), interOpNumThreads: 1 });
+  try {
+    const rate = async (batch: number): Promise<number> => {
+      const x = new ort.Tensor('float32', Float32Array.from({ length: batch * input.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)), [batch, ...input]);
+      const times: number[] = [];
+      for (let i = 0; i < 13; i++) {
+        const t0 = performance.now();
+        await session.run({ [session.inputNames[0]]: x });
+        if (i >= 3) times.push(performance.now() - t0);
+      }
+      return (1000 * batch) / median(times);
+    };
+    return [await rate(1), await rate(16)];
+  } finally {
+    await session.release();
+  }
+}
+
 /** The model's ONNX file and a test image for it. */
-async function prepare(name: string): Promise<{ file: string; image: Buffer; label: string }> {
+async function prepare(name: string): Promise<{ file: string; image: Buffer; label: string; input: number[] }> {
   manualSeed(0);
   const fromCkpt = name === 'airbench_m' && fs.existsSync(CKPT);
   const src = loadExportSource(fromCkpt ? CKPT : name, name === 'resnet18' ? { imageSize: [size, size] } : {});
@@ -114,7 +138,7 @@ async function prepare(name: string): Promise<{ file: string; image: Buffer; lab
   const W = Math.round(w * 1.15);
   const data = Uint8Array.from({ length: c * H * W }, (_, i) => Math.round(127 + 120 * Math.sin(i / 97) * Math.cos(i / (W * 13))));
   const image = await encodePng({ channels: c, height: H, width: W, data });
-  return { file, image, label: `${name} ${c}x${h}x${w}${fromCkpt ? ' (trained)' : ''}` };
+  return { file, image, label: `${name} ${c}x${h}x${w}${fromCkpt ? ' (trained)' : ''}`, input: [c, h, w] };
 }
 
 async function load(port: number, p: string, body: Buffer, o: { connections: number; duration?: number; amount?: number; rate?: number }): Promise<Result> {
@@ -130,7 +154,8 @@ const PATH = (name: string): string => `/v1/models/${name}:classify?k=1`;
 const rows: { batching: (string | number)[][]; soak: (string | number)[][]; overload: (string | number)[][]; mixed: (string | number)[][] } = { batching: [], soak: [], overload: [], mixed: [] };
 
 for (const name of models) {
-  const { file, image, label } = await prepare(name);
+  const { file, image, label, input } = await prepare(name);
+  const [alone1, alone16] = await engineRates(file, input);
   const p = PATH(name);
   // throughput at --max-batch 1, then everything else at 16
   const one = await serve(file, ['--max-batch', '1', '--max-queue', String(maxQueue)]);
@@ -144,7 +169,7 @@ for (const name of models) {
   const single = await load(s.port, p, image, { connections: 1 });
   const rate = ok(sat16);
   const half = await pacedLoad(s.port, p, image, rate / 2, 2 * seconds);
-  rows.batching.push([label, ok(sat1), rate, rate / ok(sat1), single.latency.p50, half.p99, half.p99 / single.latency.p50, sat1.non2xx + sat16.non2xx + half.failed]);
+  rows.batching.push([label, ok(sat1), rate, rate / ok(sat1), alone1, alone16, alone16 / alone1, single.latency.p50, half.p99, half.p99 / single.latency.p50, sat1.non2xx + sat16.non2xx + half.failed]);
 
   // a fixed number of requests at saturation, memory sampled
   const rss = sampleRss(s.child.pid!, 100);
@@ -195,8 +220,8 @@ fs.rmSync(dir, { recursive: true, force: true });
 const cores = os.availableParallelism();
 const tables: BenchTable[] = [
   {
-    title: `Dynamic batching: classify requests (PNG bodies) answered per second with ${connections} connections, max-batch 1 vs 16 (max delay 5 ms, max queue ${maxQueue}, 1 worker, ${cores} cores); latency in ms; the half rate is sent open-loop at even intervals for ${2 * seconds} s, latency from each request's scheduled time (as wrk2)`,
-    headers: ['model', 'req/s, max-batch 1', 'req/s, max-batch 16', 'speed-up (goal >= 2)', 'one at a time p50', 'p99 at half the saturated rate', 'ratio (goal < 2)', 'non-2xx'],
+    title: `Dynamic batching: classify requests (PNG bodies) answered per second with ${connections} connections, max-batch 1 vs 16 (max delay 5 ms, max queue ${maxQueue}, 1 worker, ${cores} cores); 'ORT alone': the same file on ONNX Runtime in this process, no HTTP or decoding (the ceiling of batching's gain); latency in ms; the half rate is sent open-loop at even intervals for ${2 * seconds} s, latency from each request's scheduled time (as wrk2)`,
+    headers: ['model', 'req/s, max-batch 1', 'req/s, max-batch 16', 'speed-up (goal >= 2)', 'ORT alone, img/s at batch 1', 'at batch 16', 'the most batching can give', 'one at a time p50', 'p99 at half the saturated rate', 'ratio (goal < 2)', 'non-2xx'],
     rows: rows.batching,
   },
   {
