@@ -172,6 +172,8 @@ function pyTrain(world: number, steps: number, batch: number, perProcess: boolea
 }
 
 const imagesPerSec = (r: TrainResult): number => (r.batch / r.stepMs) * 1000;
+/** The run with the median step time. */
+const medianRun = (rs: TrainResult[]): TrainResult => [...rs].sort((a, b) => a.stepMs - b.stepMs)[Math.floor((rs.length - 1) / 2)];
 
 async function main(): Promise<void> {
   const role = stringArg('worker');
@@ -214,13 +216,24 @@ async function main(): Promise<void> {
     const args = [SCRIPT, '--worker', 'train', '--case', name, '--steps', String(steps), '--bucket-view', bucketView, '--comm-hook', commHook];
     // torchvision has ResNet-18 only: PyTorch's side runs right after convkit's, on the same settings
     const anchor = name === 'resnet18';
-    const one = await job<TrainResult>(1, process.execPath, args);
-    const pyOne = anchor ? await pyTrain(1, steps, CASES[name].batch, false) : null;
+    // rounds: the configurations take turns, and each keeps its median run (a noisy host moves them alike)
+    const ones: TrainResult[] = [], pyOnes: TrainResult[] = [];
+    const twoRuns: TrainResult[][] = [[], []], pyTwoRuns: TrainResult[][] = [[], []];
+    for (let r = 0; r < rounds; r++) {
+      ones.push(await job<TrainResult>(1, process.execPath, args));
+      if (anchor) pyOnes.push(await pyTrain(1, steps, CASES[name].batch, false));
+      for (const [i, perProcess] of [false, true].entries()) {
+        twoRuns[i].push(await job<TrainResult>(2, process.execPath, perProcess ? [...args, '--per-process'] : args));
+        if (anchor) pyTwoRuns[i].push(await pyTrain(2, steps, CASES[name].batch, perProcess));
+      }
+    }
+    const one = medianRun(ones);
+    const pyOne = anchor ? medianRun(pyOnes) : null;
     const ips1 = imagesPerSec(one);
     const twos: TrainResult[] = [];
-    for (const perProcess of [false, true]) {
-      const two = await job<TrainResult>(2, process.execPath, perProcess ? [...args, '--per-process'] : args);
-      const pyTwo = pyOne ? await pyTrain(2, steps, CASES[name].batch, perProcess) : null;
+    for (const [i, perProcess] of [false, true].entries()) {
+      const two = medianRun(twoRuns[i]);
+      const pyTwo = pyOne ? medianRun(pyTwoRuns[i]) : null;
       twos.push(two);
       const ips2 = imagesPerSec(two);
       const py = pyOne && pyTwo ? [fmt(imagesPerSec(pyOne)), fmt(imagesPerSec(pyTwo)), fmt(imagesPerSec(pyTwo) / (2 * imagesPerSec(pyOne)))] : ['-', '-', '-'];
@@ -253,7 +266,7 @@ async function main(): Promise<void> {
       rows: arRows,
     },
     {
-      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given); DDP with gradient as bucket view ${bucketView}, comm hook ${commHook}, on both sides (PyTorch: torchvision's resnet18 with tcmalloc preloaded, so none for airbench_m)`,
+      title: `data-parallel training step, 1 thread per process, channels-last fp32, synthetic data, median of ${steps} steps, the median of ${rounds} rounds taking turns; the batch split over the processes (strong scaling) or each process with the whole batch (weak scaling, as DDP's scaling figures are usually given); DDP with gradient as bucket view ${bucketView}, comm hook ${commHook}, on both sides (PyTorch: torchvision's resnet18 with tcmalloc preloaded, so none for airbench_m)`,
       headers: ['model', 'batch', '2 proc: global batch', '1 process (img/s)', '2 processes (img/s)', 'scaling efficiency', '2 proc: compute (ms)', '2 proc: step (ms)', 'all-reduce of all grads (ms)', 'after the last gradient (ms)', 'communication hidden',
         'PyTorch DDP 1 proc (img/s)', 'PyTorch DDP 2 proc (img/s)', 'PyTorch DDP scaling efficiency'],
       rows: trainRows,
