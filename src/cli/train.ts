@@ -6,7 +6,8 @@ import * as path from 'node:path';
 // The trainer and the model zoo load libtorch: they are imported only once the arguments are
 // known to be good, so --help and usage errors answer at once.
 import type { Trainer, TrainerEvent, TrainResult } from '../train/trainer.js';
-import type { DdpCommHook, DdpOptions, ProcessGroup } from '../distributed/index.js';
+import type { DdpOptions, ProcessGroup } from '../distributed/index.js';
+import { DDP_COMM_HOOKS, type DdpCommHook } from '../distributed/comm_hooks.js';
 import { loadRecipeFile, resolveRecipe, RecipeError, DEFAULT_RECIPE, RECIPE_KEYS, type Recipe } from '../train/recipe.js';
 import { ProgressBar, formatDuration } from '../train/progress.js';
 import { autoBoolOpt, flag, intOpt, numOpt, parse, shapeOpt, str, UsageError, type OptionSpec, type Parsed } from './args.js';
@@ -129,15 +130,12 @@ const LAUNCHER_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 
 
 const C = 'train';
 
-// ddp.ts's DDP_COMM_HOOKS, repeated: importing it would load libtorch before the usage is checked
-const COMM_HOOKS: readonly DdpCommHook[] = ['allreduce', 'fp16'];
-
 /** DDP's options from the data-parallel flags; not part of the recipe (a resumed run may change them). */
 function ddpOptions(p: Parsed): DdpOptions {
   const hook = str(p, 'ddp-comm-hook');
   if (hook === undefined) return {};
-  if (!(COMM_HOOKS as readonly string[]).includes(hook)) {
-    throw new UsageError(`--ddp-comm-hook must be ${COMM_HOOKS.join(' or ')}, got '${hook.slice(0, 40)}'`, C);
+  if (!(DDP_COMM_HOOKS as readonly string[]).includes(hook)) {
+    throw new UsageError(`--ddp-comm-hook must be ${DDP_COMM_HOOKS.join(' or ')}, got '${hook.slice(0, 40)}'`, C);
   }
   return { commHook: hook as DdpCommHook };
 }

@@ -7,6 +7,7 @@ import { native } from '../engine/native.js';
 import type { Tensor } from '../engine/index.js';
 import type { Module, Parameter } from '../nn/index.js';
 import type { ProcessGroup } from './process_group.js';
+import { DDP_COMM_HOOKS, type DdpCommHook } from './comm_hooks.js';
 
 export interface DdpOptions {
   /** bucket size for the gradient all-reduce, in MiB; default 25, as PyTorch */
@@ -28,9 +29,6 @@ export interface DdpOptions {
    */
   commHook?: DdpCommHook;
 }
-
-export type DdpCommHook = 'allreduce' | 'fp16';
-export const DDP_COMM_HOOKS: readonly DdpCommHook[] = ['allreduce', 'fp16'];
 
 const MiB = 1024 * 1024;
 

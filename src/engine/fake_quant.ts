@@ -73,11 +73,13 @@ export function fakeQuant<R>(observers: FakeQuantObservers, fn: () => R): R {
     const q = uint8Params(r.lo, r.hi);
     return native.fakeQuantPerTensor(x, q.scale, q.zeroPoint, 0, 255);
   };
+  // each step's input is freed once the next is made
+  const chain = (h: Handle, ...steps: ((h: Handle) => Handle)[]): Handle => steps.reduce((prev, f) => using([prev], f), h);
   const weight = (w: Handle): Handle => {
     const dims = Array.from({ length: native.shape(w).length - 1 }, (_, i) => i + 1);
-    const scale = using([native.detach(w)], (d) => using([native.abs(d)], (a) => using([native.amax(a, dims, false)], (m) =>
-      using([native.clamp(m, 1e-12, undefined)], (c) => native.divScalar(c, 127)))));
-    return using([scale], (s) => native.fakeQuantPerChannel(w, s, 0, -127, 127));
+    // scale_c = max |w_c| / 127, computed without autograd
+    return chain(native.detach(w), (d) => native.abs(d), (a) => native.amax(a, dims, false), (m) => native.clamp(m, 1e-12, undefined),
+      (c) => native.divScalar(c, 127), (s) => native.fakeQuantPerChannel(w, s, 0, -127, 127));
   };
   // a layer's key is its weight (a parameter keeps its handle for the model's life)
   const patch: Partial<Native> = {
