@@ -106,13 +106,24 @@ export function writePlot(bench: string, svg: string, fallbackDir: string): stri
   return file;
 }
 
+/**
+ * --variant v: the result is named <bench>_v, so that a second set-up of one bench (another
+ * model, another student) gets its own section in the benchmarks doc instead of replacing the first.
+ */
+function resultName(bench: string): string {
+  const v = stringArg('variant');
+  if (v === undefined) return bench;
+  if (!/^\w+$/.test(v)) throw new Error(`--variant: expected letters, digits or _, got '${v}'`);
+  return `${bench}_${v}`;
+}
+
 export function emit(bench: string, tables: BenchTable[], plot?: string): BenchResult {
   for (const [i, t] of tables.entries()) console.log(`${i ? '\n' : ''}${t.title}\n${table(t.headers, t.rows)}`);
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
   const file = jsonFile();
   const result: BenchResult = {
-    bench, date: new Date().toISOString(),
+    bench: resultName(bench), date: new Date().toISOString(),
     command: ['node', relative(process.cwd(), process.argv[1]), ...args.filter((_, k) => j < 0 || (k !== j && k !== j + 1))].join(' '),
     machine: machine(), libtorch: libtorchVersion(), commit: commit(), tables,
     ...(plot && file && resolve(dirname(plot)) === resolve(dirname(file)) ? { plot: basename(plot) } : {}),

@@ -122,6 +122,8 @@ async function accuracy(file: string): Promise<number> {
   return r.result.top1;
 }
 
+const pct = (f: number): string => `${Number((100 * f).toFixed(1))}%`;
+
 interface Point { model: string; method: string; target: number; macs: number; top1: number; base: number; libtorchX: number; ortX: number; seconds: number }
 const points: Point[] = [];
 const bases: { model: string; top1: number; macs: number; libtorch: number; ort: number }[] = [];
@@ -134,18 +136,20 @@ for (const model of models) {
   for (const method of methods) {
     for (const target of targets) {
       const out = path.join(runsDir, model, `${method}-${Math.round(target * 100)}`);
-      const t0 = performance.now();
-      if (!fs.existsSync(path.join(out, 'prune.json'))) {
+      const report = path.join(out, 'prune.json');
+      if (!fs.existsSync(report)) {
         await pruneCheckpoint(baseDir, { method, targetMacs: target, finetuneEpochs, limitTrain, limitTest, outDir: out, overwrite: true, recipe: { threads, reportImages: 0 } });
       }
-      const seconds = (performance.now() - t0) / 1000;
+      // from the run's own record, so that a reused run reports the time it took
+      const { rounds } = JSON.parse(fs.readFileSync(report, 'utf8')) as { rounds: { finetune: { seconds: number } | null }[] };
+      const seconds = rounds.reduce((t, r) => t + (r.finetune?.seconds ?? 0), 0);
       const file = path.join(out, 'model.safetensors');
       const [b, s] = await speeds([baseFile, file]);
       const p: Point = {
         model, method, target, macs: s.macs, top1: await accuracy(file), base: base.top1, libtorchX: b.libtorch / s.libtorch, ortX: b.ort / s.ort, seconds,
       };
       points.push(p);
-      console.error(`${model} ${method} ${target * 100}%: ${(p.macs / base.macs * 100).toFixed(1)}% MACs, top-1 ${(100 * p.top1).toFixed(2)}% ` +
+      console.error(`${model} ${method} ${pct(target)}: ${(p.macs / base.macs * 100).toFixed(1)}% MACs, top-1 ${(100 * p.top1).toFixed(2)}% ` +
         `(${(100 * (p.top1 - p.base)).toFixed(2)}), ${p.libtorchX.toFixed(2)}x libtorch, ${p.ortX.toFixed(2)}x ONNX Runtime`);
     }
   }
@@ -168,8 +172,8 @@ emit('prune', [
   },
   {
     title: `pruned and fine-tuned ${finetuneEpochs} epoch(s) on ${limitTrain} training images: accuracy change against the unpruned model, and the speed-up of the same forward`,
-    headers: ['model', 'importance', 'target MACs', 'MACs kept %', 'top-1 %', 'change (points)', 'libtorch speed-up', 'ONNX Runtime speed-up', 'prune + fine-tune s'],
-    rows: points.map((p) => [p.model, p.method, `${p.target * 100}%`, (100 * p.macs / bases.find((b) => b.model === p.model)!.macs).toFixed(1),
+    headers: ['model', 'importance', 'target MACs', 'MACs kept %', 'top-1 %', 'change (points)', 'libtorch speed-up', 'ONNX Runtime speed-up', 'fine-tune s'],
+    rows: points.map((p) => [p.model, p.method, pct(p.target), (100 * p.macs / bases.find((b) => b.model === p.model)!.macs).toFixed(1),
       (100 * p.top1).toFixed(2), (100 * (p.top1 - p.base)).toFixed(2), `${p.libtorchX.toFixed(2)}x`, `${p.ortX.toFixed(2)}x`, p.seconds.toFixed(0)]),
   },
 ], plot);

@@ -74,7 +74,9 @@ transfer learning:
 distillation (Hinton et al.: loss = (1 - alpha) * hard + alpha * T^2 * KL(teacher/T || student/T)):
   --teacher <file>           a checkpoint, model.safetensors or .onnx, run in eval mode without
                              gradients on each augmented batch (its batch renormalised and resized
-                             to what it was trained on); its time per step shows in the progress line
+                             to what it was trained on); its time per step shows in the progress line.
+                             A teacher trained with --label-smoothing 0 teaches better: label
+                             smoothing flattens the soft targets distillation learns from
   --distill-alpha <f>        the weight of the teacher's term (default 0.5)
   --temperature <f>          the softening temperature T (default 4)
 
