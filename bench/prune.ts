@@ -25,7 +25,7 @@ import { lineChart } from '../src/train/report.js';
 import { loadExportSource } from '../src/export/source.js';
 import { exportOnnx } from '../src/export/export.js';
 import { countMacs } from '../src/analyze/macs.js';
-import { pruneCheckpoint, type PruneMethod } from '../src/compress/index.js';
+import { pruneCheckpoint, type PruneMethod, type PruneRunResult } from '../src/compress/index.js';
 import { arg, emit, listArg, median, writePlot } from './common.js';
 import { stringArg } from './args.js';
 import { defaultRun } from './train_cli.js';
@@ -141,7 +141,7 @@ for (const model of models) {
         await pruneCheckpoint(baseDir, { method, targetMacs: target, finetuneEpochs, limitTrain, limitTest, outDir: out, overwrite: true, recipe: { threads, reportImages: 0 } });
       }
       // from the run's own record, so that a reused run reports the time it took
-      const { rounds } = JSON.parse(fs.readFileSync(report, 'utf8')) as { rounds: { finetune: { seconds: number } | null }[] };
+      const { rounds } = JSON.parse(fs.readFileSync(report, 'utf8')) as PruneRunResult;
       const seconds = rounds.reduce((t, r) => t + (r.finetune?.seconds ?? 0), 0);
       const file = path.join(out, 'model.safetensors');
       const [b, s] = await speeds([baseFile, file]);
