@@ -83,15 +83,24 @@ function commit(): string | undefined {
   }
 }
 
-/** Prints the tables; with --json <file>, also writes them with the machine, date and command. */
-// the file after --json, where the result goes
-function jsonFile(): string | undefined {
+// Where the result goes and under what name: read when a bench starts, so that a bad value stops
+// it before the run instead of after it.
+function usage(message: string): never {
+  console.error(message);
+  process.exit(2);
+}
+// the file after --json
+const JSON_FILE = ((): string | undefined => {
   const j = process.argv.indexOf('--json');
   if (j < 0) return undefined;
   const file = process.argv[j + 1];
-  if (!file || file.startsWith('--')) throw new Error(`--json: expected a file name, got ${file ?? 'nothing'}`);
+  if (!file || file.startsWith('--')) usage(`--json: expected a file name, got ${file ?? 'nothing'}`);
   return file;
-}
+})();
+// --variant v: the result is named <bench>_v, so that a second set-up of one bench (another
+// model, another student) gets its own section in the benchmarks doc instead of replacing the first
+const VARIANT = stringArg('variant');
+if (VARIANT !== undefined && !/^\w+$/.test(VARIANT)) usage(`--variant: expected letters, digits or _, got '${VARIANT.slice(0, 40)}'`);
 
 /**
  * Writes a bench's SVG plot: to --svg, else next to its --json result (same name, .svg), else
@@ -99,31 +108,21 @@ function jsonFile(): string | undefined {
  * sits beside the result from the benchmarks doc.
  */
 export function writePlot(bench: string, svg: string, fallbackDir: string): string {
-  const json = jsonFile();
+  const json = JSON_FILE;
   const file = stringArg('svg') ?? (json ? json.replace(/\.json$/, '') + '.svg' : join(fallbackDir, `${bench}.svg`));
   writeFileAtomic(file, `${svg}\n`);
   console.error(`plot: ${file}`);
   return file;
 }
 
-/**
- * --variant v: the result is named <bench>_v, so that a second set-up of one bench (another
- * model, another student) gets its own section in the benchmarks doc instead of replacing the first.
- */
-function resultName(bench: string): string {
-  const v = stringArg('variant');
-  if (v === undefined) return bench;
-  if (!/^\w+$/.test(v)) throw new Error(`--variant: expected letters, digits or _, got '${v}'`);
-  return `${bench}_${v}`;
-}
-
+/** Prints the tables; with --json <file>, also writes them with the machine, date and command. */
 export function emit(bench: string, tables: BenchTable[], plot?: string): BenchResult {
   for (const [i, t] of tables.entries()) console.log(`${i ? '\n' : ''}${t.title}\n${table(t.headers, t.rows)}`);
   const args = process.argv.slice(2);
   const j = args.indexOf('--json');
-  const file = jsonFile();
+  const file = JSON_FILE;
   const result: BenchResult = {
-    bench: resultName(bench), date: new Date().toISOString(),
+    bench: VARIANT === undefined ? bench : `${bench}_${VARIANT}`, date: new Date().toISOString(),
     command: ['node', relative(process.cwd(), process.argv[1]), ...args.filter((_, k) => j < 0 || (k !== j && k !== j + 1))].join(' '),
     machine: machine(), libtorch: libtorchVersion(), commit: commit(), tables,
     ...(plot && file && resolve(dirname(plot)) === resolve(dirname(file)) ? { plot: basename(plot) } : {}),
