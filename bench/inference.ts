@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { autocast, cpuHasBf16, manualSeed, noGrad, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel } from '../src/models/index.js';
-import { exportOnnx } from '../src/export/index.js';
+import { exportOnnx, ortSessionOptions } from '../src/export/index.js';
 import { arg, convkitSetup, emit, listArg, median, PY_ALLOCATORS, runPython, sideBySide } from './common.js';
 
 type Mode = 'fp32' | 'fp32cl' | 'bf16cl';
@@ -58,7 +58,7 @@ function convkitLatencies(name: string, batches: number[], size: number, modes: 
  * session's idle threads do not take the cores from the next.
  */
 async function ortLatencies(files: Record<string, Uint8Array>, name: string, batches: number[], size: number, steps: number, warmup: number, threads: number): Promise<Record<string, number[]>> {
-  const opts = { intraOpNumThreads: threads, interOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  const opts = ortSessionOptions(threads);
   const sessions = await Promise.all(Object.entries(files).map(async ([tag, bytes]) => ({ tag, session: await ort.InferenceSession.create(bytes, opts) })));
   const out: Record<string, number[]> = {};
   try {

@@ -2,12 +2,12 @@
 // pruned to 70 / 50 / 30 % of their MACs by each importance criterion (L1, BN gamma, Taylor),
 // fine-tuned with the trainer; per point the test accuracy against the unpruned model's on the
 // same images, the MACs, and the measured speed-up of the forward pass under libtorch (convkit's
-// eval path, fused convolutions) and ONNX Runtime (the exported graph), the unpruned and the
-// pruned model taking turns. A table and an SVG of
-// accuracy against MACs.
+// eval path, fused convolutions) and ONNX Runtime (the exported graph, with `predict`'s options:
+// no spinning threads to slow the libtorch forward that follows), the unpruned and the pruned
+// model taking turns. A table and an SVG of accuracy against MACs.
 //   node dist-dev/bench/prune.js [--models resnet20,airbench_m,resnet56] [--targets 0.7,0.5,0.3]
-//     [--methods l1,bn,taylor] [--epochs 15] [--finetune-epochs 5] [--limit-train N] [--limit-test N]
-//     [--batch 64] [--steps 20] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
+//     [--methods l1,bn,taylor] [--epochs 15] [--finetune-epochs 5] [--finetune-lr x] [--limit-train N] [--limit-test N]
+//     [--batch 64] [--steps 40] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
 // The unpruned baselines are trained first (airbench_m: the run in --airbench, default
 // runs/bench-default, the default recipe's run, trained first when missing); runs live under --runs (default
 // runs/bench-prune) and a rerun reuses finished ones. --quick: resnet20 (trained here) and
@@ -23,7 +23,7 @@ import { Trainer } from '../src/train/trainer.js';
 import { evaluateCheckpoint } from '../src/train/eval_checkpoint.js';
 import { lineChart } from '../src/train/report.js';
 import { loadExportSource } from '../src/export/source.js';
-import { exportOnnx } from '../src/export/export.js';
+import { exportOnnx, ortSessionOptions } from '../src/export/index.js';
 import { countMacs } from '../src/analyze/macs.js';
 import { pruneCheckpoint, type PruneMethod, type PruneRunResult } from '../src/compress/index.js';
 import { arg, emit, listArg, median, writePlot } from './common.js';
@@ -38,10 +38,13 @@ const targets = (listArg('targets') ?? (quick ? ['0.5'] : ['0.7', '0.5', '0.3'])
 const methods = (listArg('methods') ?? ['l1', 'bn', 'taylor']) as PruneMethod[];
 const epochs = arg('epochs', quick ? 1 : 15);
 const finetuneEpochs = arg('finetune-epochs', quick ? 1 : 5);
+/** fine-tuning learning rate; unset: pruneCheckpoint's default, a tenth of the base run's */
+const finetuneLr = stringArg('finetune-lr') === undefined ? undefined : arg('finetune-lr', 0);
 const limitTrain = arg('limit-train', quick ? 512 : 60000);
 const limitTest = arg('limit-test', quick ? 256 : 10000);
 const batch = arg('batch', 64);
-const steps = arg('steps', quick ? 8 : 20);
+const steps = arg('steps', quick ? 8 : 40);
+const warmup = 5;
 const airbench = stringArg('airbench') ?? (quick ? '' : defaultRun());
 const runsDir = path.resolve(stringArg('runs') ?? (quick ? fs.mkdtempSync(path.join(os.tmpdir(), 'convkit-prune-')) : 'runs/bench-prune'));
 
@@ -73,7 +76,7 @@ async function runner(file: string): Promise<Runner> {
   const macs = countMacs(model as unknown as Module<[Tensor], unknown>, [1, ...src.example.shape.slice(1)]).total;
   model.eval();
   const { bytes } = exportOnnx(src.model, src.example, { metadata: src.metadata });
-  const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: threads });
+  const s = await ort.InferenceSession.create(bytes, ortSessionOptions(threads));
   const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x.toTypedArray() as Float32Array, x.shape) };
   return {
     macs,
@@ -89,25 +92,21 @@ async function runner(file: string): Promise<Runner> {
 }
 
 /**
- * Median milliseconds of each model's forward, the models taking turns step by step, so that a
- * busy spell of this shared machine falls on all of them alike.
+ * Median milliseconds of each model's forward on each engine. The models take turns step by step,
+ * so that a busy spell of this shared machine falls on all of them alike; the engines do not:
+ * one engine's threads, still winding down after its run, slowed the other's next one.
  */
 async function speeds(files: string[]): Promise<{ macs: number; libtorch: number; ort: number }[]> {
   const rs: Runner[] = [];
   try {
     for (const f of files) rs.push(await runner(f));
     const times = rs.map(() => ({ libtorch: [] as number[], ort: [] as number[] }));
-    for (let i = 0; i < steps + 2; i++) {
-      for (const [k, r] of rs.entries()) {
-        let t0 = performance.now();
-        r.libtorch();
-        const lt = performance.now() - t0;
-        t0 = performance.now();
-        await r.ort();
-        const ot = performance.now() - t0;
-        if (i >= 2) {
-          times[k].libtorch.push(lt);
-          times[k].ort.push(ot);
+    for (const engine of ['libtorch', 'ort'] as const) {
+      for (let i = 0; i < warmup + steps; i++) {
+        for (const [k, r] of rs.entries()) {
+          const t0 = performance.now();
+          await r[engine]();
+          if (i >= warmup) times[k][engine].push(performance.now() - t0);
         }
       }
     }
@@ -138,7 +137,7 @@ for (const model of models) {
       const out = path.join(runsDir, model, `${method}-${Math.round(target * 100)}`);
       const report = path.join(out, 'prune.json');
       if (!fs.existsSync(report)) {
-        await pruneCheckpoint(baseDir, { method, targetMacs: target, finetuneEpochs, limitTrain, limitTest, outDir: out, overwrite: true, recipe: { threads, reportImages: 0 } });
+        await pruneCheckpoint(baseDir, { method, targetMacs: target, finetuneEpochs, lr: finetuneLr, limitTrain, limitTest, outDir: out, overwrite: true, recipe: { threads, reportImages: 0 } });
       }
       // from the run's own record, so that a reused run reports the time it took
       const { rounds } = JSON.parse(fs.readFileSync(report, 'utf8')) as PruneRunResult;
@@ -171,7 +170,7 @@ emit('prune', [
     rows: bases.map((b) => [b.model, (b.macs / 1e6).toFixed(2), (100 * b.top1).toFixed(2), b.libtorch.toFixed(2), b.ort.toFixed(2)]),
   },
   {
-    title: `pruned and fine-tuned ${finetuneEpochs} epoch(s) on ${limitTrain} training images: accuracy change against the unpruned model, and the speed-up of the same forward`,
+    title: `pruned and fine-tuned ${finetuneEpochs} epoch(s) on ${limitTrain} training images (learning rate ${finetuneLr ?? 'a tenth of the base run\'s'}, the base run's schedule): accuracy change against the unpruned model, and the speed-up of the same forward`,
     headers: ['model', 'importance', 'target MACs', 'MACs kept %', 'top-1 %', 'change (points)', 'libtorch speed-up', 'ONNX Runtime speed-up', 'fine-tune s'],
     rows: points.map((p) => [p.model, p.method, pct(p.target), (100 * p.macs / bases.find((b) => b.model === p.model)!.macs).toFixed(1),
       (100 * p.top1).toFixed(2), (100 * (p.top1 - p.base)).toFixed(2), `${p.libtorchX.toFixed(2)}x`, `${p.ortX.toFixed(2)}x`, p.seconds.toFixed(0)]),

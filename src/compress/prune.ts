@@ -19,9 +19,11 @@ export interface ChannelPruneOptions {
   /** Taylor: batches of real training data (images and labels) */
   batches?: TaylorBatch[];
   /**
-   * each group keeps a multiple of this many channels (groups larger than it; default 8): oneDNN
-   * and ONNX Runtime's kernels work on blocks of 8 or 16 channels, and odd counts waste much of
-   * the speed-up the removed MACs promise. 1 keeps exactly what the ratio says.
+   * each group keeps a multiple of this many channels (default 16); a group no larger than it
+   * keeps a multiple of the largest power-of-two fraction of it below its size (8, 4 ...).
+   * oneDNN's and ONNX Runtime's (MLAS NCHWc) AVX-512 kernels work on blocks of 16 channels and
+   * fall back to slower paths on other counts, wasting the speed-up the removed MACs promise;
+   * 16 is also a multiple of AVX2's 8 and WebAssembly SIMD's 4. 1 keeps exactly the ratio.
    */
   roundTo?: number;
 }
@@ -60,6 +62,13 @@ function checkTarget(t: number): void {
   if (!(typeof t === 'number' && t > 0 && t < 1)) throw new PruneError(`targetMacs must be a fraction of the MACs to keep, in (0, 1) (0.5 halves them), got ${String(t)}`);
 }
 
+/** The multiple a group of `size` channels keeps: roundTo, halved while it is not below the size. */
+function channelStep(size: number, roundTo: number): number {
+  let step = roundTo;
+  while (step > 1 && step >= size) step = Math.floor(step / 2);
+  return step;
+}
+
 /** MACs of one batch-1 forward, as analyze/macs.ts counts them, for the channel counts of `sizes`. */
 function macsOf(g: DependencyGraph, sizes: (u: LayerUse) => number[]): number {
   let total = 0;
@@ -89,15 +98,16 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     // each group's units, least important first
     const order = g.groups.map((grp) => [...grp.units].sort((a, b) => score[a] - score[b] || a - b));
     const sizesFor = channelCounts(g);
-    const roundTo = o.roundTo ?? 8;
+    const roundTo = o.roundTo ?? 16;
     if (!(Number.isInteger(roundTo) && roundTo >= 1)) throw new PruneError(`roundTo must be a positive integer, got ${String(roundTo)}`);
     const planFor = (ratio: number): Plan => {
       const removed = new Uint8Array(g.units.length);
       for (const units of order) {
         const size = units.length;
-        let keep = Math.max(1, size - Math.floor(ratio * size + 1e-9));
-        if (roundTo > 1 && size > roundTo) keep = Math.min(size, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
-        for (let i = 0; i < size - keep; i++) removed[units[i]] = 1;
+        const step = channelStep(size, roundTo);
+        const keep = Math.max(1, size - Math.floor(ratio * size + 1e-9));
+        const kept = Math.min(size, Math.max(step, Math.round(keep / step) * step));
+        for (let i = 0; i < size - kept; i++) removed[units[i]] = 1;
       }
       return { removed, ratio };
     };

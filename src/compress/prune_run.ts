@@ -46,7 +46,7 @@ export interface PruneRunOptions {
   limitTest?: number;
   /** Taylor: batches of training data to score on (default 4) */
   taylorBatches?: number;
-  /** structured: each group keeps a multiple of this many channels (default 8; see ChannelPruneOptions) */
+  /** structured: each group keeps a multiple of this many channels (default 16; see ChannelPruneOptions) */
   roundTo?: number;
   /** the registered model, for weights files convkit did not write */
   model?: string;

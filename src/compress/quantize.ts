@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import ort from 'onnxruntime-node';
 import { noGrad, tidy } from '../engine/index.js';
 import { resizeAndCenterCrop } from '../data/ops.js';
-import { encodeModel, foldBatchNorm, loadExportSource, metadataEntries, opHistogram, readModelInfo, traceGraph, type Graph } from '../export/index.js';
+import { encodeModel, foldBatchNorm, loadExportSource, metadataEntries, opHistogram, ortSessionOptions, readModelInfo, traceGraph, type Graph } from '../export/index.js';
 import { readInputFile, writeFileAtomic } from '../io/index.js';
 import { listModels } from '../models/index.js';
 import { evalLoader, limitDataset, openDataset } from '../train/data.js';
@@ -187,7 +187,7 @@ export function checkCalibration(g: Graph, batches: CalibrationBatch[], label: s
 }
 
 async function session(bytes: Uint8Array, threads?: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { ...(threads ? { intraOpNumThreads: threads } : {}), extra: { session: { intra_op: { allow_spinning: '0' } } } });
+  return ort.InferenceSession.create(bytes, ortSessionOptions(threads));
 }
 
 /** The activations a quantized graph may need ranges of: what the quantizable ops read and write. */

@@ -5,6 +5,7 @@ import ort from 'onnxruntime-node';
 import { noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
 import { resizeAndCenterCrop } from '../data/ops.js';
 import { readOnnxMetadata } from '../export/onnx.js';
+import { ortSessionOptions } from '../export/session_options.js';
 import type { ChwImage } from '../io/index.js';
 
 export interface PredictorInfo {
@@ -124,11 +125,9 @@ export function predictorInfo(file: string, bytes: Uint8Array): PredictorInfo {
 
 /** An ONNX Runtime session on ONNX bytes (a file's, or a model exported in memory). */
 export async function onnxBackend(bytes: Uint8Array, choice: EngineChoice, threads?: number): Promise<EngineBackend> {
-  // no spinning between runs: ONNX Runtime's idle threads would otherwise take the cores that
-  // sharp decodes the next batch on, and that libtorch's probe passes are timed on
-  const session = await ort.InferenceSession.create(bytes, {
-    ...(threads ? { intraOpNumThreads: threads } : {}), extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
+  // no spinning (ortSessionOptions): sharp decodes the next batch and libtorch's probe passes are
+  // timed on the same cores
+  const session = await ort.InferenceSession.create(bytes, ortSessionOptions(threads));
   const [inputName] = session.inputNames;
   const [outputName] = session.outputNames;
   return {

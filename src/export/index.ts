@@ -5,3 +5,4 @@ export { encodeModel, readModelInfo, readOnnxMetadata, type ModelInfo } from './
 export { optimize, foldBatchNorm, flattenConcats, composeTransposes, removeDead, removeIdentities, dedupeConstants } from './passes.js';
 export * from './graph.js';
 export { loadExportSource, type ExportSource, type ExportSourceOptions } from './source.js';
+export { ortSessionOptions } from './session_options.js';

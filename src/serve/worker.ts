@@ -3,6 +3,7 @@
 // the server runs batches here, where they cannot stall the event loop that answers HTTP.
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { ortSessionOptions } from '../export/session_options.js';
 
 export interface WorkerInit {
   bytes: Uint8Array;
@@ -40,11 +41,8 @@ async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   let session: ort.InferenceSession;
   try {
-    // no spinning between batches: idle ORT threads would otherwise take the cores that JSON
-    // parsing, image decoding and the other workers need
-    session = await ort.InferenceSession.create(init.bytes, {
-      intraOpNumThreads: init.threads, interOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '0' } } },
-    });
+    // no spinning (ortSessionOptions): JSON parsing, image decoding and the other workers need the cores
+    session = await ort.InferenceSession.create(init.bytes, ortSessionOptions(init.threads));
   } catch (e) {
     port.postMessage({ kind: 'failed', message: (e as Error).message } satisfies WorkerReply);
     return;

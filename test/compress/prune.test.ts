@@ -86,6 +86,24 @@ test('removing channels whose BatchNorm zeroes them leaves the outputs as they w
   }
 });
 
+test('each group keeps a multiple of 16 channels, a group of 16 a multiple of 8 (the kernels\' channel blocks)', () => {
+  manualSeed(0);
+  const m = createModel('resnet20', { numClasses: 10 });
+  const x = randn([2, 3, 32, 32]);
+  try {
+    const r = pruneChannels(asAny(m), x, { targetMacs: 0.5, method: 'l1' });
+    for (const g of r.groups) {
+      const kept = g.channels - g.removed;
+      assert.equal(kept % (g.channels > 16 ? 16 : 8), 0, `${g.label}: keeps ${kept} of ${g.channels}`);
+    }
+    assert.ok(r.groups.some((g) => g.channels === 16 && g.removed === 8), 'a 16-channel group halved');
+    assert.ok(r.groups.some((g) => g.channels === 64 && g.removed > 0 && g.removed < 64), 'a 64-channel group pruned');
+  } finally {
+    x.dispose();
+    m.dispose();
+  }
+});
+
 test('Taylor importance is |sum of activation x gradient| per image, summed (by hand)', () => {
   manualSeed(1);
   const conv = new Conv2d(1, 2, 1);
