@@ -2,9 +2,9 @@
 // pruned to 70 / 50 / 30 % of their MACs by each importance criterion (L1, BN gamma, Taylor),
 // fine-tuned with the trainer; per point the test accuracy against the unpruned model's on the
 // same images, the MACs, and the measured speed-up of the forward pass under libtorch (convkit's
-// eval path, fused convolutions) and ONNX Runtime (the exported graph, with `predict`'s options:
-// no spinning threads to slow the libtorch forward that follows), the unpruned and the pruned
-// model taking turns. A table and an SVG of accuracy against MACs.
+// eval path, fused convolutions) and ONNX Runtime (the exported graph, with `predict`'s session
+// options), the unpruned and the pruned model taking turns. A table and an SVG of accuracy
+// against MACs.
 //   node dist-dev/bench/prune.js [--models resnet20,airbench_m,resnet56] [--targets 0.7,0.5,0.3]
 //     [--methods l1,bn,taylor] [--epochs 15] [--finetune-epochs 5] [--finetune-lr x] [--limit-train N] [--limit-test N]
 //     [--batch 64] [--steps 40] [--threads 2] [--runs <dir>] [--svg <file>] [--json <file>] [--quick]
