@@ -21,7 +21,8 @@ options:
   --data-root <dir>       where the dataset's files are
   --calib-size <n>        calibration images (default 512)
   --method <m>            activation ranges: minmax (default), percentile (99.99 %),
-                          mse (least quantization error), entropy (KL, TensorRT's method)
+                          mse (least quantization error), entropy (KL, TensorRT's method;
+                          for ReLU networks, it clips GELU and SiLU activations too much)
   --percentile <p>        the percentile kept by --method percentile (default 99.99)
   --skip <list>           leave layers in float: rules first, last, depthwise, se, or layer
                           names (comma-separated)

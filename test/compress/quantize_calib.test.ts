@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  entropyThreshold, fakeQuantUint8, klDivergence, minmaxRange, mseRange, observedRange, percentileRange, quantizeBias, quantizePerChannel,
+  addToHistogram, entropyThreshold, fakeQuantUint8, klDivergence, minmaxRange, mseRange, observedRange, percentileRange, quantizeBias, quantizePerChannel,
   TensorObserver, uint8Params, histogramMse,
 } from '../../src/compress/quantize_calib.js';
 
@@ -72,15 +72,28 @@ test('mse: the clipping factor with the least squared error, against brute force
   assert.deepEqual(mseRange(flat, 0, 1, 128), { lo: 0, hi: 1 });
 });
 
-test('entropy: TensorRT\'s KL threshold on a 4-bin histogram, by hand', () => {
-  // |x| histogram [4, 2, 0, 1] over [0, 4], 2 quantized levels. KL(P || Q) of each cut:
-  //   i = 2: P = [4, 3] (outlier folded in), Q = [4, 2]               -> 0.0196
-  //   i = 3: P = [4, 2, 1], Q = [4, 1, 1]                             -> 0.0439
-  //   i = 4: P = [4, 2, 0, 1], Q = [3, 3, 0, 1] (both smoothed)       -> 0.0485
-  // so the cut is at bin 2: threshold 2
-  close(klDivergence(Float64Array.from([4, 3]), Float64Array.from([4, 2])), 0.019617, 1e-5);
-  close(klDivergence(Float64Array.from([4, 2, 1]), Float64Array.from([4, 1, 1])), 0.043890, 1e-5);
-  assert.equal(entropyThreshold(Float64Array.from([4, 2, 0, 1]), 4, 2), 2);
+test('entropy: TensorRT\'s KL threshold on a 5-bin histogram, by hand; a ReLU\'s zeros do not pull it in', () => {
+  // |x| histogram [9, 4, 2, 0, 1] over [0, 5], 2 quantized levels. The zero bin counts as its
+  // neighbour: [4, 4, 2, 0, 1]. KL(P || Q) of each cut:
+  //   i = 2: P = [4, 7] (outliers folded in), Q = [4, 4]                    -> 0.0377
+  //   i = 3: P = [4, 4, 3], Q = [4, 3, 3]                                   -> 0.0093
+  //   i = 4: P = [4, 4, 2, 1], Q = [4, 4, 1, 1]                             -> 0.0307
+  //   i = 5: P = [4, 4, 2, 0, 1], Q = [4, 4, 1.5, 0, 1.5] (both smoothed)   -> ~0.015
+  // so the cut is at bin 3: threshold 3
+  close(klDivergence(Float64Array.from([4, 7]), Float64Array.from([4, 4])), 0.037665, 1e-5);
+  close(klDivergence(Float64Array.from([4, 4, 3]), Float64Array.from([4, 3, 3])), 0.009301, 1e-5);
+  close(klDivergence(Float64Array.from([4, 4, 2, 1]), Float64Array.from([4, 4, 1, 1])), 0.030717, 1e-5);
+  assert.equal(entropyThreshold(Float64Array.from([9, 4, 2, 0, 1]), 5, 2), 3);
+  // a rectified Gaussian (half its values exact zeros) keeps nearly its whole range (the
+  // spike counted as it is would cut it at 1.6 sigma)
+  let seed = 1;
+  const uniform = (): number => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const relu = Float32Array.from({ length: 100000 }, () => Math.max(0, Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())));
+  const h = new Float64Array(2048);
+  const max = relu.reduce((a, b) => Math.max(a, b), 0);
+  addToHistogram(h, relu, 0, max, true);
+  const t = entropyThreshold(h, max, 255);
+  assert.ok(t > 3, `threshold ${t} of max ${max}`);
   // a flat histogram loses nothing at the full range
   assert.equal(entropyThreshold(Float64Array.from([1, 1, 1, 1]), 4, 2), 4);
   // through the observer: a signed tensor with a far outlier is clipped on both sides by |x|'s threshold
