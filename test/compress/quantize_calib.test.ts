@@ -5,6 +5,7 @@ import {
   addToHistogram, entropyThreshold, fakeQuantUint8, klDivergence, minmaxRange, mseRange, observedRange, percentileRange, quantizeBias, quantizePerChannel,
   TensorObserver, uint8Params, histogramMse,
 } from '../../src/compress/quantize_calib.js';
+import { prng } from '../helpers/prng.js';
 
 const close = (a: number, b: number, tol = 1e-6): void => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -86,9 +87,9 @@ test('entropy: TensorRT\'s KL threshold on a 5-bin histogram, by hand; a ReLU\'s
   assert.equal(entropyThreshold(Float64Array.from([9, 4, 2, 0, 1]), 5, 2), 3);
   // a rectified Gaussian (half its values exact zeros) keeps nearly its whole range (the
   // spike counted as it is would cut it at 1.6 sigma)
-  let seed = 1;
-  const uniform = (): number => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-  const relu = Float32Array.from({ length: 100000 }, () => Math.max(0, Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())));
+  const uniform = prng(1);
+  // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]
+  const relu = Float32Array.from({ length: 100000 }, () => Math.max(0, Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform())));
   const h = new Float64Array(2048);
   const max = relu.reduce((a, b) => Math.max(a, b), 0);
   addToHistogram(h, relu, 0, max, true);
