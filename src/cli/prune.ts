@@ -40,7 +40,8 @@ options:
   --limit-test <n>         evaluate on a seeded subset of n test images
   --taylor-batches <n>     batches scored for Taylor importance (default 4)
   --round-to <n>           keep a multiple of n channels per group (default 16: the AVX-512
-                           kernels' channel blocks; smaller groups 8, 4 ...; 1 keeps exactly the ratio)
+                           kernels' channel blocks; groups of n or fewer are cut to 8, 4 ...
+                           only when the target needs it; 1 keeps exactly the ratio)
   --model <name>           the registered model, for weights files convkit did not write
   -o, --output <dir>       the folder to write (required)
   --overwrite              write into a folder that already holds a run

@@ -19,11 +19,13 @@ export interface ChannelPruneOptions {
   /** Taylor: batches of real training data (images and labels) */
   batches?: TaylorBatch[];
   /**
-   * each group keeps a multiple of this many channels (default 16); a group no larger than it
-   * keeps a multiple of the largest power-of-two fraction of it below its size (8, 4 ...).
-   * oneDNN's and ONNX Runtime's (MLAS NCHWc) AVX-512 kernels work on blocks of 16 channels and
-   * fall back to slower paths on other counts, wasting the speed-up the removed MACs promise;
-   * 16 is also a multiple of AVX2's 8 and WebAssembly SIMD's 4. 1 keeps exactly the ratio.
+   * each group keeps a multiple of this many channels (default 16), or none at all where every
+   * layer it is part of keeps other channels (the zero channels of a residual's padding, say).
+   * Only when the target cannot be met so does a group no larger than it keep a multiple of the
+   * largest power-of-two fraction of it below its size (8, 4 ...). oneDNN's and ONNX Runtime's
+   * (MLAS NCHWc) AVX-512 kernels work on blocks of 16 channels and fall back to slower paths on
+   * other counts, wasting the speed-up the removed MACs promise; 16 is also a multiple of
+   * AVX2's 8 and WebAssembly SIMD's 4. 1 keeps exactly the ratio.
    */
   roundTo?: number;
 }
@@ -69,6 +71,26 @@ function channelStep(size: number, roundTo: number): number {
   return step;
 }
 
+/**
+ * Which groups may lose all their units: those where every layer they are part of keeps a
+ * channel of another kind, one that is fixed or belongs to a group that never goes entirely.
+ */
+function mayVanish(g: DependencyGraph): boolean[] {
+  const lists = g.uses.flatMap((u) => (u.in ? [u.out, u.in] : [u.out])).map((atoms) => {
+    const groups = new Set<number>();
+    let fixed = false;
+    for (const a of atoms) {
+      const unit = g.unitOf(a);
+      if (unit < 0) fixed = true;
+      else groups.add(g.units[unit].group);
+    }
+    return { groups, fixed };
+  });
+  const stays = new Set<number>();
+  for (const l of lists) if (!l.fixed && l.groups.size === 1) stays.add([...l.groups][0]);
+  return g.groups.map((grp) => !stays.has(grp.id) && lists.every((l) => !l.groups.has(grp.id) || l.fixed || [...l.groups].some((o) => stays.has(o))));
+}
+
 /** MACs of one batch-1 forward, as analyze/macs.ts counts them, for the channel counts of `sizes`. */
 function macsOf(g: DependencyGraph, sizes: (u: LayerUse) => number[]): number {
   let total = 0;
@@ -100,22 +122,26 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     const sizesFor = channelCounts(g);
     const roundTo = o.roundTo ?? 16;
     if (!(Number.isInteger(roundTo) && roundTo >= 1)) throw new PruneError(`roundTo must be a positive integer, got ${String(roundTo)}`);
-    const planFor = (ratio: number): Plan => {
+    const vanishes = mayVanish(g);
+    const planFor = (ratio: number, halveSmall: boolean): Plan => {
       const removed = new Uint8Array(g.units.length);
-      for (const units of order) {
+      order.forEach((units, gi) => {
         const size = units.length;
-        const step = channelStep(size, roundTo);
-        const keep = Math.max(1, size - Math.floor(ratio * size + 1e-9));
-        const kept = Math.min(size, Math.max(step, Math.round(keep / step) * step));
+        const step = halveSmall ? channelStep(size, roundTo) : Math.min(roundTo, size);
+        const least = vanishes[gi] ? 0 : step;
+        const keep = Math.max(least === 0 ? 0 : 1, size - Math.floor(ratio * size + 1e-9));
+        const kept = Math.min(size, Math.max(least, Math.round(keep / step) * step));
         for (let i = 0; i < size - kept; i++) removed[units[i]] = 1;
-      }
+      });
       return { removed, ratio };
     };
     const full = sizesFor(new Uint8Array(g.units.length));
     const macsBefore = macsOf(g, full);
     const goal = o.targetMacs * macsBefore;
     const macsAt = (p: Plan): number => macsOf(g, sizesFor(p.removed));
-    let hi = planFor(1);
+    // groups of 16 channels or fewer are halved only when the target needs it
+    const halveSmall = macsAt(planFor(1, false)) > goal;
+    let hi = planFor(1, halveSmall);
     if (macsAt(hi) > goal) {
       throw new PruneError(`${model.typeName}: removing all but one channel of every prunable group still leaves ${(macsAt(hi) / macsBefore * 100).toFixed(1)}% of the MACs; targetMacs ${o.targetMacs} cannot be reached`);
     }
@@ -123,7 +149,7 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
     let hiRatio = 1;
     for (let it = 0; it < 40; it++) {
       const mid = (lo + hiRatio) / 2;
-      const p = planFor(mid);
+      const p = planFor(mid, halveSmall);
       if (macsAt(p) <= goal) {
         hiRatio = mid;
         hi = p;
@@ -245,6 +271,10 @@ function applyPlan(model: AnyModule, g: DependencyGraph, removed: Uint8Array, si
         }
       }
     });
+    for (const p of g.pads) {
+      const after = [keepOf(p.front).length, keepOf(p.back).length];
+      if (after[0] !== p.module.front || after[1] !== p.module.back) layers[p.path] = after;
+    }
     applyPrunedLayers(model, layers, 'pruneChannels');
     copyInto(model, values);
   } finally {

@@ -6,15 +6,17 @@
 // dim of a Linear's input and output): elementwise ops and pooling pass them on, a residual add
 // or an SE gate's multiply unites the atoms it lines up, a concatenation along the channels
 // joins the lists, a flatten repeats each channel's atom over its H x W features, a depthwise
-// convolution unites each output channel with its input channel. Atoms that end up united are
-// one prunable unit: removing it removes that output channel from every layer that makes it and
-// that input channel (or flattened features) from every layer that reads it. Whatever the rules
-// do not understand (a reshape that mixes channels, a slice along them, a channel-indexed
-// constant, attention, grouped convolutions, the graph's inputs and outputs) freezes the atoms
-// it touches, so an unknown construct is left whole rather than broken.
+// convolution unites each output channel with its input channel, and the zero channels a
+// ZeroPadChannels layer adds are atoms that no layer makes. Atoms that end up united are one
+// prunable unit: removing it removes that output channel from every layer that makes it, that
+// input channel (or flattened features) from every layer that reads it, and that zero channel
+// from the pad that adds it. Whatever the rules do not understand (a reshape that mixes
+// channels, a slice along them, a channel-indexed constant, attention, grouped convolutions, the
+// graph's inputs and outputs) freezes the atoms it touches, so an unknown construct is left
+// whole rather than broken.
 import { enableGrad, tidy, type Tensor } from '../engine/index.js';
 import { disposeTrace, traceOps, TraceError, type Trace, type TracedOp } from '../engine/trace.js';
-import { BatchNorm1d, BatchNorm2d, Conv2d, Linear, type Module } from '../nn/index.js';
+import { BatchNorm1d, BatchNorm2d, Conv2d, Linear, withModulePaths, ZeroPadChannels, type Module } from '../nn/index.js';
 
 type AnyModule = Module<unknown[], unknown>;
 
@@ -40,6 +42,14 @@ export interface LayerUse {
   inEval: boolean;
 }
 
+/** One call of a ZeroPadChannels layer: the atoms of the zero channels it adds before and after. */
+export interface PadUse {
+  path: string;
+  module: ZeroPadChannels;
+  front: Int32Array;
+  back: Int32Array;
+}
+
 /** A unit of channels pruned together: the atoms united, and where each sits. */
 export interface Unit {
   id: number;
@@ -58,6 +68,8 @@ export interface Group {
 
 export interface DependencyGraph {
   uses: LayerUse[];
+  /** the ZeroPadChannels layers whose zero channels may go with the units they are tied to */
+  pads: PadUse[];
   /** root atom -> unit, for prunable atoms */
   unitOf: (atom: number) => number;
   units: Unit[];
@@ -141,10 +153,10 @@ function traceModel(model: AnyModule, example: Tensor, trainMode: boolean): Trac
       }
     }
     const constants: [string, Tensor][] = [...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]), ...model.namedBuffers()];
-    return enableGrad(() => tidy(() => {
-      const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(example), { inputs: [example], constants, scope: () => '' });
+    return withModulePaths(model, (scope) => enableGrad(() => tidy(() => {
+      const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(example), { inputs: [example], constants, scope });
       return trace;
-    }));
+    })));
   } finally {
     for (const [m, t] of modes) m.training = t;
   }
@@ -200,7 +212,9 @@ function analyse(model: AnyModule, trace: Trace): DependencyGraph {
   const chans = new Map<number, Channels>();
   const mods = new Map(model.namedModules());
   const uses: LayerUse[] = [];
+  const pads: PadUse[] = [];
   const firstUse = new Map<string, LayerUse>();
+  const firstPad = new Map<string, PadUse>();
   const valueOf = (id: number): Trace['values'][number] => trace.values[id];
   const rank = (id: number): number => valueOf(id).shape.length;
 
@@ -350,11 +364,11 @@ function analyse(model: AnyModule, trace: Trace): DependencyGraph {
     }
     if (name === 'pad') {
       if (!xc) continue;
-      const pads = op.attrs.padding as number[];
+      const padding = op.attrs.padding as number[];
       const r = rank(x!);
       const k = r - 1 - xc.dim; // pad pairs start at the last dimension
-      const front = pads[2 * k] ?? 0;
-      const back = pads[2 * k + 1] ?? 0;
+      const front = padding[2 * k] ?? 0;
+      const back = padding[2 * k + 1] ?? 0;
       if (front === 0 && back === 0) {
         chans.set(out, xc);
         continue;
@@ -363,14 +377,28 @@ function analyse(model: AnyModule, trace: Trace): DependencyGraph {
         unknown(op); // cropping channels
         continue;
       }
-      // new zero channels of fixed widths around the input's (the CIFAR ResNets' option-A
-      // shortcut): the zeros stay, the input's channels may go, since the amounts do not depend
-      // on how many there are (pruneChannels runs the rebuilt model once to make sure)
+      // new zero channels around the input's (the CIFAR ResNets' option-A shortcut). The input's
+      // channels may go either way, since the amounts do not depend on how many there are
+      // (pruneChannels runs the rebuilt model once to make sure). A ZeroPadChannels layer's
+      // zeros may go too, with whatever they are added to: pruning changes its amounts. The
+      // zeros of a pad inside some other forward are fixed.
+      const padder = mods.get(op.scope);
+      const own = padder instanceof ZeroPadChannels && padder.front === front && padder.back === back;
+      const p: PadUse | null = own ? { path: op.scope, module: padder, front: atoms.make(front), back: atoms.make(back) } : null;
       const joined = new Int32Array(front + xc.atoms.length + back);
-      joined.set(atoms.make(front, true), 0);
+      joined.set(p ? p.front : atoms.make(front, true), 0);
       joined.set(xc.atoms, front);
-      joined.set(atoms.make(back, true), front + xc.atoms.length);
+      joined.set(p ? p.back : atoms.make(back, true), front + xc.atoms.length);
       chans.set(out, { dim: xc.dim, atoms: joined });
+      if (p) {
+        pads.push(p);
+        const first = firstPad.get(p.path);
+        if (first) {
+          // called twice: the same zero channels
+          first.front.forEach((a, i) => atoms.union(a, p.front[i]));
+          first.back.forEach((a, i) => atoms.union(a, p.back[i]));
+        } else firstPad.set(p.path, p);
+      }
       continue;
     }
     if (['narrow', 'slice', 'select', 'chunk', 'split', 'splitWithSizes', 'flip', 'repeat', 'gather', 'indexSelect'].includes(name)) {
@@ -505,11 +533,11 @@ function analyse(model: AnyModule, trace: Trace): DependencyGraph {
     chans.set(out, { dim: stack && d <= cd ? cd + 1 : cd, atoms: cs[0]!.atoms });
   }
 
-  return group(atoms, uses);
+  return group(atoms, uses, pads);
 }
 
 /** Units (united prunable atoms) and groups (units made by the same layers). */
-function group(atoms: Atoms, uses: LayerUse[]): DependencyGraph {
+function group(atoms: Atoms, uses: LayerUse[], pads: PadUse[]): DependencyGraph {
   const unitByRoot = new Map<number, number>();
   const units: Unit[] = [];
   const producersOf: Set<string>[] = [];
@@ -544,7 +572,7 @@ function group(atoms: Atoms, uses: LayerUse[]): DependencyGraph {
   });
   const frozenLayers = [...new Set(uses.filter((u) => u.kind !== 'bn' && Array.from(u.out).every((a) => atoms.isFrozen(a))).map((u) => u.path))];
   return {
-    uses, units, groups, frozenLayers,
+    uses, pads, units, groups, frozenLayers,
     unitOf: (a: number) => unitByRoot.get(atoms.find(a)) ?? -1,
   };
 }

@@ -3,7 +3,7 @@
 import { enableGrad, tidy, type Tensor } from '../engine/index.js';
 import { disposeTrace, traceOps, TraceError } from '../engine/trace.js';
 import { writeFileAtomic } from '../io/index.js';
-import type { Module } from '../nn/index.js';
+import { withModulePaths, type Module } from '../nn/index.js';
 import { opHistogram, type Graph, type Initializer } from './graph.js';
 import { ExportError, lower } from './lower.js';
 import { optimize } from './passes.js';
@@ -69,66 +69,48 @@ export function traceGraph(model: AnyModule, exampleInput: Tensor, o: ExportOpti
   if (batch !== 'dynamic' && !(Number.isInteger(batch) && batch >= 1)) throw new RangeError(`batch must be 'dynamic' or a positive integer, got ${String(batch)}`);
   if (exampleInput.ndim < 1 || exampleInput.size(0) < 1) throw new Error(`exampleInput must be a batch with at least one sample, got shape [${exampleInput.shape.join(', ')}]`);
   const modes = model.modules().map((m) => [m, m.training] as const);
-  const restoreForward: (() => void)[] = [];
-  const path: string[] = [];
-  for (const [name, m] of model.namedModules()) {
-    const own = Object.prototype.hasOwnProperty.call(m, 'forward');
-    const original = m.forward;
-    const scoped = function (this: unknown, ...args: unknown[]): unknown {
-      path.push(name);
-      try {
-        return (original as (...a: unknown[]) => unknown).apply(m, args);
-      } finally {
-        path.pop();
-      }
-    };
-    Object.defineProperty(m, 'forward', { value: scoped, configurable: true, writable: true, enumerable: false });
-    restoreForward.push(() => {
-      if (own) Object.defineProperty(m, 'forward', { value: original, configurable: true, writable: true, enumerable: false });
-      else delete (m as { forward?: unknown }).forward;
-    });
-  }
   model.eval();
   try {
-    const constants: [string, Tensor][] = [
-      ...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]),
-      ...model.namedBuffers(),
-    ];
-    // with autograd on: an inference-only fast path taken without autograd (fused kernels that
-    // stand for several layers) must not replace the layers the trace is to record
-    const once = (n: number, dynamic: boolean): Graph => enableGrad(() => tidy(() => {
-      const first = exampleInput.narrow(0, 0, 1);
-      const x = exampleInput.size(0) === n ? exampleInput : first.expand([n, ...exampleInput.shape.slice(1)]).contiguous();
-      const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(x), {
-        inputs: [x], constants, scope: () => path[path.length - 1] ?? '',
-      });
-      try {
-        if (trace.outputs.length === 0) throw new Error('exportOnnx: the forward pass returned no tensor');
-        const outName = o.outputName ?? 'logits';
-        return lower(trace, {
-          opset, dynamicBatch: dynamic ? n : null, inputNames: [o.inputName ?? 'input'],
-          outputNames: trace.outputs.map((_, i) => (i === 0 ? outName : `${outName}_${i}`)),
+    return withModulePaths(model, (scope) => {
+      const constants: [string, Tensor][] = [
+        ...model.namedParameters().map(([k, p]) => [k, p] as [string, Tensor]),
+        ...model.namedBuffers(),
+      ];
+      // with autograd on: an inference-only fast path taken without autograd (fused kernels that
+      // stand for several layers) must not replace the layers the trace is to record
+      const once = (n: number, dynamic: boolean): Graph => enableGrad(() => tidy(() => {
+        const first = exampleInput.narrow(0, 0, 1);
+        const x = exampleInput.size(0) === n ? exampleInput : first.expand([n, ...exampleInput.shape.slice(1)]).contiguous();
+        const { trace } = traceOps(() => (model as unknown as Module<[Tensor], unknown>).call(x), {
+          inputs: [x], constants, scope,
         });
-      } finally {
-        disposeTrace(trace);
-      }
-    }));
-    let g: Graph;
-    if (batch === 'dynamic') {
-      // a batch of 2 at least, so that the batch can be told from the other dimensions of size 1
-      const n = Math.max(2, exampleInput.size(0));
-      g = once(n, true);
-      // a forward that turns the batch size into a number (x.size(0) in a shape, a tensor made
-      // per sample) gives a graph that only works at that size: a second trace at another size
-      // shows it, and the export fails rather than write such a file
-      if (o.checkBatch ?? true) sameGraph(g, once(n + 1, true));
-    } else g = once(batch, false);
-    return (o.optimize ?? true) ? optimize(g) : g;
+        try {
+          if (trace.outputs.length === 0) throw new Error('exportOnnx: the forward pass returned no tensor');
+          const outName = o.outputName ?? 'logits';
+          return lower(trace, {
+            opset, dynamicBatch: dynamic ? n : null, inputNames: [o.inputName ?? 'input'],
+            outputNames: trace.outputs.map((_, i) => (i === 0 ? outName : `${outName}_${i}`)),
+          });
+        } finally {
+          disposeTrace(trace);
+        }
+      }));
+      let g: Graph;
+      if (batch === 'dynamic') {
+        // a batch of 2 at least, so that the batch can be told from the other dimensions of size 1
+        const n = Math.max(2, exampleInput.size(0));
+        g = once(n, true);
+        // a forward that turns the batch size into a number (x.size(0) in a shape, a tensor made
+        // per sample) gives a graph that only works at that size: a second trace at another size
+        // shows it, and the export fails rather than write such a file
+        if (o.checkBatch ?? true) sameGraph(g, once(n + 1, true));
+      } else g = once(batch, false);
+      return (o.optimize ?? true) ? optimize(g) : g;
+    });
   } catch (e) {
     if (e instanceof TraceError) throw new ExportError(e.op, e.scope, e.message.replace(/ \(engine op .*\)$/, ''));
     throw e;
   } finally {
-    for (const r of restoreForward) r();
     for (const [m, t] of modes) m.training = t;
   }
 }

@@ -6,8 +6,8 @@
 // subsampled by the stride and zero-padded with the extra channels, so ResNet-20 has 269,722
 // parameters for 10 classes (0.27 M in the paper's table 6). Parameter names follow torchvision's
 // resnet (conv1, bn1, layer1.0.conv1, fc); the reference is test/helpers/ref_models.py.
-import { F, type Tensor } from '../engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential, chain } from '../nn/index.js';
+import type { Tensor } from '../engine/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential, ZeroPadChannels, chain } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
 import { BasicBlock, conv3x3, dropoutStep, initResNetWeights, makeLayer, type LayerState, type ShortcutFactory } from './resnet.js';
 import { checkDropRate, checkImageInput } from './checks.js';
@@ -16,24 +16,28 @@ import { poolAndClassify } from './blocks.js';
 export const CIFAR_MEAN: [number, number, number] = [0.4914, 0.4822, 0.4465];
 export const CIFAR_STD: [number, number, number] = [0.247, 0.2435, 0.2616];
 
-/** Option A: take every stride-th pixel and pad the new channels with zeros, half on each side. */
+/**
+ * Option A: take every stride-th pixel and pad the new channels with zeros, half on each side.
+ * The zeros are a layer of their own (`pad`), so that channel pruning may drop some of them.
+ */
 export class PadShortcut extends Module {
-  constructor(readonly inPlanes: number, readonly outPlanes: number, readonly stride: number) {
+  readonly pad: ZeroPadChannels;
+
+  constructor(inPlanes: number, outPlanes: number, readonly stride: number) {
     super();
     if (outPlanes < inPlanes) throw new Error(`PadShortcut: cannot shrink ${inPlanes} channels to ${outPlanes}`);
+    const extra = outPlanes - inPlanes;
+    this.pad = new ZeroPadChannels(Math.floor(extra / 2), extra - Math.floor(extra / 2));
   }
 
   forward(x: Tensor): Tensor {
     const s = this.stride;
     const sub = s === 1 ? x : x.slice(2, 0, undefined, s).slice(3, 0, undefined, s);
-    const extra = this.outPlanes - this.inPlanes;
-    if (extra === 0) return sub;
-    const front = Math.floor(extra / 2);
-    return F.pad(sub, [0, 0, 0, 0, front, extra - front]);
+    return this.pad.call(sub);
   }
 
   override extraRepr(): string {
-    return `${this.inPlanes}, ${this.outPlanes}, stride=${this.stride}`;
+    return `stride=${this.stride}`;
   }
 }
 

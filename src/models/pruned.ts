@@ -4,11 +4,11 @@
 // recipe, model.safetensors' convkit_model_options, an ONNX file's metadata) and createModel
 // rebuilds the smaller model wherever a checkpoint becomes a model: train, eval, export, predict.
 import { noGrad, zeros, type Tensor } from '../engine/index.js';
-import { BatchNorm1d, BatchNorm2d, Conv2d, Linear, Parameter, type Module } from '../nn/index.js';
+import { BatchNorm1d, BatchNorm2d, Conv2d, Linear, Parameter, ZeroPadChannels, type Module } from '../nn/index.js';
 
 /**
  * Module path -> sizes: a Conv2d [inChannels, outChannels, groups], a Linear [inFeatures,
- * outFeatures], a BatchNorm2d/1d [numFeatures].
+ * outFeatures], a BatchNorm2d/1d [numFeatures], a ZeroPadChannels [front, back].
  */
 export type PrunedLayers = Record<string, number[]>;
 
@@ -20,17 +20,18 @@ export function layerSizes(m: AnyModule): number[] | null {
   if (m instanceof Conv2d) return [m.inChannels, m.outChannels, m.groups];
   if (m instanceof Linear) return [m.inFeatures, m.outFeatures];
   if (m instanceof BatchNorm2d || m instanceof BatchNorm1d) return [m.numFeatures];
+  if (m instanceof ZeroPadChannels) return [m.front, m.back];
   return null;
 }
 
-const positive = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
+const count = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
 
 /** Checks a description read from a file before anything is built from it. */
 export function checkPrunedLayers(v: unknown, where: string): PrunedLayers {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: prunedLayers must be an object of module path -> sizes, got ${JSON.stringify(v)?.slice(0, 80)}`);
   for (const [k, s] of Object.entries(v as Record<string, unknown>)) {
-    if (!Array.isArray(s) || s.length < 1 || s.length > 3 || !s.every(positive)) {
-      throw new Error(`${where}: prunedLayers['${k.slice(0, 80)}'] must be 1 to 3 positive integers, got ${JSON.stringify(s)?.slice(0, 80)}`);
+    if (!Array.isArray(s) || s.length < 1 || s.length > 3 || !s.every(count)) {
+      throw new Error(`${where}: prunedLayers['${k.slice(0, 80)}'] must be 1 to 3 whole numbers, got ${JSON.stringify(s)?.slice(0, 80)}`);
     }
   }
   return v as PrunedLayers;
@@ -50,15 +51,18 @@ export function applyPrunedLayers(model: AnyModule, layers: PrunedLayers, where 
     const m = mods.get(path);
     const now = m ? layerSizes(m) : null;
     if (!m || !now) {
-      throw new Error(`${where}: the model has no ${m ? 'Conv2d, Linear or BatchNorm' : 'module'} '${path}' (${m ? m.typeName : 'not found'}): the description is of another model`);
+      throw new Error(`${where}: the model has no ${m ? 'Conv2d, Linear, BatchNorm or ZeroPadChannels' : 'module'} '${path}' (${m ? m.typeName : 'not found'}): the description is of another model`);
     }
     if (sizes.length !== now.length) throw new Error(`${where}: '${path}' is a ${m.typeName}, whose sizes are ${now.length} numbers, got [${sizes.join(', ')}]`);
+    // a pad may drop all its zero channels; a layer keeps at least one
+    if (!(m instanceof ZeroPadChannels) && sizes.includes(0)) throw new Error(`${where}: '${path}' is a ${m.typeName}, whose sizes must be positive, got [${sizes.join(', ')}]`);
     if (sizes.some((s, i) => s > now[i])) throw new Error(`${where}: '${path}' would grow from [${now.join(', ')}] to [${sizes.join(', ')}]: the description is of another model`);
     if (m instanceof Conv2d) {
       const [cin, cout, g] = sizes;
       if (cin % g !== 0 || cout % g !== 0) throw new Error(`${where}: '${path}': inChannels ${cin} and outChannels ${cout} must both be divisible by groups ${g}`);
       plan.push(() => resizeConv(m, cin, cout, g));
     } else if (m instanceof Linear) plan.push(() => resizeLinear(m, sizes[0], sizes[1]));
+    else if (m instanceof ZeroPadChannels) plan.push(() => Object.assign(m as Mutable<ZeroPadChannels>, { front: sizes[0], back: sizes[1] }));
     else plan.push(() => resizeNorm(m as BatchNorm2d, sizes[0]));
   }
   for (const p of plan) p();

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { manualSeed, noGrad, randn, tensor, tidy, type Tensor } from '../../src/engine/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential } from '../../src/nn/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Module, ReLU, Sequential, ZeroPadChannels } from '../../src/nn/index.js';
 import { createModel, type CifarResNet } from '../../src/models/index.js';
 import { saveModelWeights } from '../../src/train/checkpoint.js';
 import { loadExportSource } from '../../src/export/source.js';
@@ -86,18 +86,62 @@ test('removing channels whose BatchNorm zeroes them leaves the outputs as they w
   }
 });
 
-test('each group keeps a multiple of 16 channels, a group of 16 a multiple of 8 (the kernels\' channel blocks)', () => {
+test('groups keep multiples of 16 channels; groups of 16 are halved only when the target needs it', () => {
   manualSeed(0);
-  const m = createModel('resnet20', { numClasses: 10 });
   const x = randn([2, 3, 32, 32]);
   try {
-    const r = pruneChannels(asAny(m), x, { targetMacs: 0.5, method: 'l1' });
-    for (const g of r.groups) {
-      const kept = g.channels - g.removed;
-      assert.equal(kept % (g.channels > 16 ? 16 : 8), 0, `${g.label}: keeps ${kept} of ${g.channels}`);
+    for (const [target, halved] of [[0.5, false], [0.3, true]] as const) {
+      const m = createModel('resnet20', { numClasses: 10 });
+      const r = pruneChannels(asAny(m), x, { targetMacs: target, method: 'l1' });
+      m.dispose();
+      assert.ok(r.macsAfter <= target * r.macsBefore && r.macsAfter > 0.8 * target * r.macsBefore, `${target}: ${r.macsAfter / r.macsBefore}`);
+      for (const g of r.groups) {
+        const kept = g.channels - g.removed;
+        assert.equal(kept % (halved && g.channels <= 16 ? 8 : 16), 0, `${target}, ${g.label}: keeps ${kept} of ${g.channels}`);
+      }
+      assert.equal(r.groups.some((g) => g.channels === 16 && g.removed === 8), halved, `${target}: a 16-channel group halved`);
+      assert.ok(r.groups.some((g) => g.channels === 64 && g.removed > 0 && g.removed < 64), 'a 64-channel group pruned');
     }
-    assert.ok(r.groups.some((g) => g.channels === 16 && g.removed === 8), 'a 16-channel group halved');
-    assert.ok(r.groups.some((g) => g.channels === 64 && g.removed > 0 && g.removed < 64), 'a 64-channel group pruned');
+  } finally {
+    x.dispose();
+  }
+});
+
+test('the zero channels of the option-A shortcut go with the channels they are added to', () => {
+  manualSeed(2);
+  const m = createModel('resnet20', { numClasses: 10 }) as unknown as CifarResNet;
+  const x = randn([3, 3, 32, 32]);
+  try {
+    m.eval();
+    const g = buildDependencyGraph(asAny(m), x);
+    assert.deepEqual(g.pads.map((p) => [p.path, p.front.length, p.back.length]), [['layer2.0.downsample.pad', 8, 8], ['layer3.0.downsample.pad', 16, 16]]);
+    // five of the units tied to stage 2's front zeros: every BatchNorm channel of theirs gets
+    // zero weight and bias, so the blocks add zeros to zeros there and removing them changes nothing
+    const front = new Set(Array.from(g.pads[0].front, (a) => g.unitOf(a)));
+    assert.equal(front.size, 8);
+    assert.ok(!front.has(-1), 'every zero channel of stage 2 is prunable');
+    const picked = new Set([...front].slice(0, 5));
+    noGrad(() => {
+      for (const u of g.uses) {
+        if (u.kind !== 'bn') continue;
+        u.out.forEach((a, c) => {
+          if (!picked.has(g.unitOf(a))) return;
+          u.module.weight!.narrow(0, c, 1).zero_();
+          u.module.bias!.narrow(0, c, 1).zero_();
+        });
+      }
+    });
+    const before = forward(m as unknown as M, x);
+    const layers = pruneUnits(asAny(m), x, () => picked);
+    assert.deepEqual(layers['layer2.0.downsample.pad'], [3, 8]);
+    assert.deepEqual(layers['layer2.0.bn2'], [27]);
+    assert.deepEqual(layers['layer3.0.conv1'], [27, 64, 1]);
+    assert.deepEqual(layers['layer3.2.bn2'], [59]);
+    assert.deepEqual(layers.fc, [59, 10]);
+    assert.equal(layers['layer3.0.downsample.pad'], undefined);
+    assert.equal((layer(m, 'layer2.0.downsample.pad') as ZeroPadChannels).front, 3);
+    const after = forward(m as unknown as M, x);
+    assert.ok(maxDiff(before, after) < 1e-5, `outputs moved by ${maxDiff(before, after)}`);
   } finally {
     x.dispose();
     m.dispose();
@@ -192,9 +236,11 @@ test('a pruned checkpoint round-trips: save, load (eval, export, predict), ONNX 
   const src = loadExportSource(path.join(out, 'model.safetensors'));
   try {
     const pruned = src.model as unknown as CifarResNet;
-    const conv1 = layer(pruned, 'layer1.0.conv1') as Conv2d;
-    assert.equal(conv1.outChannels, r.prunedLayers['layer1.0.conv1'][1]);
-    assert.ok(conv1.outChannels < 16);
+    const conv1 = layer(pruned, 'layer3.0.conv1') as Conv2d;
+    assert.equal(conv1.outChannels, r.prunedLayers['layer3.0.conv1'][1]);
+    assert.ok(conv1.outChannels < 64);
+    const pad = layer(pruned, 'layer2.0.downsample.pad') as ZeroPadChannels;
+    assert.deepEqual([pad.front, pad.back], r.prunedLayers['layer2.0.downsample.pad']);
     const x = randn([3, 1, 28, 28]);
     const { bytes } = exportOnnx(src.model, src.example, { metadata: src.metadata });
     const s = await ort.InferenceSession.create(bytes);
@@ -295,5 +341,6 @@ test('bad input: clear errors, nothing written', async () => {
   // a description of another model
   assert.throws(() => createModel('resnet20', { prunedLayers: { 'layer9.conv1': [16, 8, 1] } }), /no module 'layer9.conv1' .*another model/);
   assert.throws(() => createModel('resnet20', { prunedLayers: { 'layer1.0.conv1': [16, 32, 1] } }), /would grow/);
-  assert.throws(() => createModel('resnet20', { prunedLayers: { 'layer1.0.bn1': [0] } }), /1 to 3 positive integers/);
+  assert.throws(() => createModel('resnet20', { prunedLayers: { 'layer1.0.bn1': [0] } }), /BatchNorm2d, whose sizes must be positive, got \[0\]/);
+  assert.throws(() => createModel('resnet20', { prunedLayers: { 'layer2.0.downsample.pad': [-1, 8] } }), /must be 1 to 3 whole numbers/);
 });
