@@ -128,9 +128,8 @@ export function pruneChannels(model: AnyModule, example: Tensor, o: ChannelPrune
       order.forEach((units, gi) => {
         const size = units.length;
         const step = halveSmall ? channelStep(size, roundTo) : Math.min(roundTo, size);
-        const least = vanishes[gi] ? 0 : step;
-        const keep = Math.max(least === 0 ? 0 : 1, size - Math.floor(ratio * size + 1e-9));
-        const kept = Math.min(size, Math.max(least, Math.round(keep / step) * step));
+        const keep = size - Math.floor(ratio * size + 1e-9);
+        const kept = Math.min(size, Math.max(vanishes[gi] ? 0 : step, Math.round(keep / step) * step));
         for (let i = 0; i < size - kept; i++) removed[units[i]] = 1;
       });
       return { removed, ratio };

@@ -27,7 +27,8 @@ export class PadShortcut extends Module {
     super();
     if (outPlanes < inPlanes) throw new Error(`PadShortcut: cannot shrink ${inPlanes} channels to ${outPlanes}`);
     const extra = outPlanes - inPlanes;
-    this.pad = new ZeroPadChannels(Math.floor(extra / 2), extra - Math.floor(extra / 2));
+    const front = Math.floor(extra / 2);
+    this.pad = new ZeroPadChannels(front, extra - front);
   }
 
   forward(x: Tensor): Tensor {
