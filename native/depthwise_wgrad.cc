@@ -17,7 +17,7 @@
 
 #include <ATen/record_function.h>
 
-#include "common.h"
+#include "vec.h"
 
 namespace convkit {
 namespace {
@@ -26,9 +26,6 @@ struct Shape {
   int64_t channels, height, width, outHeight, outWidth, kernelH, kernelW;
   int64_t strideH, strideW, padH, padW, dilationH, dilationW;
 };
-
-inline float ToFloat(float v) { return v; }
-inline float ToFloat(c10::BFloat16 v) { return static_cast<float>(v); }
 
 // Adds the gradient of images [begin, end) into acc[(kh * kernelW + kw) * channels + c].
 template <typename T>
@@ -39,7 +36,7 @@ inline __attribute__((always_inline)) void Accumulate(const T* x, const T* g, fl
     for (int64_t oh = 0; oh < s.outHeight; oh++) {
       for (int64_t ow = 0; ow < s.outWidth; ow++) {
         const T* gp = g + ((n * s.outHeight + oh) * s.outWidth + ow) * c;
-        for (int64_t i = 0; i < c; i++) grow[i] = ToFloat(gp[i]);
+        for (int64_t i = 0; i < c; i++) grow[i] = Load(gp[i]);
         for (int64_t kh = 0; kh < s.kernelH; kh++) {
           int64_t ih = oh * s.strideH - s.padH + kh * s.dilationH;
           if (ih < 0 || ih >= s.height) continue;
@@ -48,19 +45,13 @@ inline __attribute__((always_inline)) void Accumulate(const T* x, const T* g, fl
             if (iw < 0 || iw >= s.width) continue;
             const T* xp = x + ((n * s.height + ih) * s.width + iw) * c;
             float* a = acc + (kh * s.kernelW + kw) * c;
-            for (int64_t i = 0; i < c; i++) a[i] += grow[i] * ToFloat(xp[i]);
+            for (int64_t i = 0; i < c; i++) a[i] += grow[i] * Load(xp[i]);
           }
         }
       }
     }
   }
 }
-
-#if CONVKIT_X86_64
-#define CONVKIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#else
-#define CONVKIT_CLONES
-#endif
 
 CONVKIT_CLONES void AccumulateF32(const float* x, const float* g, float* acc, float* grow, const Shape& s, int64_t begin,
                                   int64_t end) {

@@ -90,7 +90,6 @@ static void InitActivations(Napi::Env env, Napi::Object e) {
   Def(env, e, "hardtanh", [](Args& a) { return at::hardtanh(a.t(0), a.scalar(1), a.scalar(2)); });
   Def(env, e, "leakyRelu", [](Args& a) { return at::leaky_relu(a.t(0), a.scalar(1)); });
   Def(env, e, "elu", [](Args& a) { return at::elu(a.t(0), a.scalar(1)); });
-  Def(env, e, "gelu", [](Args& a) { return at::gelu(a.t(0), a.missing(1) ? "none" : a.str(1)); });
   Def(env, e, "sigmoid", [](Args& a) { return at::sigmoid(a.t(0)); });
   Def(env, e, "tanh", [](Args& a) { return at::tanh(a.t(0)); });
   Def(env, e, "hardswish", [](Args& a) { return at::hardswish(a.t(0)); });

@@ -596,6 +596,23 @@ section('bfloat16 silu');
     ({ xb }) => F.silu(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
 }
 
+// GELU (erf) in float32 and bfloat16 runs on native/fast_grads.cc's own kernels: its values and
+// gradients must agree with PyTorch's within each dtype's rounding, in both layouts, on a map
+// large enough to be split between threads and into bf16 chunks, and at the far tails.
+section('own gelu');
+{
+  const big = rn(2, 24, 30, 31).mul(4);
+  const tails = tensor([-1e30, -100, -13.2, -13.1, -6, -1e-6, 0, 1e-6, 6, 13.1, 13.2, 100, 1e30]);
+  add('gelu float32 channels-last', { big }, 'F.gelu(big.contiguous(memory_format=torch.channels_last))',
+    ({ big }) => F.gelu(big.contiguous('channelsLast')), { rtol: 1e-5, atol: 1e-6 });
+  add('gelu float32 tails', { tails }, 'F.gelu(tails)', ({ tails }) => F.gelu(tails), { rtol: 1e-6, atol: 1e-6 });
+  const xb = rn(2, 24, 30, 31).mul(4).bfloat16();
+  add('gelu bfloat16', { xb }, 'F.gelu(xb)', ({ xb }) => F.gelu(xb), { rtol: 1e-2, atol: 1e-2 });
+  add('gelu bfloat16 channels-last', { xb }, 'F.gelu(xb.contiguous(memory_format=torch.channels_last))',
+    ({ xb }) => F.gelu(xb.contiguous('channelsLast')), { rtol: 1e-2, atol: 1e-2 });
+  add('gelu non-contiguous view', { big }, 'F.gelu(big[:, ::2])', ({ big }) => F.gelu(big.slice(1, 0, undefined, 2)), { rtol: 1e-5, atol: 1e-6 });
+}
+
 // native/conv2d.cc computes two kinds of weight gradient itself: bf16 convolutions with small
 // outputs as a GEMM, depthwise convolutions (float32 and bf16) with a direct loop. Forced here for
 // every shape, they must agree with PyTorch (oneDNN's kernels): values, and the float32 gradients
