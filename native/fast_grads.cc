@@ -1,5 +1,5 @@
-// Autograd functions for ops whose libtorch 1.13 kernels are slow in some dtype, composed of
-// vectorised kernels instead. They agree with libtorch within that dtype's rounding.
+// Autograd functions for ops whose libtorch 1.13 kernels are slow in some dtype, on kernels of
+// our own. They agree with libtorch within that dtype's rounding.
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
@@ -16,39 +16,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// SiLU in bfloat16 (EfficientNet under autocast): libtorch's silu and silu_backward are scalar
-// loops there, ~3x and ~5x slower than in float32, while sigmoid, mul and addcmul are
-// vectorised. With s = sigmoid(x) and y = x * s, d/dx silu = s + y * (1 - s). Saving y (which
-// the next layer keeps anyway) and s costs the memory of saving x.
-struct SiluBf16 : public torch::autograd::Function<SiluBf16> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
-    at::Tensor s = at::sigmoid(x);
-    at::Tensor y = x * s;
-    ctx->save_for_backward({y, s});
-    return y;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    variable_list saved = ctx->get_saved_variables();
-    const at::Tensor& y = saved[0];
-    const at::Tensor& s = saved[1];
-    at::Tensor d = at::addcmul(y, y, s, -1);  // y * (1 - s)
-    d.add_(s).mul_(grads[0]);
-    return {d};
-  }
-};
-
-at::Tensor Silu(const at::Tensor& x) {
-  bool bf16Training = x.scalar_type() == at::kBFloat16 && x.device().is_cpu() && x.requires_grad() && at::GradMode::is_enabled();
-  return bf16Training ? SiluBf16::apply(x) : at::silu(x);
-}
-
-// GELU (exact, with erf) in float32 and bfloat16: libtorch 1.13 as Debian builds it dispatches
-// elementwise kernels at AVX2 at most, and its erf-GELU and gradient there take 11 and 13 ms (float32,
-// 15 and 22 in bf16) on a 3.2M-element map that ReLU passes in 0.7: a third of an airbench_m
-// training step. These are plain loops the compiler vectorises (one clone per instruction set),
-// with erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7, the same formula as
-// ATen's vectorised erf) and an exp of our own, so that no library call stops the vectoriser.
+// GELU (exact, with erf) and SiLU in float32 and bfloat16. libtorch 1.13 as Debian builds it
+// dispatches elementwise kernels at AVX2 at most, and there its erf-GELU and gradient take 11 and
+// 13 ms (float32; 15 and 22 in bf16) on a 3.2M-element map that ReLU passes in 0.7, a third of an
+// airbench_m training step; its bf16 SiLU and gradient are scalar loops. These are plain loops
+// the compiler vectorises (one clone per instruction set), with erf by Abramowitz and Stegun
+// 7.1.26 (absolute error below 1.5e-7, the formula ATen's vectorised erf uses) and an exp of our
+// own, so that no library call stops the vectoriser. bf16 goes through float chunks.
 
 // exp(x) for -87 <= x <= 0: 2^n * e^r with |r| <= ln2 / 2, a degree-6 polynomial (Cephes' expf).
 inline float ExpNonPositive(float x) {
@@ -68,35 +42,64 @@ inline float ExpNonPositive(float x) {
   return p * scale;
 }
 
-// Phi(x) = (1 + erf(x / sqrt 2)) / 2 and e^(-x^2/2), which both passes need. From |x| / sqrt 2
-// = 9.3 on, erf is 1 and the Gaussian 0 in float (exactly 0 here, so that an infinite x gives
-// a NaN gradient as in PyTorch); below it, e^(-z^2) is within ExpNonPositive's range.
-inline void Cdf(float x, float& cdf, float& gauss) {
+// e^(-z) for z >= 0, exactly 0 from z = cap on (cap <= 87), so that an infinite input meets a 0
+// and gives libtorch's NaN.
+inline float ExpNegCapped(float z, float cap) {
   uint32_t inside;
-  float z = CapNonNegative(std::fabs(x) * 0.70710678f, 9.3f, inside);
-  gauss = Mask(ExpNonPositive(-z * z), inside);
-  float t = 1.f / (1.f + 0.3275911f * z);
-  float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  float erfAbs = 1.f - poly * gauss;
-  cdf = 0.5f + 0.5f * std::copysign(erfAbs, x);
+  float zc = CapNonNegative(z, cap, inside);
+  return Mask(ExpNonPositive(-zc), inside);
 }
+
+struct GeluOp {
+  // Phi(x) = (1 + erf(x / sqrt 2)) / 2 and e^(-x^2/2). From |x| / sqrt 2 = 9.3 on, erf is 1 and
+  // the Gaussian 0 in float.
+  static inline void Cdf(float x, float& cdf, float& gauss) {
+    float z = std::fabs(x) * 0.70710678f;
+    uint32_t inside;
+    float zc = CapNonNegative(z, 9.3f, inside);
+    gauss = Mask(ExpNonPositive(-zc * zc), inside);
+    float t = 1.f / (1.f + 0.3275911f * zc);
+    float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    cdf = 0.5f + 0.5f * std::copysign(1.f - poly * gauss, x);
+  }
+  static inline float Forward(float x) {
+    float cdf, gauss;
+    Cdf(x, cdf, gauss);
+    return x * cdf;
+  }
+  static inline float Derivative(float x) {
+    float cdf, gauss;
+    Cdf(x, cdf, gauss);
+    return cdf + x * gauss * 0.39894228f;  // 1 / sqrt(2 pi)
+  }
+};
+
+struct SiluOp {
+  // sigmoid(x) = 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below: one e^-|x| for both.
+  static inline float Sigmoid(float x) {
+    float e = ExpNegCapped(std::fabs(x), 87.f);
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    uint32_t negative = 0u - (bits >> 31);
+    return (Mask(e, negative) + Mask(1.f, ~negative)) / (1.f + e);
+  }
+  static inline float Forward(float x) { return x * Sigmoid(x); }
+  static inline float Derivative(float x) {
+    float s = Sigmoid(x);
+    return s * (1.f + x * (1.f - s));
+  }
+};
 
 // In float32, on arrays: the loops stay all-float so that the vectoriser picks the widest vectors
 // (given a bf16 load in the same loop it settles for half width).
-inline __attribute__((always_inline)) void GeluLoop(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    float cdf, gauss;
-    Cdf(x[i], cdf, gauss);
-    y[i] = x[i] * cdf;
-  }
+template <typename Op>
+inline __attribute__((always_inline)) void ForwardLoop(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = Op::Forward(x[i]);
 }
 
-inline __attribute__((always_inline)) void GeluGradLoop(const float* g, const float* x, float* dx, int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    float cdf, gauss;
-    Cdf(x[i], cdf, gauss);
-    dx[i] = g[i] * (cdf + x[i] * gauss * 0.39894228f);  // 1 / sqrt(2 pi)
-  }
+template <typename Op>
+inline __attribute__((always_inline)) void BackwardLoop(const float* g, const float* x, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dx[i] = g[i] * Op::Derivative(x[i]);
 }
 
 constexpr int64_t kChunk = 512;
@@ -109,57 +112,84 @@ inline __attribute__((always_inline)) void Narrow(const float* src, c10::BFloat1
   for (int64_t i = 0; i < n; i++) Store(dst + i, src[i]);
 }
 
-CONVKIT_CLONES void GeluF32(const float* x, float* y, int64_t n) { GeluLoop(x, y, n); }
-
-CONVKIT_CLONES void GeluBf16(const c10::BFloat16* x, c10::BFloat16* y, int64_t n) {
+template <typename Op>
+inline __attribute__((always_inline)) void ForwardBf16Loop(const c10::BFloat16* x, c10::BFloat16* y, int64_t n) {
   float a[kChunk], b[kChunk];
   for (int64_t i = 0; i < n; i += kChunk) {
     int64_t m = std::min(kChunk, n - i);
     Widen(x + i, a, m);
-    GeluLoop(a, b, m);
+    ForwardLoop<Op>(a, b, m);
     Narrow(b, y + i, m);
   }
 }
 
-CONVKIT_CLONES void GeluGradF32(const float* g, const float* x, float* dx, int64_t n) { GeluGradLoop(g, x, dx, n); }
-
-CONVKIT_CLONES void GeluGradBf16(const c10::BFloat16* g, const c10::BFloat16* x, c10::BFloat16* dx, int64_t n) {
+template <typename Op>
+inline __attribute__((always_inline)) void BackwardBf16Loop(const c10::BFloat16* g, const c10::BFloat16* x, c10::BFloat16* dx, int64_t n) {
   float a[kChunk], b[kChunk];
   for (int64_t i = 0; i < n; i += kChunk) {
     int64_t m = std::min(kChunk, n - i);
     Widen(g + i, a, m);
     Widen(x + i, b, m);
-    GeluGradLoop(a, b, a, m);
+    BackwardLoop<Op>(a, b, a, m);
     Narrow(a, dx + i, m);
   }
 }
 
+// The four kernels of an op, each cloned per instruction set (clones cannot be templates).
+struct Kernels {
+  void (*forwardF32)(const float*, float*, int64_t);
+  void (*forwardBf16)(const c10::BFloat16*, c10::BFloat16*, int64_t);
+  void (*backwardF32)(const float*, const float*, float*, int64_t);
+  void (*backwardBf16)(const c10::BFloat16*, const c10::BFloat16*, c10::BFloat16*, int64_t);
+};
+
+#define CONVKIT_ELEMENTWISE(Op)                                                                                                   \
+  CONVKIT_CLONES void Op##ForwardF32(const float* x, float* y, int64_t n) { ForwardLoop<Op>(x, y, n); }                         \
+  CONVKIT_CLONES void Op##ForwardBf16(const c10::BFloat16* x, c10::BFloat16* y, int64_t n) { ForwardBf16Loop<Op>(x, y, n); }    \
+  CONVKIT_CLONES void Op##BackwardF32(const float* g, const float* x, float* dx, int64_t n) { BackwardLoop<Op>(g, x, dx, n); }  \
+  CONVKIT_CLONES void Op##BackwardBf16(const c10::BFloat16* g, const c10::BFloat16* x, c10::BFloat16* dx, int64_t n) {         \
+    BackwardBf16Loop<Op>(g, x, dx, n);                                                                                            \
+  }                                                                                                                               \
+  const Kernels k##Op{Op##ForwardF32, Op##ForwardBf16, Op##BackwardF32, Op##BackwardBf16};
+
+CONVKIT_ELEMENTWISE(GeluOp)
+CONVKIT_ELEMENTWISE(SiluOp)
+
 constexpr int64_t kGrain = 1 << 15;
 
 // Runs on the tensor's storage as one flat array: x is dense (any layout) and out is made like it.
-at::Tensor GeluForward(const at::Tensor& x) {
-  RECORD_FUNCTION("convkit::gelu", std::vector<c10::IValue>());
+at::Tensor ForwardOn(const Kernels& k, const at::Tensor& x) {
   at::Tensor y = at::empty_like(x);
   at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
-    if (x.scalar_type() == at::kFloat) GeluF32(x.data_ptr<float>() + b, y.data_ptr<float>() + b, e - b);
-    else GeluBf16(x.data_ptr<c10::BFloat16>() + b, y.data_ptr<c10::BFloat16>() + b, e - b);
+    if (x.scalar_type() == at::kFloat) k.forwardF32(x.data_ptr<float>() + b, y.data_ptr<float>() + b, e - b);
+    else k.forwardBf16(x.data_ptr<c10::BFloat16>() + b, y.data_ptr<c10::BFloat16>() + b, e - b);
   });
   return y;
 }
 
-at::Tensor GeluBackward(const at::Tensor& grad, const at::Tensor& x) {
-  RECORD_FUNCTION("convkit::gelu_backward", std::vector<c10::IValue>());
+// grad * f'(x), or null where grad cannot be brought to x's strides.
+at::Tensor BackwardOn(const Kernels& k, const at::Tensor& grad, const at::Tensor& x) {
   at::Tensor g = grad.to(x.scalar_type()).contiguous(x.suggest_memory_format());
-  if (g.strides() != x.strides()) return at::gelu_backward(grad, x);
+  if (g.strides() != x.strides()) return at::Tensor();
   at::Tensor dx = at::empty_like(x);
   at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
     if (x.scalar_type() == at::kFloat) {
-      GeluGradF32(g.data_ptr<float>() + b, x.data_ptr<float>() + b, dx.data_ptr<float>() + b, e - b);
+      k.backwardF32(g.data_ptr<float>() + b, x.data_ptr<float>() + b, dx.data_ptr<float>() + b, e - b);
     } else {
-      GeluGradBf16(g.data_ptr<c10::BFloat16>() + b, x.data_ptr<c10::BFloat16>() + b, dx.data_ptr<c10::BFloat16>() + b, e - b);
+      k.backwardBf16(g.data_ptr<c10::BFloat16>() + b, x.data_ptr<c10::BFloat16>() + b, dx.data_ptr<c10::BFloat16>() + b, e - b);
     }
   });
   return dx;
+}
+
+at::Tensor GeluForward(const at::Tensor& x) {
+  RECORD_FUNCTION("convkit::gelu", std::vector<c10::IValue>());
+  return ForwardOn(kGeluOp, x);
+}
+
+at::Tensor SiluForward(const at::Tensor& x) {
+  RECORD_FUNCTION("convkit::silu", std::vector<c10::IValue>());
+  return ForwardOn(kSiluOp, x);
 }
 
 struct GeluFn : public torch::autograd::Function<GeluFn> {
@@ -169,19 +199,43 @@ struct GeluFn : public torch::autograd::Function<GeluFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {GeluBackward(grads[0], ctx->get_saved_variables()[0])};
+    RECORD_FUNCTION("convkit::gelu_backward", std::vector<c10::IValue>());
+    at::Tensor x = ctx->get_saved_variables()[0];
+    at::Tensor dx = BackwardOn(kGeluOp, grads[0], x);
+    return {dx.defined() ? dx : at::gelu_backward(grads[0], x)};
+  }
+};
+
+struct SiluFn : public torch::autograd::Function<SiluFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+    ctx->save_for_backward({x});
+    return SiluForward(x);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    RECORD_FUNCTION("convkit::silu_backward", std::vector<c10::IValue>());
+    at::Tensor x = ctx->get_saved_variables()[0];
+    at::Tensor dx = BackwardOn(kSiluOp, grads[0], x);
+    return {dx.defined() ? dx : at::silu_backward(grads[0], x)};
   }
 };
 
 // Own kernels for a dense float32 or bf16 CPU tensor whose storage is exactly its elements.
-bool OwnGelu(const at::Tensor& x) {
+bool OwnElementwise(const at::Tensor& x) {
   return CONVKIT_X86_64 && x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16) &&
          x.is_non_overlapping_and_dense() && x.numel() > 0;
 }
 
+bool Recording(const at::Tensor& x) { return x.requires_grad() && at::GradMode::is_enabled(); }
+
 at::Tensor Gelu(const at::Tensor& x, const std::string& approximate) {
-  if (approximate != "none" || !OwnGelu(x)) return at::gelu(x, approximate);
-  return x.requires_grad() && at::GradMode::is_enabled() ? GeluFn::apply(x) : GeluForward(x);
+  if (approximate != "none" || !OwnElementwise(x)) return at::gelu(x, approximate);
+  return Recording(x) ? GeluFn::apply(x) : GeluForward(x);
+}
+
+at::Tensor Silu(const at::Tensor& x) {
+  if (!OwnElementwise(x)) return at::silu(x);
+  return Recording(x) ? SiluFn::apply(x) : SiluForward(x);
 }
 
 // The gradients that libtorch's slice_backward and adaptive_avg_pool2d_backward hand back are

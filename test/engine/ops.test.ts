@@ -586,31 +586,23 @@ section('inplace');
   ip('foreach norm', inputs, 'out = (torch._foreach_norm([a0, a1]), torch._foreach_norm([a0, a1], 1))', (I) => [...F.foreach.norm(A(I)), ...F.foreach.norm(A(I), 1)]);
 }
 
-// SiLU in bfloat16 takes native/fast_grads.cc's composed kernels when it needs a gradient: it must
-// agree with PyTorch's bfloat16 silu and silu_backward within bfloat16 rounding, in both layouts.
-section('bfloat16 silu');
-{
-  const xb = rn(4, 6, 5, 5).mul(3).bfloat16();
-  add('silu bfloat16', { xb }, 'F.silu(xb)', ({ xb }) => F.silu(xb), { rtol: 2e-2, atol: 2e-2 });
-  add('silu bfloat16 channels-last', { xb }, 'F.silu(xb.contiguous(memory_format=torch.channels_last))',
-    ({ xb }) => F.silu(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
-}
-
-// GELU (erf) in float32 and bfloat16 runs on native/fast_grads.cc's own kernels: its values and
-// gradients must agree with PyTorch's within each dtype's rounding, in both layouts, on a map
-// large enough to be split between threads and into bf16 chunks, and at the far tails.
-section('own gelu');
+// GELU (erf) and SiLU in float32 and bfloat16 run on native/fast_grads.cc's own kernels: their
+// values and gradients must agree with PyTorch's within each dtype's rounding, in both layouts,
+// on a map large enough to be split between threads and into bf16 chunks, and at the far tails.
+section('own gelu and silu');
 {
   const big = rn(2, 24, 30, 31).mul(4);
-  const tails = tensor([-1e30, -100, -13.2, -13.1, -6, -1e-6, 0, 1e-6, 6, 13.1, 13.2, 100, 1e30]);
-  add('gelu float32 channels-last', { big }, 'F.gelu(big.contiguous(memory_format=torch.channels_last))',
-    ({ big }) => F.gelu(big.contiguous('channelsLast')), { rtol: 1e-5, atol: 1e-6 });
-  add('gelu float32 tails', { tails }, 'F.gelu(tails)', ({ tails }) => F.gelu(tails), { rtol: 1e-6, atol: 1e-6 });
+  const tails = tensor([-1e30, -100, -88, -86, -13.2, -13.1, -6, -1e-6, 0, 1e-6, 6, 13.1, 13.2, 86, 88, 100, 1e30]);
   const xb = rn(2, 24, 30, 31).mul(4).bfloat16();
-  add('gelu bfloat16', { xb }, 'F.gelu(xb)', ({ xb }) => F.gelu(xb), { rtol: 1e-2, atol: 1e-2 });
-  add('gelu bfloat16 channels-last', { xb }, 'F.gelu(xb.contiguous(memory_format=torch.channels_last))',
-    ({ xb }) => F.gelu(xb.contiguous('channelsLast')), { rtol: 1e-2, atol: 1e-2 });
-  add('gelu non-contiguous view', { big }, 'F.gelu(big[:, ::2])', ({ big }) => F.gelu(big.slice(1, 0, undefined, 2)), { rtol: 1e-5, atol: 1e-6 });
+  for (const [name, fn] of [['gelu', F.gelu], ['silu', F.silu]] as const) {
+    add(`${name} float32 channels-last`, { big }, `F.${name}(big.contiguous(memory_format=torch.channels_last))`,
+      ({ big }) => fn(big.contiguous('channelsLast')), { rtol: 1e-5, atol: 1e-6 });
+    add(`${name} float32 tails`, { tails }, `F.${name}(tails)`, ({ tails }) => fn(tails), { rtol: 1e-6, atol: 1e-6 });
+    add(`${name} bfloat16`, { xb }, `F.${name}(xb)`, ({ xb }) => fn(xb), { rtol: 2e-2, atol: 2e-2 });
+    add(`${name} bfloat16 channels-last`, { xb }, `F.${name}(xb.contiguous(memory_format=torch.channels_last))`,
+      ({ xb }) => fn(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
+    add(`${name} non-contiguous view`, { big }, `F.${name}(big[:, ::2])`, ({ big }) => fn(big.slice(1, 0, undefined, 2)), { rtol: 1e-5, atol: 1e-6 });
+  }
 }
 
 // native/conv2d.cc computes two kinds of weight gradient itself: bf16 convolutions with small
