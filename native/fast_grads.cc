@@ -182,41 +182,39 @@ at::Tensor BackwardOn(const Kernels& k, const at::Tensor& grad, const at::Tensor
   return dx;
 }
 
-at::Tensor GeluForward(const at::Tensor& x) {
-  RECORD_FUNCTION("convkit::gelu", std::vector<c10::IValue>());
-  return ForwardOn(kGeluOp, x);
-}
-
-at::Tensor SiluForward(const at::Tensor& x) {
-  RECORD_FUNCTION("convkit::silu", std::vector<c10::IValue>());
-  return ForwardOn(kSiluOp, x);
-}
-
-struct GeluFn : public torch::autograd::Function<GeluFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
-    ctx->save_for_backward({x});
-    return GeluForward(x);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    RECORD_FUNCTION("convkit::gelu_backward", std::vector<c10::IValue>());
-    at::Tensor x = ctx->get_saved_variables()[0];
-    at::Tensor dx = BackwardOn(kGeluOp, grads[0], x);
-    return {dx.defined() ? dx : at::gelu_backward(grads[0], x)};
-  }
+// An op on own kernels: its names in a profile, and libtorch's gradient for a grad whose layout
+// cannot be matched to x's.
+struct OwnOp {
+  const char* name;
+  const char* backwardName;
+  Kernels kernels;
+  at::Tensor (*libtorchBackward)(const at::Tensor& grad, const at::Tensor& x);
 };
 
-struct SiluFn : public torch::autograd::Function<SiluFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
+const OwnOp kOps[] = {
+    {"convkit::gelu", "convkit::gelu_backward", kGeluOp, [](const at::Tensor& g, const at::Tensor& x) { return at::gelu_backward(g, x); }},
+    {"convkit::silu", "convkit::silu_backward", kSiluOp, [](const at::Tensor& g, const at::Tensor& x) { return at::silu_backward(g, x); }},
+};
+enum OpIndex : int64_t { kGelu, kSilu };
+
+at::Tensor OwnForward(OpIndex op, const at::Tensor& x) {
+  RECORD_FUNCTION(kOps[op].name, std::vector<c10::IValue>());
+  return ForwardOn(kOps[op].kernels, x);
+}
+
+struct OwnFn : public torch::autograd::Function<OwnFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t op) {
     ctx->save_for_backward({x});
-    return SiluForward(x);
+    ctx->saved_data["op"] = op;
+    return OwnForward(static_cast<OpIndex>(op), x);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    RECORD_FUNCTION("convkit::silu_backward", std::vector<c10::IValue>());
+    const OwnOp& op = kOps[ctx->saved_data["op"].toInt()];
+    RECORD_FUNCTION(op.backwardName, std::vector<c10::IValue>());
     at::Tensor x = ctx->get_saved_variables()[0];
-    at::Tensor dx = BackwardOn(kSiluOp, grads[0], x);
-    return {dx.defined() ? dx : at::silu_backward(grads[0], x)};
+    at::Tensor dx = BackwardOn(op.kernels, grads[0], x);
+    return {dx.defined() ? dx : op.libtorchBackward(grads[0], x), at::Tensor()};
   }
 };
 
@@ -226,17 +224,15 @@ bool OwnElementwise(const at::Tensor& x) {
          x.is_non_overlapping_and_dense() && x.numel() > 0;
 }
 
-bool Recording(const at::Tensor& x) { return x.requires_grad() && at::GradMode::is_enabled(); }
+at::Tensor RunOwn(OpIndex op, const at::Tensor& x) {
+  return x.requires_grad() && at::GradMode::is_enabled() ? OwnFn::apply(x, static_cast<int64_t>(op)) : OwnForward(op, x);
+}
 
 at::Tensor Gelu(const at::Tensor& x, const std::string& approximate) {
-  if (approximate != "none" || !OwnElementwise(x)) return at::gelu(x, approximate);
-  return Recording(x) ? GeluFn::apply(x) : GeluForward(x);
+  return approximate == "none" && OwnElementwise(x) ? RunOwn(kGelu, x) : at::gelu(x, approximate);
 }
 
-at::Tensor Silu(const at::Tensor& x) {
-  if (!OwnElementwise(x)) return at::silu(x);
-  return Recording(x) ? SiluFn::apply(x) : SiluForward(x);
-}
+at::Tensor Silu(const at::Tensor& x) { return OwnElementwise(x) ? RunOwn(kSilu, x) : at::silu(x); }
 
 // The gradients that libtorch's slice_backward and adaptive_avg_pool2d_backward hand back are
 // contiguous (NCHW) even for a channels-last input. Met in the backward pass by a channels-last
