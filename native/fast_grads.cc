@@ -16,11 +16,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// GELU (exact, with erf) and SiLU in float32 and bfloat16. libtorch 1.13 as Debian builds it
-// dispatches elementwise kernels at AVX2 at most, and there its erf-GELU and gradient take 11 and
-// 13 ms (float32; 15 and 22 in bf16) on a 3.2M-element map that ReLU passes in 0.7, a third of an
-// airbench_m training step; its bf16 SiLU and gradient are scalar loops. These are plain loops
-// the compiler vectorises (one clone per instruction set), with erf by Abramowitz and Stegun
+// GELU (exact, with erf) in float32 and bfloat16, SiLU in bfloat16. libtorch 1.13 as Debian
+// builds it dispatches elementwise kernels at AVX2 at most, and there its erf-GELU and gradient
+// take 11 and 13 ms (float32; 15 and 22 in bf16) on a 3.2M-element map that ReLU passes in 0.7,
+// a third of an airbench_m training step; its bf16 SiLU and gradient are scalar loops. These are
+// plain loops the compiler vectorises (one clone per instruction set), with erf by Abramowitz and Stegun
 // 7.1.26 (absolute error below 1.5e-7, the formula ATen's vectorised erf uses) and an exp of our
 // own, so that no library call stops the vectoriser. bf16 goes through float chunks.
 
@@ -232,7 +232,8 @@ at::Tensor Gelu(const at::Tensor& x, const std::string& approximate) {
   return approximate == "none" && OwnElementwise(x) ? RunOwn(kGelu, x) : at::gelu(x, approximate);
 }
 
-at::Tensor Silu(const at::Tensor& x) { return OwnElementwise(x) ? RunOwn(kSilu, x) : at::silu(x); }
+// float32 SiLU stays on libtorch: its AVX2 kernels measured no slower than ours.
+at::Tensor Silu(const at::Tensor& x) { return OwnElementwise(x) && x.scalar_type() == at::kBFloat16 ? RunOwn(kSilu, x) : at::silu(x); }
 
 // The gradients that libtorch's slice_backward and adaptive_avg_pool2d_backward hand back are
 // contiguous (NCHW) even for a channels-last input. Met in the backward pass by a channels-last

@@ -586,9 +586,10 @@ section('inplace');
   ip('foreach norm', inputs, 'out = (torch._foreach_norm([a0, a1]), torch._foreach_norm([a0, a1], 1))', (I) => [...F.foreach.norm(A(I)), ...F.foreach.norm(A(I), 1)]);
 }
 
-// GELU (erf) and SiLU in float32 and bfloat16 run on native/fast_grads.cc's own kernels: their
-// values and gradients must agree with PyTorch's within each dtype's rounding, in both layouts,
-// on a map large enough to be split between threads and into bf16 chunks, and at the far tails.
+// GELU (erf) in float32 and bfloat16 and SiLU in bfloat16 run on native/fast_grads.cc's own
+// kernels: values and gradients must agree with PyTorch's within each dtype's rounding, in both
+// layouts, on a map large enough to be split between threads and into bf16 chunks, and at the
+// far tails (float32 SiLU, on libtorch, is checked alike).
 section('own gelu and silu');
 {
   const big = rn(2, 24, 30, 31).mul(4);
