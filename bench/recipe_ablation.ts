@@ -11,6 +11,7 @@ const CROP = '[{"name":"randomHorizontalFlip"},{"name":"randomCrop","size":28,"p
 // flip TTA, bf16 where it is faster) by the flags it lists.
 const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   default: { flags: [], what: 'the default recipe (9 epochs)' },
+  e12: { flags: ['--epochs', '12'], what: '12 epochs' },
   e16: { flags: ['--epochs', '16'], what: '16 epochs' },
   'e16-crop': { flags: ['--epochs', '16', '--augment', CROP], what: '16 epochs, random 2-px crops' },
   'e16-crop-tr': { flags: ['--epochs', '16', '--augment', CROP, '--eval-translate', '1'], what: '16 epochs, crops, translate TTA 1 px' },
