@@ -20,9 +20,9 @@ using torch::autograd::variable_list;
 // builds it dispatches elementwise kernels at AVX2 at most, and there its erf-GELU and gradient
 // take 11 and 13 ms (float32; 15 and 22 in bf16) on a 3.2M-element map that ReLU passes in 0.7,
 // a third of an airbench_m training step; its bf16 SiLU and gradient are scalar loops. These are
-// plain loops the compiler vectorises (one clone per instruction set), with erf by Abramowitz and Stegun
-// 7.1.26 (absolute error below 1.5e-7, the formula ATen's vectorised erf uses) and an exp of our
-// own, so that no library call stops the vectoriser. bf16 goes through float chunks.
+// plain loops the compiler vectorises (one clone per instruction set), with erf by Abramowitz
+// and Stegun 7.1.26 (absolute error below 1.5e-7, the formula ATen's vectorised erf uses) and an
+// exp of our own, so that no library call stops the vectoriser. bf16 goes through float chunks.
 
 // exp(x) for -87 <= x <= 0: 2^n * e^r with |r| <= ln2 / 2, a degree-6 polynomial (Cephes' expf).
 inline float ExpNonPositive(float x) {
@@ -135,7 +135,8 @@ inline __attribute__((always_inline)) void BackwardBf16Loop(const c10::BFloat16*
   }
 }
 
-// The four kernels of an op, each cloned per instruction set (clones cannot be templates).
+// The four kernels of an op, each a plain function cloned per instruction set, as in
+// depthwise_wgrad.cc. SiLU's float32 pair is built but unused (float32 SiLU stays on libtorch).
 struct Kernels {
   void (*forwardF32)(const float*, float*, int64_t);
   void (*forwardBf16)(const c10::BFloat16*, c10::BFloat16*, int64_t);
