@@ -8,7 +8,9 @@
 #                    CPU set-up, and convkit under a general-purpose allocator), oneDNN's headers
 #                    (the fused inference path), python3-onnx (the reference ONNX checker),
 #                    chromium (the browser page is tested in it, headless), GNU time (peak
-#                    memory of whole training commands in the benchmarks)
+#                    memory of whole training commands in the benchmarks), OpenBLAS (Debian's
+#                    libtorch links the generic libblas.so.3, which without OpenBLAS is the
+#                    reference BLAS: float32 matrix products 26x slower)
 #   npm ci, the native addon (node-gyp against libtorch), the TypeScript build (dist/)
 # It prints one line per step; the tools' own output goes to a log, shown only when a step fails.
 set -euo pipefail
@@ -29,7 +31,7 @@ run() {
   fi
 }
 
-packages=(libtorch-dev libgloo-dev libdnnl-dev dataset-fashion-mnist python3-torch python3-torchvision python3-onnx chromium libtcmalloc-minimal4 libjemalloc2 time)
+packages=(libtorch-dev libgloo-dev libdnnl-dev dataset-fashion-mnist python3-torch python3-torchvision python3-onnx chromium libtcmalloc-minimal4 libjemalloc2 time libopenblas0-openmp)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,7 +14,8 @@ import { registerModel, type ModelConfig, type ModelOptions } from './registry.j
 export interface SequenceClassifierOptions extends ModelOptions {
   /**
    * Features per time step of real-valued input [N, T, F] (default 28, a Fashion-MNIST row).
-   * inChannels is read as the same thing when inFeatures is not given.
+   * inChannels is the image's channel count (a trainer passes the dataset's), not this: an image
+   * batch must be gray, [N, 1, T, F].
    */
   inFeatures?: number;
   /** Token input: the input is int64 ids [N, T], looked up in an Embedding of this many rows. */
@@ -67,11 +68,14 @@ abstract class SequenceClassifier extends Module<[Tensor], Tensor> {
   constructor(protected readonly label: string, o: SequenceClassifierOptions) {
     super();
     this.numClasses = o.numClasses ?? DEFAULT_CLASSES;
-    this.inFeatures = o.inFeatures ?? o.inChannels ?? DEFAULT_FEATURES;
+    this.inFeatures = o.inFeatures ?? DEFAULT_FEATURES;
     this.vocabSize = o.vocabSize;
     this.paddingIdx = o.paddingIdx;
     positiveInt(label, 'numClasses', this.numClasses);
     positiveInt(label, 'inFeatures', this.inFeatures);
+    if (o.inChannels !== undefined && o.inChannels !== 1) {
+      throw new RangeError(`${label}: reads an image batch [N, 1, T, F] as sequences of T rows, so it needs gray images (inChannels 1), got inChannels ${o.inChannels}`);
+    }
     if (this.vocabSize !== undefined) positiveInt(label, 'vocabSize', this.vocabSize);
     if (this.paddingIdx !== undefined && (this.vocabSize === undefined || !Number.isInteger(this.paddingIdx) || this.paddingIdx < 0 || this.paddingIdx >= this.vocabSize)) {
       throw new RangeError(`${label}: paddingIdx needs token input (vocabSize) and must be in [0, vocabSize), got ${this.paddingIdx}`);

@@ -121,6 +121,14 @@ test('registered as family "sequence"; createModel with Fashion-MNIST defaults',
       m.dispose();
     }
   }
+  // a trainer passes the dataset's channel count: gray images are rows of 28 features, not 1
+  const gray = createModel('gru_classifier', { hiddenSize: 8, inChannels: 1 });
+  try {
+    tidy(() => noGrad(() => assert.deepEqual((gray.call(tensor(new Float32Array(2 * 28 * 28), { shape: [2, 1, 28, 28] })) as Tensor).shape, [2, 10])));
+  } finally {
+    gray.dispose();
+  }
+  assert.throws(() => createModel('lstm_classifier', { inChannels: 3 }), /needs gray images \(inChannels 1\), got inChannels 3/);
   assert.throws(() => lstmClassifier({ paddingIdx: 0 }), /paddingIdx needs token input/);
   const t = transformerClassifier({ maxLen: 8, dModel: 8, nhead: 2 });
   assert.throws(() => tidy(() => t.call(tensor(new Float32Array(9 * 28), { shape: [1, 9, 28] }))), /longer than maxLen 8/);
