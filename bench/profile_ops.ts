@@ -2,7 +2,8 @@
 // fused inference convolutions included as convkit::fused_conv) and torch.profiler on the same
 // step, self time per op averaged over the profiled steps, side by side. For each of issue 13's
 // training cases and inference models; PyTorch runs with tcmalloc preloaded, its recommended set-up.
-//   node dist-dev/bench/profile_ops.js [--cases resnet18,...] [--steps 5] [--threads 2] [--top 12] [--json out.json]
+//   node dist-dev/bench/profile_ops.js [--cases resnet18,...] [--mode fp32|fp32cl|bf16cl (every case's)] [--steps 5]
+//     [--threads 2] [--top 12] [--json out.json]
 import './preload.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,11 +82,13 @@ async function convkitProfile(c: Case, steps: number): Promise<{ stepMs: number;
 
 const threads = arg('threads', 2), steps = arg('steps', 5), top = arg('top', 12);
 const names = listArg('cases') ?? Object.keys(CASES);
+const mode = listArg('mode')?.[0] as Mode | undefined;
+if (mode !== undefined && !['fp32', 'fp32cl', 'bf16cl'].includes(mode)) throw new Error(`--mode: expected fp32, fp32cl or bf16cl, got '${mode}'`);
 for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
 setNumThreads(threads);
 const tables: BenchTable[] = [];
 for (const name of names) {
-  const c = CASES[name];
+  const c = mode ? { ...CASES[name], mode } : CASES[name];
   const ck = await convkitProfile(c, steps);
   const py = runPython<{ step_ms: number; ops: Record<string, number> }>('profile_ops.py',
     [threads, c.kind, c.model, c.batch, c.size, c.channels, c.mode, steps], threads, 'tcmalloc');

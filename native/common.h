@@ -216,6 +216,8 @@ void InitFastGrads(Napi::Env env, Napi::Object exports);
 void InitDistributed(Napi::Env env, Napi::Object exports);
 // x, whose gradient is handed back channels-last when x is channels-last (fast_grads.cc)
 at::Tensor KeepGradLayout(const at::Tensor& x);
+// at::adaptive_avg_pool2d, with a gradient that keeps x's layout (to 1x1: an expanded view) (fast_grads.cc)
+at::Tensor AdaptiveAvgPool2d(const at::Tensor& x, at::IntArrayRef size);
 
 // at::conv2d, with faster weight gradients where libtorch's are slow (conv2d.cc)
 void InitConv2d(Napi::Env env, Napi::Object exports);

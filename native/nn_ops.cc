@@ -45,7 +45,7 @@ static void InitConvNormPool(Napi::Env env, Napi::Object e) {
   Def(env, e, "avgPool2d", [](Args& a) {
     return at::avg_pool2d(a.t(0), a.ints(1), a.ints(2), a.ints(3), a.b(4), a.b(5));
   });
-  Def(env, e, "adaptiveAvgPool2d", [](Args& a) { return at::adaptive_avg_pool2d(KeepGradLayout(a.t(0)), a.ints(1)); });
+  Def(env, e, "adaptiveAvgPool2d", [](Args& a) { return AdaptiveAvgPool2d(a.t(0), a.ints(1)); });
   Def(env, e, "adaptiveMaxPool2d", [](Args& a) { return std::get<0>(at::adaptive_max_pool2d(a.t(0), a.ints(1))); });
   Def(env, e, "pad", [](Args& a) {
     std::string mode = a.missing(2) ? "constant" : a.str(2);

@@ -602,6 +602,8 @@ section('own gelu and silu');
     add(`${name} bfloat16`, { xb }, `F.${name}(xb)`, ({ xb }) => fn(xb), { rtol: 2e-2, atol: 2e-2 });
     add(`${name} bfloat16 channels-last`, { xb }, `F.${name}(xb.contiguous(memory_format=torch.channels_last))`,
       ({ xb }) => fn(xb.contiguous('channelsLast')), { rtol: 2e-2, atol: 2e-2 });
+    add(`${name} bfloat16 channels-last under global pooling`, { xb }, `F.adaptive_avg_pool2d(F.${name}(xb.contiguous(memory_format=torch.channels_last)), 1)`,
+      ({ xb }) => F.adaptiveAvgPool2d(fn(xb.contiguous('channelsLast')), [1, 1]), { rtol: 2e-2, atol: 2e-2 });
     add(`${name} non-contiguous view`, { big }, `F.${name}(big[:, ::2])`, ({ big }) => fn(big.slice(1, 0, undefined, 2)), { rtol: 1e-5, atol: 1e-6 });
   }
 }
@@ -650,6 +652,13 @@ section('conv2d weight gradients');
     ({ x }) => x.contiguous('channelsLast').slice(2, 0, undefined, 2).slice(3, 1, undefined, 2));
   add('adaptive average pooling of a channels-last tensor', { x: rn(2, 6, 5, 5) }, `F.adaptive_avg_pool2d(${cl}, 1)`,
     ({ x }) => F.adaptiveAvgPool2d(x.contiguous('channelsLast'), [1, 1]));
+  // pooling to 1x1 hands back an expanded view (no map written), which autograd adds into the
+  // gradient of the scale's other operand
+  add('squeeze-excitation scale of a channels-last tensor', { x: rn(2, 6, 5, 5) },
+    `(lambda y: y * torch.sigmoid(F.adaptive_avg_pool2d(y, 1)))(${cl})`,
+    ({ x }) => { const y = x.contiguous('channelsLast'); return y.mul(F.adaptiveAvgPool2d(y, [1, 1]).sigmoid()); });
+  add('global average pooling into an elementwise op', { x: rn(2, 6, 5, 5) }, `torch.tanh(F.adaptive_avg_pool2d(torch.sigmoid(${cl}), 1))`,
+    ({ x }) => F.adaptiveAvgPool2d(x.contiguous('channelsLast').sigmoid(), [1, 1]).tanh());
   add('bf16 depthwise 5x5', { x: rn(4, 16, 8, 8), w: rn(16, 1, 5, 5), b: rn(16) }, bfPy('b, padding=2, groups=16'),
     ({ x, w, b }) => bfConv(x, w, b, { padding: 2, groups: 16 }), bfTol);
 }
