@@ -15,6 +15,7 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   e16: { flags: ['--epochs', '16'], what: '16 epochs' },
   'e16-crop': { flags: ['--epochs', '16', '--augment', CROP], what: '16 epochs, random 2-px crops' },
   'e16-crop-tr': { flags: ['--epochs', '16', '--augment', CROP, '--eval-translate', '1'], what: '16 epochs, crops, translate TTA 1 px' },
+  'e20-crop-tr': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1'], what: '20 epochs, crops, translate TTA 1 px' },
   'e16-ema': { flags: ['--epochs', '16', '--ema', '0.999'], what: '16 epochs, EMA 0.999' },
   'e16-ls0.1': { flags: ['--epochs', '16', '--label-smoothing', '0.1'], what: '16 epochs, label smoothing 0.1' },
   'e16-fp32': { flags: ['--epochs', '16', '--bf16', 'off'], what: '16 epochs, fp32' },
