@@ -26,13 +26,6 @@ export function arg(name: string, fallback: number): number {
   return n;
 }
 
-/** An option with a fixed set of values: --name one-of-allowed. */
-export function choiceArg<T extends string>(name: string, allowed: readonly T[]): T | undefined {
-  const v = stringArg(name);
-  if (v !== undefined && !(allowed as readonly string[]).includes(v)) badArg(`--${name}: expected ${allowed.join(', ')}, got '${v.slice(0, 40)}'`);
-  return v as T | undefined;
-}
-
 /** A comma-separated list option: --models a,b. */
 export function listArg(name: string): string[] | undefined {
   return stringArg(name)?.split(',');

@@ -9,16 +9,24 @@
 //       reads from CONVKIT_CACHING_ALLOCATOR when it loads (default on).
 import { spawnSync } from 'node:child_process';
 import { ALLOCATORS, currentAllocator, preloadEnv } from './alloc.js';
-import { choiceArg } from './args.js';
+import { stringArg } from './args.js';
 
 function fail(message: string): never {
   console.error(message);
   process.exit(2);
 }
 
-const cache = choiceArg('convkit-cache', ['on', 'off'] as const);
+function choice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const v = stringArg(name);
+  if (v !== undefined && !(allowed as readonly string[]).includes(v)) {
+    fail(`--${name}: expected ${allowed.join(', ')}, got '${v.slice(0, 40)}'`);
+  }
+  return v as T | undefined;
+}
+
+const cache = choice('convkit-cache', ['on', 'off'] as const);
 if (cache !== undefined) process.env.CONVKIT_CACHING_ALLOCATOR = cache === 'on' ? '1' : '0';
-const alloc = choiceArg('convkit-alloc', ALLOCATORS);
+const alloc = choice('convkit-alloc', ALLOCATORS);
 if (alloc !== undefined && alloc !== currentAllocator()) {
   let env: NodeJS.ProcessEnv;
   try {
