@@ -3,7 +3,7 @@
 // once, before it spends minutes timing what comes first.
 
 /** Stops the benchmark with a one-line message (exit 2, as the CLI does for a bad argument). */
-function badArg(message: string): never {
+export function badArg(message: string): never {
   console.error(`error: ${message}`);
   process.exit(2);
 }
@@ -24,6 +24,13 @@ export function arg(name: string, fallback: number): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) badArg(`--${name} must be a number, got '${v}'`);
   return n;
+}
+
+/** An option with a fixed set of values: --name one-of-allowed. */
+export function choiceArg<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const v = stringArg(name);
+  if (v !== undefined && !(allowed as readonly string[]).includes(v)) badArg(`--${name}: expected ${allowed.join(', ')}, got '${v.slice(0, 40)}'`);
+  return v as T | undefined;
 }
 
 /** A comma-separated list option: --models a,b. */

@@ -9,33 +9,20 @@
 //       reads from CONVKIT_CACHING_ALLOCATOR when it loads (default on).
 import { spawnSync } from 'node:child_process';
 import { ALLOCATORS, currentAllocator, preloadEnv } from './alloc.js';
-import { stringArg } from './args.js';
+import { badArg, choiceArg } from './args.js';
 
-function fail(message: string): never {
-  console.error(message);
-  process.exit(2);
-}
-
-function choice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
-  const v = stringArg(name);
-  if (v !== undefined && !(allowed as readonly string[]).includes(v)) {
-    fail(`--${name}: expected ${allowed.join(', ')}, got '${v.slice(0, 40)}'`);
-  }
-  return v as T | undefined;
-}
-
-const cache = choice('convkit-cache', ['on', 'off'] as const);
+const cache = choiceArg('convkit-cache', ['on', 'off'] as const);
 if (cache !== undefined) process.env.CONVKIT_CACHING_ALLOCATOR = cache === 'on' ? '1' : '0';
-const alloc = choice('convkit-alloc', ALLOCATORS);
+const alloc = choiceArg('convkit-alloc', ALLOCATORS);
 if (alloc !== undefined && alloc !== currentAllocator()) {
   let env: NodeJS.ProcessEnv;
   try {
     env = preloadEnv(alloc);
   } catch (e) {
-    fail(`--convkit-alloc: ${(e as Error).message}`);
+    badArg(`--convkit-alloc: ${(e as Error).message}`);
   }
   const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env });
-  if (r.error) fail(`--convkit-alloc ${alloc}: could not run the benchmark again: ${r.error.message}`);
+  if (r.error) badArg(`--convkit-alloc ${alloc}: could not run the benchmark again: ${r.error.message}`);
   if (r.signal) console.error(`--convkit-alloc ${alloc}: the benchmark was killed by ${r.signal}`);
   process.exit(r.status ?? 1);
 }

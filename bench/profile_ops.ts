@@ -12,10 +12,11 @@ import { performance } from 'node:perf_hooks';
 import { F, autocast, manualSeed, noGrad, profile, randint, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/index.js';
-import { arg, emit, listArg, runPython } from './common.js';
+import { arg, choiceArg, emit, listArg, runPython } from './common.js';
 import type { BenchTable } from './results.js';
 
-type Mode = 'fp32' | 'fp32cl' | 'bf16cl';
+const MODES = ['fp32', 'fp32cl', 'bf16cl'] as const;
+type Mode = typeof MODES[number];
 interface Case { kind: 'train' | 'infer'; model: string; batch: number; size: number; channels: number; mode: Mode }
 // each side's fastest mode in bench/train_throughput and bench/inference on this machine kind
 const CASES: Record<string, Case> = {
@@ -82,8 +83,7 @@ async function convkitProfile(c: Case, steps: number): Promise<{ stepMs: number;
 
 const threads = arg('threads', 2), steps = arg('steps', 5), top = arg('top', 12);
 const names = listArg('cases') ?? Object.keys(CASES);
-const mode = listArg('mode')?.[0] as Mode | undefined;
-if (mode !== undefined && !['fp32', 'fp32cl', 'bf16cl'].includes(mode)) throw new Error(`--mode: expected fp32, fp32cl or bf16cl, got '${mode}'`);
+const mode = choiceArg('mode', MODES);
 for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
 setNumThreads(threads);
 const tables: BenchTable[] = [];

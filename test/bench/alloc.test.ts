@@ -47,8 +47,8 @@ test('--convkit-alloc runs the benchmark again on the preloaded allocator; --con
   assert.equal(probe(['--convkit-alloc', 'glibc'], { LD_PRELOAD: allocatorLibrary('tcmalloc') }).stdout, 'glibc -\n');
   const bad = probe(['--convkit-alloc', 'mimalloc']);
   assert.equal(bad.status, 2);
-  assert.equal(bad.stderr, "--convkit-alloc: expected glibc, tcmalloc, jemalloc, got 'mimalloc'\n");
-  assert.match(probe(['--convkit-cache', 'maybe']).stderr, /^--convkit-cache: expected on, off, got 'maybe'\n$/);
+  assert.equal(bad.stderr, "error: --convkit-alloc: expected glibc, tcmalloc, jemalloc, got 'mimalloc'\n");
+  assert.match(probe(['--convkit-cache', 'maybe']).stderr, /^error: --convkit-cache: expected on, off, got 'maybe'\n$/);
 });
 
 test('sideBySide: convkit, PyTorch on glibc, PyTorch on tcmalloc, and again each round', async () => {
