@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(REPO, 'bin/convkit.js');
 
+/** acc: the final test top-1 as training prints it, the EMA's where the recipe keeps one (the weights a user of --ema evaluates) */
 export interface TrainRun { acc: number; seconds: number; peakMB: number }
 
 /** keep: a folder to leave the run in (default: a temporary one, removed) */
@@ -22,9 +23,9 @@ export function trainOnce(flags: string[], seed: number, keep?: string): TrainRu
       '--out-dir', out, '--overwrite', ...flags], { encoding: 'utf8', maxBuffer: 64 << 20 });
     const seconds = (performance.now() - t0) / 1000;
     if (r.status !== 0) throw new Error(`convkit train ${flags.join(' ')} failed (${r.status}):\n${r.stderr.slice(-2000)}`);
-    const result = JSON.parse(r.stdout) as { last: { valAcc: number } };
+    const result = JSON.parse(r.stdout) as { last: { valAcc: number; emaAcc: number | null } };
     const peak = /peak-kb (\d+)/.exec(r.stderr);
-    return { acc: result.last.valAcc, seconds, peakMB: peak ? Number(peak[1]) / 1024 : NaN };
+    return { acc: result.last.emaAcc ?? result.last.valAcc, seconds, peakMB: peak ? Number(peak[1]) / 1024 : NaN };
   } finally {
     if (!keep) rmSync(out, { recursive: true, force: true });
   }
