@@ -6,8 +6,9 @@
 import { arg, emit, listArg } from './common.js';
 import { trainOnce } from './train_cli.js';
 
-const CROP = '[{"name":"randomHorizontalFlip"},{"name":"randomCrop","size":28,"padding":2}]';
-const CROP_ERASE = '[{"name":"randomHorizontalFlip"},{"name":"randomCrop","size":28,"padding":2},{"name":"randomErasing"}]';
+const CROP_SPEC = [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }];
+const CROP = JSON.stringify(CROP_SPEC);
+const CROP_ERASE = JSON.stringify([...CROP_SPEC, { name: 'randomErasing' }]);
 // Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
 // flip TTA, bf16 where it is faster) by the flags it lists.
 const VARIANTS: Record<string, { flags: string[]; what: string }> = {
