@@ -37,3 +37,11 @@ export function choiceArg<T extends string>(name: string, allowed: readonly T[])
 export function listArg(name: string): string[] | undefined {
   return stringArg(name)?.split(',');
 }
+
+/** A comma-separated list whose entries come from a fixed set: --cases resnet18,airbench_m. */
+export function listChoiceArg<T extends string>(name: string, allowed: readonly T[]): T[] | undefined {
+  const v = listArg(name);
+  const bad = v?.find((x) => !(allowed as readonly string[]).includes(x));
+  if (bad !== undefined) badArg(`--${name}: unknown '${bad.slice(0, 40)}' (expected ${allowed.join(', ')})`);
+  return v as T[] | undefined;
+}

@@ -11,7 +11,7 @@ import { machine, table, type BenchResult, type BenchTable } from './results.js'
 import { stringArg } from './args.js';
 
 export { fmt, table } from './results.js';
-export { arg, choiceArg, listArg } from './args.js';
+export { arg, choiceArg, listArg, listChoiceArg } from './args.js';
 
 export const PYTHON = '/usr/bin/python3';
 const PY_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/py');

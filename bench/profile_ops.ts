@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { F, autocast, manualSeed, noGrad, profile, randint, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/index.js';
-import { arg, choiceArg, emit, listArg, runPython } from './common.js';
+import { arg, choiceArg, emit, listChoiceArg, runPython } from './common.js';
 import type { BenchTable } from './results.js';
 
 const MODES = ['fp32', 'fp32cl', 'bf16cl'] as const;
@@ -82,9 +82,8 @@ async function convkitProfile(c: Case, steps: number): Promise<{ stepMs: number;
 }
 
 const threads = arg('threads', 2), steps = arg('steps', 5), top = arg('top', 12);
-const names = listArg('cases') ?? Object.keys(CASES);
+const names = listChoiceArg('cases', Object.keys(CASES)) ?? Object.keys(CASES);
 const mode = choiceArg('mode', MODES);
-for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
 setNumThreads(threads);
 const tables: BenchTable[] = [];
 for (const name of names) {

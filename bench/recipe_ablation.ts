@@ -3,7 +3,7 @@
 // --ema, the average's), wall time of the whole command and peak memory (the process's maximum RSS).
 //   node dist-dev/bench/recipe_ablation.js [--variants default,e16,...] [--seeds 0,1,2] [--limit-train N] [--json out.json]
 //   (--limit-train: a subset of the training images, to check the script quickly)
-import { arg, emit, listArg } from './common.js';
+import { arg, emit, listArg, listChoiceArg } from './common.js';
 import { trainOnce } from './train_cli.js';
 
 const CROP_SPEC = [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }];
@@ -28,8 +28,7 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
 };
 
 const limit = arg('limit-train', 0);
-const names = listArg('variants') ?? Object.keys(VARIANTS);
-for (const n of names) if (!(n in VARIANTS)) throw new Error(`--variants: unknown variant '${n}' (${Object.keys(VARIANTS).join(', ')})`);
+const names = listChoiceArg('variants', Object.keys(VARIANTS)) ?? Object.keys(VARIANTS);
 const seeds = (listArg('seeds') ?? ['0', '1', '2']).map(Number);
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const rows: (string | number)[][] = [];

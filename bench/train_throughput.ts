@@ -19,7 +19,7 @@ import { DataLoader, fashionMnist, subset, synthetic, type Dataset } from '../sr
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
 import { cpuHasBf16 } from '../src/engine/cpu.js';
-import { arg, convkitSetup, emit, listArg, median, pytorchHeaders, runPython, sideBySide, vsBest, VS_BEST } from './common.js';
+import { arg, convkitSetup, emit, listChoiceArg, median, pytorchHeaders, runPython, sideBySide, vsBest, VS_BEST } from './common.js';
 
 /** pad: the random crop's padding (0: no crop, flip only) */
 interface Case { model: string; channels: number; size: number; images: number; epochs: number; batch: number; pad: number }
@@ -76,10 +76,9 @@ async function convkitEpochs(c: Case, mode: Mode, epochs: number): Promise<numbe
 
 const threads = arg('threads', 2);
 const rounds = arg('rounds', 1);
-const names = listArg('cases') ?? Object.keys(CASES);
-const modes = (listArg('modes') ?? (cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl'])) as Mode[];
-for (const m of modes) if (!(m in MODE_NAMES)) throw new Error(`--modes: unknown mode '${m}' (fp32, fp32cl, bf16cl)`);
-for (const n of names) if (!(n in CASES)) throw new Error(`--cases: unknown case '${n}' (${Object.keys(CASES).join(', ')})`);
+const names = listChoiceArg('cases', Object.keys(CASES)) ?? Object.keys(CASES);
+const modes = listChoiceArg('modes', Object.keys(MODE_NAMES) as Mode[])
+  ?? (cpuHasBf16() || process.argv.includes('--bf16') ? ['fp32', 'fp32cl', 'bf16cl'] : ['fp32', 'fp32cl']);
 setNumThreads(threads);
 const rows: (string | number)[][] = [];
 for (const name of names) {
