@@ -23,7 +23,7 @@ import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/optim/index.js';
 import type { Module } from '../src/nn/index.js';
 import { DDP_COMM_HOOKS, DistributedDataParallel, ProcessGroup, freePort, workerEnv, type DdpCommHook, type DdpOptions } from '../src/distributed/index.js';
-import { PYTHON, arg, emit, fmt, listArg, median } from './common.js';
+import { PYTHON, arg, choiceArg, emit, fmt, listArg, listChoiceArg, median } from './common.js';
 import { stringArg } from './args.js';
 import { preloadEnv } from './alloc.js';
 
@@ -158,11 +158,9 @@ const sizeName = (b: number): string => (b >= MB ? `${b / MB} MB` : `${b / KB} K
 
 /** DDP's options from --bucket-view on|off and --comm-hook allreduce|fp16, given to both sides. */
 function ddpArgs(): { bucketView: 'on' | 'off'; commHook: DdpCommHook } {
-  const view = stringArg('bucket-view') ?? 'on';
-  const hook = stringArg('comm-hook') ?? 'allreduce';
-  if (view !== 'on' && view !== 'off') throw new Error(`--bucket-view must be on or off, got '${view}'`);
-  if (!(DDP_COMM_HOOKS as readonly string[]).includes(hook)) throw new Error(`--comm-hook must be ${DDP_COMM_HOOKS.join(' or ')}, got '${hook}'`);
-  return { bucketView: view, commHook: hook as DdpCommHook };
+  const view = choiceArg('bucket-view', ['on', 'off'] as const) ?? 'on';
+  const hook: DdpCommHook = choiceArg('comm-hook', DDP_COMM_HOOKS) ?? 'allreduce';
+  return { bucketView: view, commHook: hook };
 }
 
 /** PyTorch's DDP on torchvision's resnet18, tcmalloc preloaded (its recommended CPU set-up): `world` processes, the batch split or whole in each. */
@@ -191,8 +189,7 @@ async function main(): Promise<void> {
   const budget = arg('budget-mb', quick ? 4 : 256) * MB;
   const rounds = arg('rounds', 1);
   const steps = arg('steps', quick ? 2 : 20);
-  const cases = listArg('cases') ?? (quick ? ['airbench_m'] : ['resnet18', 'airbench_m']);
-  for (const c of cases) if (!CASES[c]) throw new Error(`--cases: unknown case '${c}'; known: ${Object.keys(CASES).join(', ')}`);
+  const cases = listChoiceArg('cases', Object.keys(CASES)) ?? (quick ? ['airbench_m'] : ['resnet18', 'airbench_m']);
   const { bucketView, commHook } = ddpArgs();
 
   // 1. all-reduce, the sides taking turns
