@@ -11,7 +11,7 @@
   "targets": [
     {
       "target_name": "convkit",
-      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
+      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/batch_norm.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
@@ -21,8 +21,12 @@
           "defines": ["CONVKIT_DNNL"],
           "libraries": ["-ldnnl"]
         }],
+        # Debian's libtorch threads on libgomp: the own kernels' at::parallel_for is a header
+        # template that runs on one thread unless this build is an OpenMP one as well.
         ["libtorch==''", {
           "include_dirs": ["/usr/include/torch/csrc/api/include", "native/compat"],
+          "cflags_cc": ["-fopenmp"],
+          "ldflags": ["-fopenmp"],
           "libraries": ["-ltorch", "-ltorch_cpu", "-lc10"]
         }, {
           "include_dirs": ["<(libtorch)/include", "<(libtorch)/include/torch/csrc/api/include"],

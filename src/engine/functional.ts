@@ -48,11 +48,13 @@ export interface BatchNormOptions {
   training?: boolean;
   momentum?: number;
   eps?: number;
+  /** max(y, 0) in the same passes over the map (training, channels-last; elsewhere a ReLU after it) */
+  relu?: boolean;
 }
 /** Batch norm; in training it updates runningMean/runningVar in place, as PyTorch does. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
   if (shapeOnly(x)) return metaLike(x);
-  return T(native.batchNorm(x.handle, h(runningMean), h(runningVar), h(o.weight), h(o.bias), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5));
+  return T(native.batchNorm(x.handle, h(runningMean), h(runningVar), h(o.weight), h(o.bias), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5, o.relu ?? false));
 }
 export const layerNorm = (x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor =>
   shapeOnly(x) ? metaLike(x) : T(native.layerNorm(x.handle, normalizedShape, h(weight), h(bias), eps));

@@ -1,8 +1,9 @@
-// chain()'s look-ahead for inference: a Conv2d followed by a BatchNorm2d, a residual addition
+// chain()'s look-ahead. For inference: a Conv2d followed by a BatchNorm2d, a residual addition
 // and an activation runs as one fused convolution (engine/fused.ts) when nothing records
 // autograd history and every module involved is in eval mode with no hooks watching it. The
 // modules stay as they are: the fold is a cache beside the Conv2d, redone when its tensors
-// change, so training, state dicts and export see the model the user built.
+// change, so training, state dicts and export see the model the user built. For training: a
+// BatchNorm2d followed by a ReLU runs as one batch norm that applies the ReLU in its own passes.
 import { F, FusedConv, fusedInferenceActive, type FusedActivation, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Conv2d } from './conv.js';
@@ -25,10 +26,12 @@ const ACTIVATION_FUNCTIONS = new Map<unknown, FusedActivation>([[F.relu, 'relu']
 
 const idle = (m: Module<never[], unknown>): boolean => !m.training && !m.hasForwardHooks;
 
-function activationOf(step: Step | undefined): FusedActivation | null {
+/** The activation a step computes, if it may be fused: no hooks, and in eval mode unless `training`. */
+function activationOf(step: Step | undefined, training = false): FusedActivation | null {
   if (step === undefined) return null;
-  if (step instanceof GELU) return idle(step) ? (step.approximate === 'tanh' ? 'gelu_tanh' : 'gelu') : null;
-  if (step instanceof Module) return idle(step) ? ACTIVATIONS.get(step.constructor) ?? null : null;
+  const free = step instanceof Module && !step.hasForwardHooks && (training || !step.training);
+  if (step instanceof GELU) return free ? (step.approximate === 'tanh' ? 'gelu_tanh' : 'gelu') : null;
+  if (step instanceof Module) return free ? ACTIVATIONS.get(step.constructor) ?? null : null;
   return ACTIVATION_FUNCTIONS.get(step) ?? null;
 }
 
@@ -66,6 +69,10 @@ function fusedFor(conv: Conv2d, pad: [number, number, number, number], activatio
  * Returns the result and how many steps it consumed, or null where the fused path does not apply.
  */
 export function runFused(steps: readonly Step[], i: number, x: Tensor): { out: Tensor; consumed: number } | null {
+  const first = steps[i];
+  if (first instanceof BatchNorm2d && first.training && !first.hasForwardHooks && activationOf(steps[i + 1], true) === 'relu') {
+    return { out: first.forwardRelu(x), consumed: 2 };
+  }
   const conv = steps[i];
   if (!(conv instanceof Conv2d) || !idle(conv) || !fusedInferenceActive()) return null;
   if ((x.dtype !== 'float32' && x.dtype !== 'bfloat16') || x.ndim !== 4 || x.device !== 'cpu') return null;

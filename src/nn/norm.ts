@@ -33,6 +33,15 @@ abstract class BatchNormBase extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.normalize(x, false);
+  }
+
+  /** forward(x) then a ReLU, in the same passes over the map where the engine can (chain's training fusion). */
+  forwardRelu(x: Tensor): Tensor {
+    return this.normalize(x, true);
+  }
+
+  private normalize(x: Tensor, relu: boolean): Tensor {
     if (!this.expectedDims.includes(x.ndim)) {
       throw new Error(`${this.typeName}: expected ${this.expectedDims.join('D or ')}D input, got ${x.ndim}D input of shape [${x.shape.join(', ')}]`);
     }
@@ -44,7 +53,7 @@ abstract class BatchNormBase extends Module {
       if (this.momentum === null) momentum = 1 / count.item();
     }
     return F.batchNorm(x, tracking ? this.buffer('running_mean') : null, tracking ? this.buffer('running_var') : null, {
-      weight: this.weight, bias: this.bias, training: this.training || !tracking, momentum, eps: this.eps,
+      weight: this.weight, bias: this.bias, training: this.training || !tracking, momentum, eps: this.eps, relu,
     });
   }
 

@@ -608,6 +608,39 @@ section('own gelu and silu');
   }
 }
 
+// Training-mode batch norm on channels-last maps and [N, C] batches runs on native/batch_norm.cc's
+// own kernels, with the ReLU after it optionally in the same passes: values, running statistics
+// and gradients must agree with PyTorch's, on a map split between threads and into partial tiles
+// (24 channels: tiles of 21 rows), on an input far from zero (the variance must not cancel), and
+// in bfloat16 within its rounding.
+section('own batch norm');
+{
+  const x = rn(6, 24, 13, 11).mul(3).add(2);
+  const far = rn(6, 24, 13, 11).add(300);
+  const rm = rn(24).mul(0.1);
+  const rv = rand([24]).add(0.5);
+  const cl = (t: string): string => `${t}.contiguous(memory_format=torch.channels_last)`;
+  const py = (t: string, relu: string): string => `out = ${relu}(F.batch_norm(${cl(t)}, rm, rv, w, b, training=True, momentum=0.3, eps=1e-3))\nX = {"rm": rm, "rv": rv}`;
+  const js = (relu: boolean) => ({ x, rm, rv, w, b }: Record<string, Tensor>) =>
+    ({ out: F.batchNorm(x.contiguous('channelsLast'), rm, rv, { weight: w, bias: b, training: true, momentum: 0.3, eps: 1e-3, relu }), extra: { rm, rv } });
+  const grad = { grad: ['x', 'w', 'b'], rtol: 1e-4, atol: 1e-4 };
+  add('float32 channels-last', { x, rm, rv, w: rn(24), b: rn(24) }, py('x', ''), js(false), grad);
+  add('float32 channels-last with ReLU', { x, rm, rv, w: rn(24), b: rn(24) }, py('x', 'F.relu'), js(true), grad);
+  // PyTorch's float32 kernel loses digits there itself: the reference is its float64 result
+  add('float32 channels-last far from zero', { far, w: rn(24), b: rn(24) },
+    `F.batch_norm(${cl('far.double()')}, None, None, w.double(), b.double(), training=True).float()`,
+    ({ far, w, b }) => F.batchNorm(far.contiguous('channelsLast'), null, null, { weight: w, bias: b, training: true }), { grad: ['far', 'w', 'b'], rtol: 1e-4, atol: 1e-4 });
+  const bf = { grad: ['x', 'w', 'b'], rtol: 2e-2, atol: 2e-2, gradRtol: 2e-2, gradAtol: 5e-2 };
+  add('bfloat16 channels-last with ReLU', { x: x.bfloat16(), rm, rv, w: rn(24), b: rn(24) }, py('x', 'F.relu'), js(true), bf);
+  add('bfloat16 channels-last', { x: x.bfloat16(), rm, rv, w: rn(24), b: rn(24) }, py('x', ''), js(false), bf);
+  add('[N, C] batch with ReLU, no affine, no running stats', { x2: rn(300, 5).add(1) }, 'F.relu(F.batch_norm(x2, None, None, training=True))',
+    ({ x2 }) => F.batchNorm(x2, null, null, { training: true, relu: true }));
+  add('contiguous map with ReLU (libtorch, then a ReLU)', { x, w: rn(24) }, 'F.relu(F.batch_norm(x, None, None, w, training=True))',
+    ({ x, w }) => F.batchNorm(x, null, null, { weight: w, training: true, relu: true }), { rtol: 1e-4, atol: 1e-4 });
+  add('eval with ReLU', { x, rm, rv }, 'F.relu(F.batch_norm(x, rm, rv, training=False))',
+    ({ x, rm, rv }) => F.batchNorm(x.contiguous('channelsLast'), rm, rv, { relu: true }), { rtol: 1e-4, atol: 1e-4, grad: ['x'] });
+}
+
 // native/conv2d.cc computes two kinds of weight gradient itself: bf16 convolutions with small
 // outputs as a GEMM, depthwise convolutions (float32 and bf16) with a direct loop. Forced here for
 // every shape, they must agree with PyTorch (oneDNN's kernels): values, and the float32 gradients

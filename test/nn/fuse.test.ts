@@ -1,11 +1,14 @@
 // Fused inference convolutions (nn/fuse.ts over native/fused_conv.cc) against the same model run
 // op by op: every pattern the zoo has (conv+BN+ReLU/ReLU6/SiLU, residual add then ReLU, SE's
 // conv+SiLU/Sigmoid on 1x1 maps, grouped and depthwise, strided and dilated), fp32 and bf16, and
-// the cases where the fused path must step aside or refold.
+// the cases where the fused path must step aside or refold; and training's BatchNorm2d + ReLU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  autocast, enableGrad, FusedConv, fusedConvCalls, manualSeed, noGrad, randn, setFusedInference, tidy, type Tensor,
+  autocast, enableGrad, FusedConv, fusedConvCalls, manualSeed, noGrad, profile, randn, setFusedInference, tidy, type Tensor,
 } from '../../src/engine/index.js';
 import { native } from '../../src/engine/native.js';
 import { BatchNorm2d, Conv2d, ReLU, Sequential, type Module } from '../../src/nn/index.js';
@@ -139,4 +142,50 @@ test('bad input to a fused convolution names what was expected', { skip: !availa
   assert.throws(() => native.fusedConv({} as never, randn([1]).handle, randn([1]).handle, undefined, undefined, undefined, undefined, undefined, 0, undefined),
     /argument 0 must be a fused convolution state/);
   assert.throws(() => native.fusedConvCreate([1, 1], [0, 0, 0, 0], [1, 1], 1, 'mish', false), /relu, relu6, silu/);
+});
+
+// Training: a BatchNorm2d followed by a ReLU in a chain runs as one batch norm with the ReLU in
+// its passes (convkit::batch_norm_relu in a profile); output, running statistics and gradients
+// equal the two modules run one after the other, and a hook on the ReLU turns it off.
+async function opsIn<T>(fn: () => T): Promise<{ result: T; ops: Set<string> }> {
+  const trace = join(tmpdir(), `convkit-fuse-${process.pid}.json`);
+  try {
+    const result = await profile(trace, fn);
+    const parsed = JSON.parse(readFileSync(trace, 'utf8')) as { name: string }[] | { traceEvents: { name: string }[] };
+    return { result, ops: new Set((Array.isArray(parsed) ? parsed : parsed.traceEvents).map((e) => e.name)) };
+  } finally {
+    rmSync(trace, { force: true });
+  }
+}
+
+test('training: BatchNorm2d + ReLU run as one op, equal to the two modules, and step aside for hooks', async () => {
+  const make = (): Sequential => {
+    manualSeed(5);
+    const s = new Sequential(new Conv2d(3, 16, 3, { padding: 1, bias: false }), new BatchNorm2d(16), new ReLU());
+    s.to({ memoryFormat: 'channelsLast' });
+    return s.train();
+  };
+  manualSeed(4);
+  const x = randn([4, 3, 10, 10]).contiguous('channelsLast');
+  const step = (s: Sequential, split: boolean): { y: Tensor; grad: Tensor; stats: Tensor[] } => tidy(() => {
+    const [conv, bn, relu] = [0, 1, 2].map((i) => s.at(i) as Module<[Tensor], Tensor>);
+    const y = split ? relu.call(bn.call(conv.call(x))) : s.call(x);
+    y.mul(y).sum().backward();
+    const w = (conv as Conv2d).weight;
+    const out = { y: y.detach().keep(), grad: w.grad!.clone().keep(), stats: s.namedBuffers().map(([, b]) => b.clone().keep()) };
+    w.grad = null;
+    return out;
+  });
+  const fused = make();
+  const { result: got, ops } = await opsIn(() => step(fused, false));
+  assert.ok(ops.has('convkit::batch_norm_relu') && !ops.has('aten::relu'), `one fused op, got ${[...ops].join(', ')}`);
+  const ref = step(make(), true);
+  assert.ok(relErr(ref.y, got.y) < 1e-5, 'output');
+  assert.ok(relErr(ref.grad, got.grad) < 1e-4, 'weight gradient');
+  ref.stats.forEach((s, i) => assert.ok(relErr(s, got.stats[i]) < 1e-6, `buffer ${i}`));
+  let seen = 0;
+  (fused.at(2) as Module).registerForwardHook(() => { seen++; });
+  const watched = await opsIn(() => step(fused, false));
+  assert.equal(seen, 1);
+  assert.ok(watched.ops.has('convkit::batch_norm') && !watched.ops.has('convkit::batch_norm_relu'), 'a watched ReLU runs on its own');
 });
