@@ -65,9 +65,9 @@ inline __attribute__((always_inline)) void Sums(const T* __restrict x, const T* 
   }
 }
 
-// out = x * a + b (then the ReLU), or with a gradient g: out = g' * a + x * b + d (g' as above,
-// masked by the forward's y = x * ya + yb).
-template <typename T, bool Relu, bool Grad>
+// out = x * a + b (+ r with `Res`, then the ReLU), or with a gradient g: out = g' * a + x * b + d
+// (g' as above, masked by the forward's y = x * ya + yb). g carries r in the forward.
+template <typename T, bool Relu, bool Grad, bool Res = false>
 inline __attribute__((always_inline)) void Affine(const T* __restrict x, const T* __restrict g, T* __restrict out, int64_t n,
                                                   const float* __restrict a, const float* __restrict b, const float* __restrict d,
                                                   const float* __restrict ya, const float* __restrict yb) {
@@ -80,9 +80,24 @@ inline __attribute__((always_inline)) void Affine(const T* __restrict x, const T
       v = gv * a[j] + xv * b[j] + d[j];
     } else {
       v = xv * a[j] + b[j];
+      if (Res) v += Load(g[j]);
       if (Relu) v = Mask(v, PositiveMask(v));
     }
     Store(out + j, v);
+  }
+}
+
+// After a residual addition and a ReLU, the mask comes from the output y (x alone does not give
+// it): g' = g where y > 0, else 0, written out (it is the residual's gradient too), with the sums.
+template <typename T>
+inline __attribute__((always_inline)) void MaskedSums(const T* __restrict x, const T* __restrict g, const T* __restrict y,
+                                                      T* __restrict gOut, int64_t n, const float* __restrict mean,
+                                                      float* __restrict s, float* __restrict q) {
+  for (int64_t j = 0; j < n; j++) {
+    float v = Mask(Load(g[j]), PositiveMask(Load(y[j])));
+    Store(gOut + j, v);
+    s[j] += v;
+    q[j] += v * (Load(x[j]) - mean[j]);
   }
 }
 
@@ -101,7 +116,20 @@ inline __attribute__((always_inline)) void Affine(const T* __restrict x, const T
   CONVKIT_CLONES void Name##Backward(const T* x, const T* g, T* dx, int64_t n, const float* a, const float* b, const float* d,   \
                                      const float* ya, const float* yb) {                                                         \
     Affine<T, Relu, true>(x, g, dx, n, a, b, d, ya, yb);                                                                         \
+  }                                                                                                                              \
+  CONVKIT_CLONES void Name##ForwardRes(const T* x, const T* r, T* y, int64_t n, const float* a, const float* b) {               \
+    Affine<T, Relu, false, true>(x, r, y, n, a, b, b, a, b);                                                                     \
   }
+
+// The residual ReLU's gradient pass, per dtype.
+CONVKIT_CLONES void F32MaskedSums(const float* x, const float* g, const float* y, float* gOut, int64_t n, const float* mean, float* s,
+                                  float* q) {
+  MaskedSums(x, g, y, gOut, n, mean, s, q);
+}
+CONVKIT_CLONES void Bf16MaskedSums(const c10::BFloat16* x, const c10::BFloat16* g, const c10::BFloat16* y, c10::BFloat16* gOut, int64_t n,
+                                   const float* mean, float* s, float* q) {
+  MaskedSums(x, g, y, gOut, n, mean, s, q);
+}
 
 CONVKIT_BN_KERNELS(float, F32, false)
 CONVKIT_BN_KERNELS(float, F32Relu, true)
@@ -114,19 +142,22 @@ struct Kernels {
   void (*gradSums)(const T*, const T*, int64_t, const float*, const float*, const float*, float*, float*);
   void (*forward)(const T*, T*, int64_t, const float*, const float*);
   void (*backward)(const T*, const T*, T*, int64_t, const float*, const float*, const float*, const float*, const float*);
+  void (*forwardRes)(const T*, const T*, T*, int64_t, const float*, const float*);
+  void (*maskedSums)(const T*, const T*, const T*, T*, int64_t, const float*, float*, float*);
 };
 
 template <typename T>
 Kernels<T> KernelsFor(bool relu);
 template <>
 Kernels<float> KernelsFor(bool relu) {
-  return relu ? Kernels<float>{F32ReluStats, F32ReluGradSums, F32ReluForward, F32ReluBackward}
-              : Kernels<float>{F32Stats, F32GradSums, F32Forward, F32Backward};
+  return relu ? Kernels<float>{F32ReluStats, F32ReluGradSums, F32ReluForward, F32ReluBackward, F32ReluForwardRes, F32MaskedSums}
+              : Kernels<float>{F32Stats, F32GradSums, F32Forward, F32Backward, F32ForwardRes, F32MaskedSums};
 }
 template <>
 Kernels<c10::BFloat16> KernelsFor(bool relu) {
-  return relu ? Kernels<c10::BFloat16>{Bf16ReluStats, Bf16ReluGradSums, Bf16ReluForward, Bf16ReluBackward}
-              : Kernels<c10::BFloat16>{Bf16Stats, Bf16GradSums, Bf16Forward, Bf16Backward};
+  return relu ? Kernels<c10::BFloat16>{Bf16ReluStats, Bf16ReluGradSums, Bf16ReluForward, Bf16ReluBackward, Bf16ReluForwardRes,
+                                       Bf16MaskedSums}
+              : Kernels<c10::BFloat16>{Bf16Stats, Bf16GradSums, Bf16Forward, Bf16Backward, Bf16ForwardRes, Bf16MaskedSums};
 }
 
 // The map as [rows, C] and the tile of whole rows the kernels take.
@@ -208,9 +239,10 @@ void OutputAffine(const float* mean, const float* invstd, const std::vector<floa
   }
 }
 
+// The output y = x * a + b (+ residual), the ReLU where asked, and the batch statistics.
 template <typename T>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ForwardT(const at::Tensor& x, const std::vector<float>& w, const std::vector<float>& b,
-                                                        double eps, bool relu, std::vector<float>& unbiasedVar) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ForwardT(const at::Tensor& x, const at::Tensor& residual, const std::vector<float>& w,
+                                                        const std::vector<float>& b, double eps, bool relu, std::vector<float>& unbiasedVar) {
   Kernels<T> k = KernelsFor<T>(relu);
   Shape sh = ShapeOf(x);
   int64_t C = sh.C, rows = sh.rows;
@@ -233,29 +265,44 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ForwardT(const at::Tensor& x, con
   std::vector<float> aT = Tiled(sh, a), ybT = Tiled(sh, yb);
   at::Tensor y = at::empty_like(x);
   T* yp = y.data_ptr<T>();
-  ForTiles(sh, [&](int64_t at, int64_t n) { k.forward(xp + at, yp + at, n, aT.data(), ybT.data()); });
+  const T* rp = residual.defined() ? residual.data_ptr<T>() : nullptr;
+  ForTiles(sh, [&](int64_t at, int64_t n) {
+    if (rp) k.forwardRes(xp + at, rp + at, yp + at, n, aT.data(), ybT.data());
+    else k.forward(xp + at, yp + at, n, aT.data(), ybT.data());
+  });
   return {y, FloatTensor(mean), FloatTensor(invstd)};
 }
 
+struct Grads {
+  at::Tensor dx, dw, db, dresidual;
+};
+
 // dx, dweight, dbias for batch statistics: with sg = sum g and sgx = sum g * (x - mean),
-// dx = w * invstd * (g - sg / n - (x - mean) * invstd^2 * sgx / n).
+// dx = w * invstd * (g - sg / n - (x - mean) * invstd^2 * sgx / n). With a residual, y is the
+// forward's output: the ReLU's mask, and g' (the gradient past the ReLU) is the residual's.
 template <typename T>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> BackwardT(const at::Tensor& x, const at::Tensor& g, const at::Tensor& meanT,
-                                                         const at::Tensor& invstdT, const std::vector<float>& w,
-                                                         const std::vector<float>& b, bool relu) {
-  Kernels<T> k = KernelsFor<T>(relu);
+Grads BackwardT(const at::Tensor& x, at::Tensor g, const at::Tensor& y, const at::Tensor& meanT, const at::Tensor& invstdT,
+                const std::vector<float>& w, const std::vector<float>& b, bool relu) {
+  bool residual = y.defined();
+  Kernels<T> k = KernelsFor<T>(relu && !residual);
   Shape sh = ShapeOf(x);
   int64_t C = sh.C, rows = sh.rows;
   const T* xp = x.data_ptr<T>();
-  const T* gp = g.data_ptr<T>();
   const float* mean = meanT.data_ptr<float>();
   const float* invstd = invstdT.data_ptr<float>();
   std::vector<float> ya, yb;
   OutputAffine(mean, invstd, w, b, C, ya, yb);
   std::vector<float> meanT2 = Tiled(sh, std::vector<float>(mean, mean + C)), yaT = Tiled(sh, ya), ybT = Tiled(sh, yb);
+  at::Tensor masked = residual && relu ? at::empty_like(x) : at::Tensor();
+  const T* gp = g.data_ptr<T>();
   auto [sg, sgx] = ReduceRows(sh, [&](int64_t at, int64_t n, float* fs, float* fq) {
-    k.gradSums(xp + at, gp + at, n, meanT2.data(), yaT.data(), ybT.data(), fs, fq);
+    if (masked.defined()) k.maskedSums(xp + at, gp + at, y.data_ptr<T>() + at, masked.data_ptr<T>() + at, n, meanT2.data(), fs, fq);
+    else k.gradSums(xp + at, gp + at, n, meanT2.data(), yaT.data(), ybT.data(), fs, fq);
   });
+  if (masked.defined()) {
+    g = masked;
+    gp = g.data_ptr<T>();
+  }
   std::vector<float> a(static_cast<size_t>(C)), bx(static_cast<size_t>(C)), d(static_cast<size_t>(C));
   std::vector<float> dw(static_cast<size_t>(C)), db(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; c++) {
@@ -273,7 +320,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> BackwardT(const at::Tensor& x, co
   ForTiles(sh, [&](int64_t at, int64_t n) {
     k.backward(xp + at, gp + at, dxp + at, n, aT.data(), bxT.data(), dT.data(), yaT.data(), ybT.data());
   });
-  return {dx, FloatTensor(dw), FloatTensor(db)};
+  return {dx, FloatTensor(dw), FloatTensor(db), residual ? g : at::Tensor()};
 }
 
 // [N, C, H, W] channels-last or [N, C] contiguous: the elements as rows of C channels.
@@ -281,58 +328,77 @@ bool ChannelRows(const at::Tensor& t) {
   return (t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast)) || (t.dim() == 2 && t.is_contiguous());
 }
 
+// t in x's dtype and row layout.
+at::Tensor LikeRows(const at::Tensor& t, const at::Tensor& x) {
+  at::Tensor out = t.to(x.scalar_type());
+  return ChannelRows(out) ? out : out.contiguous(x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
 bool IsFloat(const c10::optional<at::Tensor>& t) { return !t.has_value() || !t->defined() || t->scalar_type() == at::kFloat; }
 
 // x is [N, C, H, W] channels-last or [N, C], float32 or bf16, with at least two values per
-// channel; the parameters and running statistics (where given) are float32.
+// channel; the parameters and running statistics (where given) are float32; a residual has x's
+// shape.
 bool Supports(const at::Tensor& x, const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
-              const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar) {
+              const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar,
+              const c10::optional<at::Tensor>& residual) {
   return CONVKIT_X86_64 && x.device().is_cpu() && ChannelRows(x) && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16) &&
-         x.numel() > x.size(1) && IsFloat(weight) && IsFloat(bias) && IsFloat(runningMean) && IsFloat(runningVar);
+         x.numel() > x.size(1) && IsFloat(weight) && IsFloat(bias) && IsFloat(runningMean) && IsFloat(runningVar) &&
+         (!residual.has_value() || (residual->device().is_cpu() && residual->sizes() == x.sizes()));
 }
 
 struct Forward {
   at::Tensor y, mean, invstd;
 };
 
-Forward RunForward(const at::Tensor& x, const std::vector<float>& w, const std::vector<float>& b, const c10::optional<at::Tensor>& runningMean,
-                   const c10::optional<at::Tensor>& runningVar, double momentum, double eps, bool relu) {
-  RECORD_FUNCTION(relu ? "convkit::batch_norm_relu" : "convkit::batch_norm", std::vector<c10::IValue>());
+const char* ForwardName(bool relu, bool residual) {
+  return residual ? (relu ? "convkit::batch_norm_add_relu" : "convkit::batch_norm_add") : (relu ? "convkit::batch_norm_relu" : "convkit::batch_norm");
+}
+
+Forward RunForward(const at::Tensor& x, const at::Tensor& residual, const std::vector<float>& w, const std::vector<float>& b,
+                   const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar, double momentum, double eps,
+                   bool relu) {
+  RECORD_FUNCTION(ForwardName(relu, residual.defined()), std::vector<c10::IValue>());
   std::vector<float> unbiasedVar;
-  auto [y, mean, invstd] = x.scalar_type() == at::kFloat ? ForwardT<float>(x, w, b, eps, relu, unbiasedVar)
-                                                         : ForwardT<c10::BFloat16>(x, w, b, eps, relu, unbiasedVar);
+  auto [y, mean, invstd] = x.scalar_type() == at::kFloat ? ForwardT<float>(x, residual, w, b, eps, relu, unbiasedVar)
+                                                         : ForwardT<c10::BFloat16>(x, residual, w, b, eps, relu, unbiasedVar);
   at::NoGradGuard noGrad;
-  if (runningMean.has_value() && runningMean->defined()) runningMean->mul_(1 - momentum).add_(mean, momentum);
-  if (runningVar.has_value() && runningVar->defined()) runningVar->mul_(1 - momentum).add_(FloatTensor(unbiasedVar), momentum);
+  if (runningMean.has_value()) runningMean->mul_(1 - momentum).add_(mean, momentum);
+  if (runningVar.has_value()) runningVar->mul_(1 - momentum).add_(FloatTensor(unbiasedVar), momentum);
   return {y, mean, invstd};
 }
 
 struct BatchNormFn : public torch::autograd::Function<BatchNormFn> {
   // Absent tensors come as nullopt: custom functions in libtorch 1.13 take no undefined tensors.
+  // The residual is in x's dtype and layout.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const c10::optional<at::Tensor>& weight,
-                            const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& runningMean,
-                            const c10::optional<at::Tensor>& runningVar, double momentum, double eps, bool relu) {
+                            const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& residual,
+                            const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar, double momentum,
+                            double eps, bool relu) {
     int64_t C = x.size(1);
     std::vector<float> w = PerChannel(weight, C, 1.f), b = PerChannel(bias, C, 0.f);
-    Forward f = RunForward(x, w, b, runningMean, runningVar, momentum, eps, relu);
-    ctx->save_for_backward({x, weight.value_or(at::Tensor()), bias.value_or(at::Tensor()), f.mean, f.invstd});
+    Forward f = RunForward(x, residual.value_or(at::Tensor()), w, b, runningMean, runningVar, momentum, eps, relu);
+    at::Tensor none;
+    ctx->save_for_backward({x, weight.value_or(none), bias.value_or(none), f.mean, f.invstd, residual.has_value() ? f.y : none});
     ctx->saved_data["relu"] = relu;
     return f.y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     bool relu = ctx->saved_data["relu"].toBool();
-    RECORD_FUNCTION(relu ? "convkit::batch_norm_relu_backward" : "convkit::batch_norm_backward", std::vector<c10::IValue>());
     variable_list saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
+    bool residual = saved[5].defined();
+    RECORD_FUNCTION(residual ? (relu ? "convkit::batch_norm_add_relu_backward" : "convkit::batch_norm_add_backward")
+                             : (relu ? "convkit::batch_norm_relu_backward" : "convkit::batch_norm_backward"),
+                    std::vector<c10::IValue>());
     int64_t C = x.size(1);
     std::vector<float> w = PerChannel(saved[1], C, 1.f), b = PerChannel(saved[2], C, 0.f);
-    at::Tensor g = grads[0].to(x.scalar_type());
-    if (!ChannelRows(g)) g = g.contiguous(x.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
-    auto [dx, dw, db] = x.scalar_type() == at::kFloat ? BackwardT<float>(x, g, saved[3], saved[4], w, b, relu)
-                                                      : BackwardT<c10::BFloat16>(x, g, saved[3], saved[4], w, b, relu);
-    return {dx, saved[1].defined() ? dw : at::Tensor(), saved[2].defined() ? db : at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor g = LikeRows(grads[0], x);
+    Grads d = x.scalar_type() == at::kFloat ? BackwardT<float>(x, g, saved[5], saved[3], saved[4], w, b, relu)
+                                            : BackwardT<c10::BFloat16>(x, g, saved[5], saved[3], saved[4], w, b, relu);
+    at::Tensor none;
+    return {d.dx, saved[1].defined() ? d.dw : none, saved[2].defined() ? d.db : none, d.dresidual, none, none, none, none, none};
   }
 };
 
@@ -342,16 +408,22 @@ c10::optional<at::Tensor> Given(const c10::optional<at::Tensor>& t) { return t.h
 
 at::Tensor BatchNorm(const at::Tensor& x, const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar,
                      const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias, bool training, double momentum,
-                     double eps, bool relu) {
-  if (!training || !Supports(x, weight, bias, runningMean, runningVar)) {
+                     double eps, bool relu, const c10::optional<at::Tensor>& residualArg) {
+  c10::optional<at::Tensor> residual = Given(residualArg);
+  if (!training || !Supports(x, weight, bias, runningMean, runningVar, residual)) {
     at::Tensor y = at::batch_norm(x, weight, bias, runningMean, runningVar, training, momentum, eps, true);
+    if (residual.has_value()) y = y + *residual;
     return relu ? at::relu(y) : y;
   }
-  bool grad = at::GradMode::is_enabled() &&
-              (x.requires_grad() || (weight.has_value() && weight->requires_grad()) || (bias.has_value() && bias->requires_grad()));
-  if (grad) return BatchNormFn::apply(x, Given(weight), Given(bias), Given(runningMean), Given(runningVar), momentum, eps, relu);
+  if (residual.has_value()) residual = LikeRows(*residual, x);
+  auto needsGrad = [](const c10::optional<at::Tensor>& t) { return t.has_value() && t->requires_grad(); };
+  if (at::GradMode::is_enabled() && (x.requires_grad() || needsGrad(weight) || needsGrad(bias) || needsGrad(residual))) {
+    return BatchNormFn::apply(x, Given(weight), Given(bias), residual, Given(runningMean), Given(runningVar), momentum, eps, relu);
+  }
   int64_t C = x.size(1);
-  return RunForward(x, PerChannel(weight, C, 1.f), PerChannel(bias, C, 0.f), runningMean, runningVar, momentum, eps, relu).y;
+  return RunForward(x, residual.value_or(at::Tensor()), PerChannel(weight, C, 1.f), PerChannel(bias, C, 0.f), Given(runningMean),
+                    Given(runningVar), momentum, eps, relu)
+      .y;
 }
 
 }  // namespace convkit

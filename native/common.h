@@ -219,11 +219,11 @@ at::Tensor KeepGradLayout(const at::Tensor& x);
 // at::adaptive_avg_pool2d, with a gradient that keeps x's layout (to 1x1: an expanded view) (fast_grads.cc)
 at::Tensor AdaptiveAvgPool2d(const at::Tensor& x, at::IntArrayRef size);
 
-// at::batch_norm, on own kernels in training mode for channels-last maps; relu: max(y, 0) in the
-// same passes (batch_norm.cc)
+// at::batch_norm (+ residual, then max(y, 0) with relu), on own kernels that take the addition
+// and the ReLU in their passes in training mode for channels-last maps (batch_norm.cc)
 at::Tensor BatchNorm(const at::Tensor& x, const c10::optional<at::Tensor>& runningMean, const c10::optional<at::Tensor>& runningVar,
                      const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias, bool training, double momentum,
-                     double eps, bool relu);
+                     double eps, bool relu, const c10::optional<at::Tensor>& residual);
 // at::conv2d, with faster weight gradients where libtorch's are slow (conv2d.cc)
 void InitConv2d(Napi::Env env, Napi::Object exports);
 // eval-mode convolution + norm + residual + activation as one oneDNN primitive (fused_conv.cc;

@@ -31,9 +31,9 @@ static void InitConvNormPool(Napi::Env env, Napi::Object e) {
   Def(env, e, "convTranspose2d", [](Args& a) {
     return at::conv_transpose2d(a.t(0), a.t(1), a.optT(2), a.ints(3), a.ints(4), a.ints(5), a.i64(6), a.ints(7));
   });
-  // batchNorm(x, runningMean?, runningVar?, weight?, bias?, training, momentum, eps, relu?)
+  // batchNorm(x, runningMean?, runningVar?, weight?, bias?, training, momentum, eps, relu?, residual?)
   Def(env, e, "batchNorm", [](Args& a) {
-    return BatchNorm(a.t(0), a.optT(1), a.optT(2), a.optT(3), a.optT(4), a.b(5), a.f64(6), a.f64(7), !a.missing(8) && a.b(8));
+    return BatchNorm(a.t(0), a.optT(1), a.optT(2), a.optT(3), a.optT(4), a.b(5), a.f64(6), a.f64(7), !a.missing(8) && a.b(8), a.optT(9));
   });
   Def(env, e, "layerNorm", [](Args& a) { return at::layer_norm(a.t(0), a.ints(1), a.optT(2), a.optT(3), a.f64(4)); });
   Def(env, e, "groupNorm", [](Args& a) { return at::group_norm(a.t(0), a.i64(1), a.optT(2), a.optT(3), a.f64(4)); });

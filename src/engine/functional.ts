@@ -48,13 +48,15 @@ export interface BatchNormOptions {
   training?: boolean;
   momentum?: number;
   eps?: number;
-  /** max(y, 0) in the same passes over the map (training, channels-last; elsewhere a ReLU after it) */
+  /** y + residual (a tensor of x's shape), in the same passes over the map where the engine can */
+  residual?: Tensor | null;
+  /** max(y, 0), after the residual, in the same passes over the map where the engine can (training, channels-last) */
   relu?: boolean;
 }
 /** Batch norm; in training it updates runningMean/runningVar in place, as PyTorch does. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
   if (shapeOnly(x)) return metaLike(x);
-  return T(native.batchNorm(x.handle, h(runningMean), h(runningVar), h(o.weight), h(o.bias), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5, o.relu ?? false));
+  return T(native.batchNorm(x.handle, h(runningMean), h(runningVar), h(o.weight), h(o.bias), o.training ?? false, o.momentum ?? 0.1, o.eps ?? 1e-5, o.relu ?? false, h(o.residual)));
 }
 export const layerNorm = (x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor =>
   shapeOnly(x) ? metaLike(x) : T(native.layerNorm(x.handle, normalizedShape, h(weight), h(bias), eps));

@@ -275,7 +275,7 @@ export interface Native {
   /** the state of one fused eval-mode convolution; activation '' for none */
   fusedConvCreate(stride: number[], padding: number[], dilation: number[], groups: number, activation: string, residual: boolean): FusedConvState;
   fusedConv(state: FusedConvState, x: H, weight: H, bias: OptH, normWeight: OptH, normBias: OptH, runningMean: OptH, runningVar: OptH, eps: number, addend: OptH): H;
-  batchNorm(x: H, runningMean: OptH, runningVar: OptH, weight: OptH, bias: OptH, training: boolean, momentum: number, eps: number, relu?: boolean): H;
+  batchNorm(x: H, runningMean: OptH, runningVar: OptH, weight: OptH, bias: OptH, training: boolean, momentum: number, eps: number, relu?: boolean, residual?: OptH): H;
   layerNorm(x: H, normalizedShape: Ints, weight: OptH, bias: OptH, eps: number): H;
   groupNorm(x: H, numGroups: number, weight: OptH, bias: OptH, eps: number): H;
   maxPool2d(x: H, kernel: Ints, stride: Ints, padding: Ints, dilation: Ints, ceilMode: boolean): H;

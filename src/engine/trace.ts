@@ -85,7 +85,7 @@ const SIG: Record<string, Arg[]> = {
   // layers
   matmul: ['T', 'T'], mm: ['T', 'T'], bmm: ['T', 'T'], linear: ['T', 'T', 'T?'],
   conv2d: ['T', 'T', 'T?', 'stride', 'padding', 'dilation', 'groups'], conv1d: ['T', 'T', 'T?', 'stride', 'padding', 'dilation', 'groups'],
-  batchNorm: ['T', 'T?', 'T?', 'T?', 'T?', 'training', 'momentum', 'eps', 'relu'], layerNorm: ['T', 'normalizedShape', 'T?', 'T?', 'eps'],
+  batchNorm: ['T', 'T?', 'T?', 'T?', 'T?', 'training', 'momentum', 'eps', 'relu', 'T?'], layerNorm: ['T', 'normalizedShape', 'T?', 'T?', 'eps'],
   groupNorm: ['T', 'numGroups', 'T?', 'T?', 'eps'],
   maxPool2d: ['T', 'kernel', 'stride', 'padding', 'dilation', 'ceilMode'], avgPool2d: ['T', 'kernel', 'stride', 'padding', 'ceilMode', 'countIncludePad'],
   adaptiveAvgPool2d: ['T', 'outputSize'], adaptiveMaxPool2d: ['T', 'outputSize'],

@@ -239,7 +239,7 @@ class Lowering {
   // ---- the rules -----------------------------------------------------------------------------
 
   lowerOp(op: TracedOp): void {
-    const [a, b, c, d, e] = op.inputs;
+    const [a, b, c, d, e, f] = op.inputs;
     const x = a as number;
     const at = op.attrs;
     const outShape = this.shape(op.outputs[0]);
@@ -505,7 +505,8 @@ class Lowering {
         const scale = d === null ? this.constant(new Float32Array(C).fill(1), [C], 'float32', 'ones') : this.name(d as number);
         const bias = e === null ? this.constant(new Float32Array(C), [C], 'float32', 'zeros') : this.name(e as number);
         const [y] = this.emit('BatchNormalization', [this.name(x), scale, bias, this.name(b as number), this.name(c as number)], { epsilon: floatAttr(Number(at.eps)) });
-        return this.bind(0, at.relu === true ? this.emit('Relu', [y])[0] : y, this.batchOf(x));
+        const sum = typeof f === 'number' ? this.emit('Add', [y, this.name(f)])[0] : y;
+        return this.bind(0, at.relu === true ? this.emit('Relu', [sum])[0] : sum, this.batchOf(x));
       }
       case 'layerNorm': {
         if (this.o.opset < 17) this.fail('LayerNormalization needs opset 17 or later');

@@ -3,7 +3,8 @@
 // autograd history and every module involved is in eval mode with no hooks watching it. The
 // modules stay as they are: the fold is a cache beside the Conv2d, redone when its tensors
 // change, so training, state dicts and export see the model the user built. For training: a
-// BatchNorm2d followed by a ReLU runs as one batch norm that applies the ReLU in its own passes.
+// BatchNorm2d followed by a residual addition and/or a ReLU runs as one batch norm that takes
+// them into its own passes (native/batch_norm.cc).
 import { F, FusedConv, fusedInferenceActive, type FusedActivation, type Tensor } from '../engine/index.js';
 import { Module } from './module.js';
 import { Conv2d } from './conv.js';
@@ -64,15 +65,27 @@ function fusedFor(conv: Conv2d, pad: [number, number, number, number], activatio
   return fused;
 }
 
+/** Identity of a residual step: its shortcut's output, or its block's input. */
+const identityOf = (r: ResidualStep['residual']): Tensor => (r.shortcut ? r.shortcut.call(r.x) : r.x);
+
+/** A training BatchNorm2d at steps[i] with the residual addition and the ReLU after it, as far as they are there. */
+function normInTraining(norm: BatchNorm2d, steps: readonly Step[], i: number, x: Tensor): { out: Tensor; consumed: number } | null {
+  const residual = residualOf(steps[i + 1]);
+  const relu = activationOf(steps[i + (residual ? 2 : 1)], true) === 'relu';
+  if (!residual && !relu) return null;
+  const identity = residual ? identityOf(residual) : undefined;
+  const out = norm.forwardFused(x, { residual: identity, relu });
+  if (identity && residual && identity !== residual.x && !identity.kept) identity.dispose();
+  return { out, consumed: 1 + (residual ? 1 : 0) + (relu ? 1 : 0) };
+}
+
 /**
  * Runs steps[i] and as many of the steps after it as one fused convolution takes in, on x.
  * Returns the result and how many steps it consumed, or null where the fused path does not apply.
  */
 export function runFused(steps: readonly Step[], i: number, x: Tensor): { out: Tensor; consumed: number } | null {
   const first = steps[i];
-  if (first instanceof BatchNorm2d && first.training && !first.hasForwardHooks && activationOf(steps[i + 1], true) === 'relu') {
-    return { out: first.forwardRelu(x), consumed: 2 };
-  }
+  if (first instanceof BatchNorm2d && first.training && !first.hasForwardHooks) return normInTraining(first, steps, i, x);
   const conv = steps[i];
   if (!(conv instanceof Conv2d) || !idle(conv) || !fusedInferenceActive()) return null;
   if ((x.dtype !== 'float32' && x.dtype !== 'bfloat16') || x.ndim !== 4 || x.device !== 'cpu') return null;
@@ -85,7 +98,7 @@ export function runFused(steps: readonly Step[], i: number, x: Tensor): { out: T
   if (residual) j++;
   const activation = activationOf(steps[j]);
   if (activation) j++;
-  const identity = residual ? (residual.shortcut ? residual.shortcut.call(residual.x) : residual.x) : undefined;
+  const identity = residual ? identityOf(residual) : undefined;
   const out = fusedFor(conv, pad, activation, residual !== null).run(x, {
     weight: conv.weight,
     bias: conv.bias,

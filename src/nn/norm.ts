@@ -33,15 +33,18 @@ abstract class BatchNormBase extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.normalize(x, false);
+    return this.normalize(x);
   }
 
-  /** forward(x) then a ReLU, in the same passes over the map where the engine can (chain's training fusion). */
-  forwardRelu(x: Tensor): Tensor {
-    return this.normalize(x, true);
+  /**
+   * forward(x) + residual, then a ReLU where asked, in the same passes over the map where the
+   * engine can (chain's training fusion).
+   */
+  forwardFused(x: Tensor, o: { residual?: Tensor; relu?: boolean }): Tensor {
+    return this.normalize(x, o);
   }
 
-  private normalize(x: Tensor, relu: boolean): Tensor {
+  private normalize(x: Tensor, fused: { residual?: Tensor; relu?: boolean } = {}): Tensor {
     if (!this.expectedDims.includes(x.ndim)) {
       throw new Error(`${this.typeName}: expected ${this.expectedDims.join('D or ')}D input, got ${x.ndim}D input of shape [${x.shape.join(', ')}]`);
     }
@@ -53,7 +56,7 @@ abstract class BatchNormBase extends Module {
       if (this.momentum === null) momentum = 1 / count.item();
     }
     return F.batchNorm(x, tracking ? this.buffer('running_mean') : null, tracking ? this.buffer('running_var') : null, {
-      weight: this.weight, bias: this.bias, training: this.training || !tracking, momentum, eps: this.eps, relu,
+      weight: this.weight, bias: this.bias, training: this.training || !tracking, momentum, eps: this.eps, ...fused,
     });
   }
 

@@ -637,6 +637,26 @@ section('own batch norm');
     ({ x2 }) => F.batchNorm(x2, null, null, { training: true, relu: true }));
   add('contiguous map with ReLU (libtorch, then a ReLU)', { x, w: rn(24) }, 'F.relu(F.batch_norm(x, None, None, w, training=True))',
     ({ x, w }) => F.batchNorm(x, null, null, { weight: w, training: true, relu: true }), { rtol: 1e-4, atol: 1e-4 });
+  // a residual added before the ReLU: its gradient is the one past the ReLU; of another layout
+  // or dtype it is brought to x's first
+  const res = (relu: string, r: string): string => `out = ${relu}(F.batch_norm(${cl('x')}, rm, rv, w, b, training=True, momentum=0.3, eps=1e-3) + ${r})\nX = {"rm": rm, "rv": rv}`;
+  const jsRes = (relu: boolean, layout: 'channelsLast' | 'contiguous') => ({ x, r, rm, rv, w, b }: Record<string, Tensor>) => ({
+    out: F.batchNorm(x.contiguous('channelsLast'), rm, rv, { weight: w, bias: b, training: true, momentum: 0.3, eps: 1e-3, relu, residual: r.contiguous(layout) }),
+    extra: { rm, rv },
+  });
+  const resGrad = { grad: ['x', 'r', 'w', 'b'], rtol: 1e-4, atol: 1e-4 };
+  add('float32 channels-last + residual, ReLU', { x, r: rn(6, 24, 13, 11), rm, rv, w: rn(24), b: rn(24) }, res('F.relu', cl('r')), jsRes(true, 'channelsLast'), resGrad);
+  add('float32 channels-last + residual', { x, r: rn(6, 24, 13, 11), rm, rv, w: rn(24), b: rn(24) }, res('', cl('r')), jsRes(false, 'channelsLast'), resGrad);
+  add('float32 channels-last + contiguous residual, ReLU', { x, r: rn(6, 24, 13, 11), rm, rv, w: rn(24), b: rn(24) }, res('F.relu', 'r'), jsRes(true, 'contiguous'), resGrad);
+  // bf16: the sum is rounded once (PyTorch rounds the norm's output, then the sum), so where it is
+  // within a rounding of 0 the ReLU's mask may differ from PyTorch's bf16 one; the reference is
+  // PyTorch in float32 on the same bf16 values, rounded at the end
+  add('bfloat16 channels-last + residual, ReLU', { xb: x.bfloat16(), r: rn(6, 24, 13, 11).bfloat16(), w: rn(24), b: rn(24) },
+    `F.relu(F.batch_norm(${cl('xb.float()')}, None, None, w, b, training=True) + r.float()).bfloat16()`,
+    ({ xb, r, w, b }) => F.batchNorm(xb.contiguous('channelsLast'), null, null, { weight: w, bias: b, training: true, relu: true, residual: r.contiguous('channelsLast') }),
+    { ...bf, grad: ['xb', 'r', 'w', 'b'] });
+  add('contiguous map + residual, ReLU (libtorch, then an add and a ReLU)', { x, r: rn(6, 24, 13, 11) }, 'F.relu(F.batch_norm(x, None, None, training=True) + r)',
+    ({ x, r }) => F.batchNorm(x, null, null, { training: true, relu: true, residual: r }), { rtol: 1e-4, atol: 1e-4 });
   add('eval with ReLU', { x, rm, rv }, 'F.relu(F.batch_norm(x, rm, rv, training=False))',
     ({ x, rm, rv }) => F.batchNorm(x.contiguous('channelsLast'), rm, rv, { relu: true }), { rtol: 1e-4, atol: 1e-4, grad: ['x'] });
 }

@@ -144,9 +144,10 @@ test('bad input to a fused convolution names what was expected', { skip: !availa
   assert.throws(() => native.fusedConvCreate([1, 1], [0, 0, 0, 0], [1, 1], 1, 'mish', false), /relu, relu6, silu/);
 });
 
-// Training: a BatchNorm2d followed by a ReLU in a chain runs as one batch norm with the ReLU in
-// its passes (convkit::batch_norm_relu in a profile); output, running statistics and gradients
-// equal the two modules run one after the other, and a hook on the ReLU turns it off.
+// Training: a BatchNorm2d followed by a ReLU, or by a residual addition and a ReLU, in a chain
+// runs as one batch norm with those in its passes (convkit::batch_norm_relu and
+// batch_norm_add_relu in a profile); output, running statistics and gradients equal the modules
+// run one after the other, and a hook on the ReLU turns it off.
 async function opsIn<T>(fn: () => T): Promise<{ result: T; ops: Set<string> }> {
   const trace = join(tmpdir(), `convkit-fuse-${process.pid}.json`);
   try {
@@ -188,4 +189,31 @@ test('training: BatchNorm2d + ReLU run as one op, equal to the two modules, and 
   const watched = await opsIn(() => step(fused, false));
   assert.equal(seen, 1);
   assert.ok(watched.ops.has('convkit::batch_norm') && !watched.ops.has('convkit::batch_norm_relu'), 'a watched ReLU runs on its own');
+});
+
+test('training: a residual block runs its norms fused, equal to the block run op by op', async () => {
+  const make = (): Module<[Tensor], Tensor> => {
+    manualSeed(6);
+    const m = (createModel('resnet20', { numClasses: 10, inChannels: 1 }) as unknown as { layer2: Sequential }).layer2.at(0) as Module<[Tensor], Tensor>;
+    m.to({ memoryFormat: 'channelsLast' });
+    return m.train();
+  };
+  manualSeed(7);
+  const x = randn([4, 16, 8, 8]).contiguous('channelsLast');
+  const step = (m: Module<[Tensor], Tensor>, split: boolean): { y: Tensor; grads: Tensor[]; xg: Tensor } => tidy(() => {
+    const xi = x.detach().requiresGrad_();
+    const b = m as unknown as Record<string, Module<[Tensor], Tensor>>;
+    const y = split
+      ? b.relu.call(b.bn2.call(b.conv2.call(b.relu.call(b.bn1.call(b.conv1.call(xi))))).add(b.downsample.call(xi)))
+      : m.call(xi);
+    y.mul(y).sum().backward();
+    return { y: y.detach().keep(), grads: m.parameters().map((p) => p.grad!.clone().keep()), xg: xi.grad!.keep() };
+  });
+  const fused = make();
+  const { result: got, ops } = await opsIn(() => step(fused, false));
+  assert.ok(ops.has('convkit::batch_norm_relu') && ops.has('convkit::batch_norm_add_relu') && !ops.has('aten::relu'), `fused ops, got ${[...ops].join(', ')}`);
+  const ref = step(make(), true);
+  assert.ok(relErr(ref.y, got.y) < 1e-5, 'output');
+  assert.ok(relErr(ref.xg, got.xg) < 1e-4, 'input gradient (through both branches)');
+  ref.grads.forEach((g, i) => assert.ok(relErr(g, got.grads[i]) < 1e-4, `parameter gradient ${i}`));
 });
