@@ -85,7 +85,10 @@ function normInTraining(norm: BatchNorm2d, steps: readonly Step[], i: number, x:
  */
 export function runFused(steps: readonly Step[], i: number, x: Tensor): { out: Tensor; consumed: number } | null {
   const first = steps[i];
-  if (first instanceof BatchNorm2d && first.training && !first.hasForwardHooks) return normInTraining(first, steps, i, x);
+  // BatchNorm2d's own forward: one replaced (SyncBatchNorm's) computes its statistics its own way
+  if (first instanceof BatchNorm2d && first.forward === BatchNorm2d.prototype.forward && first.training && !first.hasForwardHooks) {
+    return normInTraining(first, steps, i, x);
+  }
   const conv = steps[i];
   if (!(conv instanceof Conv2d) || !idle(conv) || !fusedInferenceActive()) return null;
   if ((x.dtype !== 'float32' && x.dtype !== 'bfloat16') || x.ndim !== 4 || x.device !== 'cpu') return null;
