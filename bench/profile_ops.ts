@@ -1,6 +1,7 @@
 // Where the time goes, op by op, on both sides: convkit's profile() (libtorch's profiler, the
 // fused inference convolutions included as convkit::fused_conv) and torch.profiler on the same
-// step, self time per op averaged over the profiled steps, side by side. For each of issue 13's
+// step, self time per op side by side: each step profiled on its own and the median taken over the
+// steps, as a VM that preempts the process puts 10-25 ms into whichever op was running. For each of issue 13's
 // training cases and inference models; PyTorch runs with tcmalloc preloaded, its recommended set-up.
 //   node dist-dev/bench/profile_ops.js [--cases resnet18,...] [--mode fp32|fp32cl|bf16cl (every case's)] [--steps 5]
 //     [--threads 2] [--top 12] [--json out.json]
@@ -12,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { F, autocast, manualSeed, noGrad, profile, randint, randn, setNumThreads, tidy } from '../src/engine/index.js';
 import { createModel } from '../src/models/index.js';
 import { SGD } from '../src/train/index.js';
-import { arg, choiceArg, emit, listChoiceArg, runPython } from './common.js';
+import { arg, choiceArg, emit, listChoiceArg, median, runPython } from './common.js';
 import type { BenchTable } from './results.js';
 
 const MODES = ['fp32', 'fp32cl', 'bf16cl'] as const;
@@ -68,18 +69,26 @@ async function convkitProfile(c: Case, steps: number): Promise<{ stepMs: number;
     opt.step();
   });
   for (let i = 0; i < 3; i++) step();
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) step();
-  const stepMs = (performance.now() - t0) / steps;
+  const walls: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    step();
+    walls.push(performance.now() - t0);
+  }
+  const perStep: Map<string, number>[] = [];
   const trace = join(tmpdir(), `convkit-profile-${process.pid}.json`);
-  await profile(trace, () => { for (let i = 0; i < steps; i++) step(); });
-  const parsed = JSON.parse(readFileSync(trace, 'utf8')) as TraceEvent[] | { traceEvents: TraceEvent[] };
+  for (let i = 0; i < steps; i++) {
+    await profile(trace, step);
+    const parsed = JSON.parse(readFileSync(trace, 'utf8')) as TraceEvent[] | { traceEvents: TraceEvent[] };
+    perStep.push(selfTimes(Array.isArray(parsed) ? parsed : parsed.traceEvents));
+  }
   rmSync(trace, { force: true });
-  const ops = selfTimes(Array.isArray(parsed) ? parsed : parsed.traceEvents);
-  for (const [k, v] of ops) ops.set(k, v / steps);
+  const names = new Set(perStep.flatMap((m) => [...m.keys()]));
+  const ops = new Map([...names].map((k) => [k, median(perStep.map((m) => m.get(k) ?? 0))]));
   model.dispose();
-  return { stepMs, ops };
+  return { stepMs: median(walls), ops };
 }
+
 
 const threads = arg('threads', 2), steps = arg('steps', 5), top = arg('top', 12);
 const names = listChoiceArg('cases', Object.keys(CASES)) ?? Object.keys(CASES);
@@ -103,7 +112,7 @@ for (const name of names) {
   rows.push(['(step, wall, unprofiled)', ck.stepMs, py.step_ms, ck.stepMs - py.step_ms]);
   tables.push({
     title: `${name}: ${c.kind === 'train' ? 'training step' : 'eval forward'}, ${c.model} ${c.channels}x${c.size}x${c.size}, batch ${c.batch}, `
-      + `${c.mode}, ${threads} threads; self time per step (ms), top ${top} ops by the larger side; PyTorch 1.13 + tcmalloc`,
+      + `${c.mode}, ${threads} threads; self time per step (ms, median of ${steps} steps), top ${top} ops by the larger side; PyTorch 1.13 + tcmalloc`,
     headers: ['op', 'convkit (ms)', 'PyTorch (ms)', 'convkit - PyTorch (ms)'],
     rows,
   });

@@ -1,9 +1,10 @@
 # PyTorch side of bench/profile_ops: torch.profiler on the same step convkit profiles (a training
 # step: forward, cross-entropy, backward, SGD with Nesterov momentum; or an eval forward), self CPU
-# time per op averaged over the profiled steps.
+# time per op: each step profiled on its own, the median over the steps (a VM that preempts the
+# process puts 10-25 ms into whichever op was running; a mean would carry it).
 # argv: threads kind(train|infer) model batch size channels mode(fp32|fp32cl|bf16cl) steps
 # Prints one JSON line: {"step_ms": ..., "ops": {"aten::...": self_ms_per_step, ...}}
-import json, sys, time
+import json, statistics, sys, time
 import torch, torchvision
 import torch.nn.functional as F
 from torch.profiler import profile, ProfilerActivity
@@ -44,15 +45,19 @@ def main(threads, kind, name, batch, size, channels, mode, steps):
 
     for _ in range(3):
         step()
-    t0 = time.perf_counter()
+    walls = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         step()
-    step_ms = (time.perf_counter() - t0) * 1e3 / steps
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
+        walls.append((time.perf_counter() - t0) * 1e3)
+    per_step = []
+    for _ in range(steps):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
-    ops = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
-    print(json.dumps({"step_ms": step_ms, "ops": ops}))
+        per_step.append({e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()})
+    names = set().union(*per_step)
+    ops = {k: statistics.median(s.get(k, 0.0) for s in per_step) for k in names}
+    print(json.dumps({"step_ms": statistics.median(walls), "ops": ops}))
 
 if __name__ == "__main__":
     main(*sys.argv[1:9])
