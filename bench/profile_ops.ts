@@ -89,7 +89,6 @@ async function convkitProfile(c: Case, steps: number): Promise<{ stepMs: number;
   return { stepMs: median(walls), ops };
 }
 
-
 const threads = arg('threads', 2), steps = arg('steps', 5), top = arg('top', 12);
 const names = listChoiceArg('cases', Object.keys(CASES)) ?? Object.keys(CASES);
 const mode = choiceArg('mode', MODES);

@@ -33,18 +33,14 @@ abstract class BatchNormBase extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.normalize(x);
+    return this.forwardFused(x, {});
   }
 
   /**
    * forward(x) + residual, then a ReLU where asked, in the same passes over the map where the
    * engine can (chain's training fusion).
    */
-  forwardFused(x: Tensor, o: { residual?: Tensor; relu?: boolean }): Tensor {
-    return this.normalize(x, o);
-  }
-
-  private normalize(x: Tensor, fused: { residual?: Tensor; relu?: boolean } = {}): Tensor {
+  forwardFused(x: Tensor, fused: { residual?: Tensor; relu?: boolean }): Tensor {
     if (!this.expectedDims.includes(x.ndim)) {
       throw new Error(`${this.typeName}: expected ${this.expectedDims.join('D or ')}D input, got ${x.ndim}D input of shape [${x.shape.join(', ')}]`);
     }
