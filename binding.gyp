@@ -11,7 +11,7 @@
   "targets": [
     {
       "target_name": "convkit",
-      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/batch_norm.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
+      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/fused_sgd.cc", "native/batch_norm.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

@@ -212,6 +212,7 @@ void InitAllocator(Napi::Env env, Napi::Object exports);
 // libtorch's warnings and log messages kept off the terminal (logging.cc)
 void InitLogging(Napi::Env env, Napi::Object exports);
 void InitFastGrads(Napi::Env env, Napi::Object exports);
+void InitFusedSgd(Napi::Env env, Napi::Object exports);
 // c10d: process groups, collectives, DDP's Reducer (distributed.cc)
 void InitDistributed(Napi::Env env, Napi::Object exports);
 // x, whose gradient is handed back channels-last when x is channels-last (fast_grads.cc)

@@ -559,6 +559,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitNNOps(env, exports);
   convkit::InitAllocator(env, exports);
   convkit::InitFastGrads(env, exports);
+  convkit::InitFusedSgd(env, exports);
   convkit::InitConv2d(env, exports);
   convkit::InitFusedConv(env, exports);
   convkit::InitDistributed(env, exports);

@@ -219,4 +219,14 @@ export const foreach = {
   sqrt_: (a: Tensor[]): void => native.foreachSqrt_(hs(a)),
   copy_: (dst: Tensor[], src: Tensor[]): void => native.foreachCopy_(hs(dst), hs(src)),
   clamp_: (a: Tensor[], min?: number, max?: number): void => native.foreachClamp_(hs(a), min, max),
+  /**
+   * torch.optim.SGD's update in one pass per parameter, no temporaries. `bufs`: the momentum
+   * buffers, [] without momentum; `init`: they are new and start at the (decayed) gradient.
+   */
+  sgdStep_: (params: Tensor[], grads: Tensor[], bufs: Tensor[], o: SgdStepOptions): void =>
+    native.sgdStep_(hs(params), hs(grads), hs(bufs), o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, o.maximize, o.init),
 };
+
+export interface SgdStepOptions {
+  lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean; init: boolean;
+}

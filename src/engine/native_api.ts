@@ -263,6 +263,9 @@ export interface Native {
   foreachSqrt_(a: H[]): void;
   foreachCopy_(dst: H[], src: H[]): void;
   foreachClamp_(a: H[], min?: number, max?: number): void;
+  /** torch.optim.SGD's update of every parameter in one pass (bufs: [] without momentum; init: they are new). */
+  sgdStep_(params: H[], grads: H[], bufs: H[], lr: number, momentum: number, dampening: number, weightDecay: number,
+    nesterov: boolean, maximize: boolean, init: boolean): void;
 
   // ---- convolution, normalisation, pooling, resizing (nn_ops.cc, conv2d.cc) ----
   conv2d(x: H, weight: H, bias: OptH, stride: Ints, padding: Ints | 'same' | 'valid', dilation: Ints, groups: number): H;

@@ -453,6 +453,45 @@ describe('optimizer behaviour', () => {
     }
   });
 
+  test("SGD's one-pass update: torch.optim.SGD's bits in any layout, libtorch ops in float64", () => {
+    const options = [
+      { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+      { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 1e-2, maximize: true },
+      { lr: 0.1 },
+    ];
+    for (const o of options) tidy(() => {
+      const start = randn([8, 4, 3, 3]);
+      const gs = [0, 1, 2].map(() => randn([8, 4, 3, 3]));
+      const run = (p: Tensor, grad: (g: Tensor) => Tensor): Tensor => {
+        p.requiresGrad_(true);
+        const opt = new SGD([p], o);
+        for (const g of gs) { p.grad = grad(g); opt.step(); }
+        opt.dispose();
+        return p.detach().to('float32').contiguous();
+      };
+      // torch.optim.SGD's single-tensor arithmetic, op by op
+      const byOps = noGrad(() => {
+        const p = start.clone(), m = o.momentum ?? 0;
+        let buf: Tensor | undefined;
+        for (const g of gs) {
+          let d = (o.maximize ? g.neg() : g).add(p, o.weightDecay ?? 0);
+          if (m !== 0) {
+            buf = buf ? buf.mul_(m).add_(d, 1 - (o.dampening ?? 0)) : d.clone();
+            d = o.nesterov ? d.add(buf, m) : buf;
+          }
+          p.add_(d, -o.lr);
+        }
+        return p;
+      });
+      const fast = run(start.clone(), (g) => g);
+      assertEqualTensor(fast, byOps, `float32, ${JSON.stringify(o)}`);
+      // a resumed run, whose state comes back contiguous, matches an uninterrupted one bit for bit
+      assertEqualTensor(run(start.contiguous('channelsLast'), (g) => g), fast, `channels-last parameter, ${JSON.stringify(o)}`);
+      assertClose(run(start.to('float64'), (g) => g.to('float64')), fast, { rtol: 1e-6, atol: 1e-7 }, `float64, ${JSON.stringify(o)}`);
+      assert.ok(fast.sub(start).abs().max().item() > 1e-3, 'the parameter moved');
+    });
+  });
+
   test('state tensors are made once and reused; zeroGrad clears to null or to zeros', () => {
     const m = freshModel();
     const opt = new Adam(m.parameters());

@@ -279,9 +279,10 @@ function hyperParams(g: ParamGroup): { [key: string]: JsonValue } {
   return out;
 }
 
+// The parameter's dtype, device and layout: a checkpoint stores its tensors contiguous, and the
+// update's one-pass loop wants the state laid out as the parameter is.
 function castLike(t: Tensor, p: Tensor): Tensor {
-  const c = t.to({ dtype: p.dtype, device: p.device });
-  return (c === t ? t.clone() : c).keep();
+  return p.detach().clone().copy_(t).keep();
 }
 
 function sameShape(a: number[], b: number[]): boolean {

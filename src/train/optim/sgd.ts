@@ -1,6 +1,6 @@
 // SGD with momentum, dampening, Nesterov and L2 weight decay: torch.optim.SGD's update,
-// done as its multi-tensor (foreach) path does, one native call per parameter list.
-import { F, type Tensor } from '../../engine/index.js';
+// in one native pass per parameter (F.foreach.sgdStep_).
+import { F } from '../../engine/index.js';
 import { Optimizer, checkNonNegative, type GroupOptions, type ParamGroup, type ParamsInput, type StepLists } from './optimizer.js';
 
 export interface SGDGroup extends GroupOptions {
@@ -44,22 +44,17 @@ export class SGD extends Optimizer<SGDGroup> {
   protected requiredState(): string[] { return []; }
 
   protected updateGroup(g: ParamGroup<SGDGroup>, lists: StepLists): void {
-    const { params, states } = lists;
-    let grads = g.maximize ? F.foreach.neg(lists.grads) : lists.grads;
-    if (g.weightDecay !== 0) grads = F.foreach.add(grads, params, g.weightDecay);
+    const { params, grads, states } = lists;
     for (const s of states) s.step += 1;
-    if (g.momentum !== 0) {
-      const old = states.map((s, i) => [s.tensors.momentum_buffer, grads[i]] as const).filter(([b]) => b !== undefined) as [Tensor, Tensor][];
-      if (old.length > 0) {
-        const bufs = old.map(([b]) => b);
-        F.foreach.mulScalar_(bufs, g.momentum);
-        F.foreach.add_(bufs, old.map(([, d]) => d), 1 - g.dampening);
-      }
-      // a parameter's first step starts its buffer at the (decayed) gradient itself
-      states.forEach((s, i) => { s.tensors.momentum_buffer ??= grads[i].clone().keep(); });
-      const bufs = states.map((s) => s.tensors.momentum_buffer);
-      grads = g.nesterov ? F.foreach.add(grads, bufs, g.momentum) : bufs;
+    const o = { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov, maximize: g.maximize };
+    if (g.momentum === 0) return F.foreach.sgdStep_(params, grads, [], { ...o, init: false });
+    // a parameter's first step starts its buffer at the (decayed) gradient itself
+    const fresh = states.map((s) => s.tensors.momentum_buffer === undefined);
+    for (const init of [false, true]) {
+      const at = fresh.flatMap((f, i) => (f === init ? [i] : []));
+      if (at.length === 0) continue;
+      if (init) for (const i of at) states[i].tensors.momentum_buffer = params[i].detach().clone().keep();
+      F.foreach.sgdStep_(at.map((i) => params[i]), at.map((i) => grads[i]), at.map((i) => states[i].tensors.momentum_buffer), { ...o, init });
     }
-    F.foreach.add_(params, grads, -g.lr);
   }
 }
