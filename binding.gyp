@@ -11,11 +11,13 @@
   "targets": [
     {
       "target_name": "convkit",
-      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/fused_sgd.cc", "native/batch_norm.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
+      "sources": ["native/tensor.cc", "native/ops.cc", "native/nn_ops.cc", "native/allocator.cc", "native/fast_grads.cc", "native/fused_optim.cc", "native/batch_norm.cc", "native/conv2d.cc", "native/depthwise_wgrad.cc", "native/logging.cc", "native/fused_conv.cc", "native/distributed.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      # -fno-math-errno: a loop calling sqrtf (Adam's) vectorises only without errno, and GCC
+      # ignores the flag as a function attribute.
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-fno-math-errno", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "conditions": [
         ["dnnl==1", {
           "defines": ["CONVKIT_DNNL"],

@@ -112,6 +112,7 @@ class Args {
   c10::optional<at::Tensor> optT(size_t i);
   std::vector<at::Tensor> tensors(size_t i);
   std::vector<int64_t> ints(size_t i) const;
+  std::vector<double> f64s(size_t i) const;
   c10::optional<std::vector<int64_t>> optInts(size_t i) const;
   int64_t i64(size_t i) const;
   c10::optional<int64_t> optI64(size_t i) const;
@@ -212,7 +213,7 @@ void InitAllocator(Napi::Env env, Napi::Object exports);
 // libtorch's warnings and log messages kept off the terminal (logging.cc)
 void InitLogging(Napi::Env env, Napi::Object exports);
 void InitFastGrads(Napi::Env env, Napi::Object exports);
-void InitFusedSgd(Napi::Env env, Napi::Object exports);
+void InitFusedOptim(Napi::Env env, Napi::Object exports);
 // c10d: process groups, collectives, DDP's Reducer (distributed.cc)
 void InitDistributed(Napi::Env env, Napi::Object exports);
 // x, whose gradient is handed back channels-last when x is channels-last (fast_grads.cc)

@@ -171,16 +171,8 @@ static void InitLinalgAndJoin(Napi::Env env, Napi::Object e) {
 
 // A JS array of numbers as libtorch scalars (one per tensor of a multi-tensor op).
 static std::vector<at::Scalar> ScalarList(const Args& a, size_t i) {
-  if (a.missing(i) || !a.raw(i).IsArray()) a.fail(i, "an array of numbers");
-  Napi::Array arr = a.raw(i).As<Napi::Array>();
-  std::vector<at::Scalar> out;
-  out.reserve(arr.Length());
-  for (uint32_t k = 0; k < arr.Length(); ++k) {
-    Napi::Value v = arr[k];
-    if (!v.IsNumber()) a.fail(i, "an array of numbers (element " + std::to_string(k) + " is not)");
-    out.emplace_back(v.As<Napi::Number>().DoubleValue());
-  }
-  return out;
+  std::vector<double> d = a.f64s(i);
+  return std::vector<at::Scalar>(d.begin(), d.end());
 }
 
 // In-place updates (optimizers, initialisers) and their multi-tensor forms, which do a whole

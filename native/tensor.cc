@@ -198,6 +198,18 @@ static bool IsInteger(double d) {
   return std::isfinite(d) && std::trunc(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0;
 }
 
+std::vector<double> Args::f64s(size_t i) const {
+  if (!raw(i).IsArray()) fail(i, "an array of numbers");
+  Napi::Array a = raw(i).As<Napi::Array>();
+  std::vector<double> out(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value v = a[k];
+    if (!v.IsNumber()) fail(i, "an array of numbers (element " + std::to_string(k) + " is not)");
+    out[k] = v.As<Napi::Number>().DoubleValue();
+  }
+  return out;
+}
+
 std::vector<int64_t> Args::ints(size_t i) const {
   if (raw(i).IsNumber()) return {i64(i)};
   if (!raw(i).IsArray()) fail(i, "an array of integers");
@@ -559,7 +571,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   convkit::InitNNOps(env, exports);
   convkit::InitAllocator(env, exports);
   convkit::InitFastGrads(env, exports);
-  convkit::InitFusedSgd(env, exports);
+  convkit::InitFusedOptim(env, exports);
   convkit::InitConv2d(env, exports);
   convkit::InitFusedConv(env, exports);
   convkit::InitDistributed(env, exports);

@@ -225,7 +225,20 @@ export const foreach = {
    */
   sgdStep_: (params: Tensor[], grads: Tensor[], bufs: Tensor[], o: SgdStepOptions): void =>
     native.sgdStep_(hs(params), hs(grads), hs(bufs), o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, o.maximize, o.init),
+  /**
+   * torch.optim.Adam's (AdamW's with `decoupled`) update in one pass per parameter. Per parameter:
+   * stepSizes = -lr / (1 - beta1^step), bc2Sqrts = sqrt(1 - beta2^step); `maxExpAvgSqs`: [] without AMSGrad.
+   */
+  adamStep_: (params: Tensor[], grads: Tensor[], state: AdamStepState, o: AdamStepOptions): void =>
+    native.adamStep_(hs(params), hs(grads), hs(state.expAvgs), hs(state.expAvgSqs), hs(state.maxExpAvgSqs), o.stepSizes, o.bc2Sqrts,
+      [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay], o.decoupled, o.maximize),
 };
+
+export interface AdamStepState { expAvgs: Tensor[]; expAvgSqs: Tensor[]; maxExpAvgSqs: Tensor[] }
+export interface AdamStepOptions {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; maximize: boolean;
+  stepSizes: number[]; bc2Sqrts: number[];
+}
 
 export interface SgdStepOptions {
   lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean; init: boolean;

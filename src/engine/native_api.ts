@@ -266,6 +266,9 @@ export interface Native {
   /** torch.optim.SGD's update of every parameter in one pass (bufs: [] without momentum; init: they are new). */
   sgdStep_(params: H[], grads: H[], bufs: H[], lr: number, momentum: number, dampening: number, weightDecay: number,
     nesterov: boolean, maximize: boolean, init: boolean): void;
+  /** torch.optim.Adam / AdamW's update in one pass (maxExpAvgSqs: [] without AMSGrad; hyper: [lr, beta1, beta2, eps, weightDecay]). */
+  adamStep_(params: H[], grads: H[], expAvgs: H[], expAvgSqs: H[], maxExpAvgSqs: H[], stepSizes: number[], bc2Sqrts: number[],
+    hyper: number[], decoupled: boolean, maximize: boolean): void;
 
   // ---- convolution, normalisation, pooling, resizing (nn_ops.cc, conv2d.cc) ----
   conv2d(x: H, weight: H, bias: OptH, stride: Ints, padding: Ints | 'same' | 'valid', dilation: Ints, groups: number): H;

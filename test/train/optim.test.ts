@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { F, Tensor, manualSeed, noGrad, randint, randn, tensor, tidy } from '../../src/engine/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../../src/nn/index.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/index.js';
-import { Adam, AdamW, Optimizer, RMSprop, SGD, type GroupOptions, type OptimizerState } from '../../src/train/optim/index.js';
+import { Adam, AdamW, Optimizer, RMSprop, SGD, type AdamOptions, type GroupOptions, type OptimizerState, type SGDOptions } from '../../src/train/optim/index.js';
 import { clipGradNorm, clipGradValue } from '../../src/train/clip.js';
 import { paramGroupsWithDecay } from '../../src/train/param_groups.js';
 import { OracleBatch, assertClose, assertEqualTensor } from '../helpers/oracle.js';
@@ -436,6 +436,55 @@ describe('loadStateDict names what does not fit', () => {
 
 // ---- behaviour ------------------------------------------------------------------------------------
 
+// torch.optim's single-tensor arithmetic, op by op, on one parameter: what the one-pass native
+// updates must reproduce bit for bit.
+type ByOps = (p: Tensor, grads: Tensor[]) => Tensor;
+function sgdByOps(o: SGDOptions): ByOps {
+  return (p, grads) => {
+    const m = o.momentum ?? 0;
+    let buf: Tensor | undefined;
+    for (const g of grads) {
+      let d = (o.maximize ? g.neg() : g).add(p, o.weightDecay ?? 0);
+      if (m !== 0) {
+        buf = buf ? buf.mul_(m).add_(d, 1 - (o.dampening ?? 0)) : d.clone();
+        d = o.nesterov ? d.add(buf, m) : buf;
+      }
+      p.add_(d, -o.lr);
+    }
+    return p;
+  };
+}
+function adamByOps(o: Required<AdamOptions>, decoupled: boolean): ByOps {
+  return (p, grads) => {
+    const [b1, b2] = o.betas;
+    const m = p.mul(0), v = p.mul(0), vmax = p.mul(0);
+    grads.forEach((g, k) => {
+      let d = o.maximize ? g.neg() : g;
+      if (decoupled) p.mul_(1 - o.lr * o.weightDecay);
+      else d = d.add(p, o.weightDecay);
+      m.mul_(b1).add_(d, 1 - b1);
+      v.mul_(b2);
+      F.foreach.addcmul_([v], [d], [d], 1 - b2);
+      const second = o.amsgrad ? vmax.copy_(vmax.maximum(v)) : v;
+      const denom = second.sqrt().div(Math.sqrt(1 - b2 ** (k + 1))).add(o.eps);
+      F.foreach.addcdivScalarList_([p], [m], [denom], [-o.lr / (1 - b1 ** (k + 1))]);
+    });
+    return p;
+  };
+}
+const ADAM = { lr: 0.01, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
+const ONE_PASS: { name: string; make: (p: Tensor) => AnyOptimizer; byOps: ByOps }[] = [
+  ...[
+    { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+    { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 1e-2, maximize: true },
+    { lr: 0.1 },
+  ].map((o) => ({ name: `SGD ${JSON.stringify(o)}`, make: (p: Tensor) => new SGD([p], o), byOps: sgdByOps(o) })),
+  ...[ADAM, { ...ADAM, amsgrad: true, maximize: true }, { ...ADAM, weightDecay: 0, eps: 1e-3 }].flatMap((o) => [
+    { name: `Adam ${JSON.stringify(o)}`, make: (p: Tensor) => new Adam([p], o), byOps: adamByOps(o, false) },
+    { name: `AdamW ${JSON.stringify(o)}`, make: (p: Tensor) => new AdamW([p], o), byOps: adamByOps(o, true) },
+  ]),
+];
+
 describe('optimizer behaviour', () => {
   test('step leaves the gradients as they were (decay, Nesterov and maximize work on copies)', () => {
     for (const name of ['sgd_nesterov', 'adam_wd_amsgrad', 'rmsprop_centered_momentum_wd', 'sgd_maximize']) {
@@ -453,42 +502,23 @@ describe('optimizer behaviour', () => {
     }
   });
 
-  test("SGD's one-pass update: torch.optim.SGD's bits in any layout, libtorch ops in float64", () => {
-    const options = [
-      { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
-      { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 1e-2, maximize: true },
-      { lr: 0.1 },
-    ];
-    for (const o of options) tidy(() => {
+  test("the one-pass updates: torch.optim's bits in any layout, libtorch ops in float64", () => {
+    for (const c of ONE_PASS) tidy(() => {
       const start = randn([8, 4, 3, 3]);
       const gs = [0, 1, 2].map(() => randn([8, 4, 3, 3]));
       const run = (p: Tensor, grad: (g: Tensor) => Tensor): Tensor => {
         p.requiresGrad_(true);
-        const opt = new SGD([p], o);
+        const opt = c.make(p);
         for (const g of gs) { p.grad = grad(g); opt.step(); }
         opt.dispose();
         return p.detach().to('float32').contiguous();
       };
-      // torch.optim.SGD's single-tensor arithmetic, op by op
-      const byOps = noGrad(() => {
-        const p = start.clone(), m = o.momentum ?? 0;
-        let buf: Tensor | undefined;
-        for (const g of gs) {
-          let d = (o.maximize ? g.neg() : g).add(p, o.weightDecay ?? 0);
-          if (m !== 0) {
-            buf = buf ? buf.mul_(m).add_(d, 1 - (o.dampening ?? 0)) : d.clone();
-            d = o.nesterov ? d.add(buf, m) : buf;
-          }
-          p.add_(d, -o.lr);
-        }
-        return p;
-      });
       const fast = run(start.clone(), (g) => g);
-      assertEqualTensor(fast, byOps, `float32, ${JSON.stringify(o)}`);
+      assertEqualTensor(fast, noGrad(() => c.byOps(start.clone(), gs)), `${c.name}: float32`);
       // a resumed run, whose state comes back contiguous, matches an uninterrupted one bit for bit
-      assertEqualTensor(run(start.contiguous('channelsLast'), (g) => g), fast, `channels-last parameter, ${JSON.stringify(o)}`);
-      assertClose(run(start.to('float64'), (g) => g.to('float64')), fast, { rtol: 1e-6, atol: 1e-7 }, `float64, ${JSON.stringify(o)}`);
-      assert.ok(fast.sub(start).abs().max().item() > 1e-3, 'the parameter moved');
+      assertEqualTensor(run(start.contiguous('channelsLast'), (g) => g), fast, `${c.name}: channels-last parameter`);
+      assertClose(run(start.to('float64'), (g) => g.to('float64')), fast, { rtol: 1e-6, atol: 1e-7 }, `${c.name}: float64`);
+      assert.ok(fast.sub(start).abs().max().item() > 1e-3, `${c.name}: the parameter moved`);
     });
   });
 

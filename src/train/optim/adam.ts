@@ -1,5 +1,5 @@
 // Adam (L2 weight decay in the gradient) and AdamW (decoupled weight decay), with AMSGrad:
-// torch.optim.Adam / AdamW's update as their multi-tensor (foreach) path does it.
+// torch.optim.Adam / AdamW's update, in one native pass per parameter (F.foreach.adamStep_).
 import { F } from '../../engine/index.js';
 import { Optimizer, checkNonNegative, checkUnit, type GroupOptions, type ParamGroup, type ParamsInput, type StepLists } from './optimizer.js';
 
@@ -50,32 +50,20 @@ export class Adam extends Optimizer<AdamGroup> {
   }
 
   protected updateGroup(g: ParamGroup<AdamGroup>, lists: StepLists): void {
-    const { params, states } = lists;
+    const { params, grads, states } = lists;
     const [beta1, beta2] = g.betas;
-    let grads = g.maximize ? F.foreach.neg(lists.grads) : lists.grads;
-    const expAvgs = this.stateTensors(lists, 'exp_avg', 0);
-    const expAvgSqs = this.stateTensors(lists, 'exp_avg_sq', 0);
+    const state = {
+      expAvgs: this.stateTensors(lists, 'exp_avg', 0),
+      expAvgSqs: this.stateTensors(lists, 'exp_avg_sq', 0),
+      maxExpAvgSqs: g.amsgrad ? this.stateTensors(lists, 'max_exp_avg_sq', 0) : [],
+    };
     for (const s of states) s.step += 1;
-    if (g.weightDecay !== 0) {
-      if (this.decoupled) F.foreach.mulScalar_(params, 1 - g.lr * g.weightDecay);
-      else grads = F.foreach.add(grads, params, g.weightDecay);
-    }
-    F.foreach.mulScalar_(expAvgs, beta1);
-    F.foreach.add_(expAvgs, grads, 1 - beta1);
-    F.foreach.mulScalar_(expAvgSqs, beta2);
-    F.foreach.addcmul_(expAvgSqs, grads, grads, 1 - beta2);
     // per-parameter bias corrections: a parameter that skipped steps has a smaller count
-    const stepSize = states.map((s) => (g.lr / (1 - beta1 ** s.step)) * -1);
-    const bc2Sqrt = states.map((s) => Math.sqrt(1 - beta2 ** s.step));
-    let second = expAvgSqs;
-    if (g.amsgrad) {
-      second = this.stateTensors(lists, 'max_exp_avg_sq', 0);
-      F.foreach.maximum_(second, expAvgSqs);
-    }
-    const denom = F.foreach.sqrt(second);
-    F.foreach.divScalarList_(denom, bc2Sqrt);
-    F.foreach.addScalar_(denom, g.eps);
-    F.foreach.addcdivScalarList_(params, expAvgs, denom, stepSize);
+    F.foreach.adamStep_(params, grads, state, {
+      lr: g.lr, beta1, beta2, eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, maximize: g.maximize,
+      stepSizes: states.map((s) => (g.lr / (1 - beta1 ** s.step)) * -1),
+      bc2Sqrts: states.map((s) => Math.sqrt(1 - beta2 ** s.step)),
+    });
   }
 }
 
