@@ -1,6 +1,7 @@
 // The optimizers' whole update in one pass over each parameter, with no temporaries:
-// torch.optim.SGD's (L2 decay, momentum with dampening, Nesterov, maximize) and Adam / AdamW's
-// (L2 or decoupled decay, AMSGrad, maximize).
+// torch.optim.SGD's (L2 decay, momentum with dampening, Nesterov, maximize), Adam / AdamW's
+// (L2 or decoupled decay, AMSGrad, maximize) and RMSprop's (PyTorch's or TensorFlow's, centered,
+// momentum).
 //
 // Done as separate libtorch ops (PyTorch's own single-tensor or foreach path), an SGD step reads
 // and writes every parameter-sized tensor five times and allocates two more: on ResNet-18's 11 M
@@ -196,6 +197,91 @@ void AdamStep(Tensors params, Tensors grads, Tensors m, Tensors v, Tensors vmax,
       [&](size_t t) { AdamOps(params[t], grads[t], m[t], v[t], ams ? &vmax[t] : nullptr, h, stepSizes[t], bc2Sqrts[t]); });
 }
 
+// ---- RMSprop ------------------------------------------------------------------------------------
+
+struct RmsHyper {
+  float alpha, keep, eps, weightDecay, decay, momentum;  // keep: 1 - alpha; decay: 1 - lr * wd (decoupled)
+  float bufScale, paramScale, lrNeg;  // lr folded into the buffer (TF): lr and -1, else 1 and -lr
+  bool decoupled, maximize, tf;
+};
+
+// avg = sqrt(s) + eps (PyTorch) or sqrt(s + eps) (TensorFlow, whose s += (1 - alpha) * (g^2 - s));
+// centered takes mean(g)^2 from s first. ga and buf are null unless centered / with momentum.
+template <bool kCentered, bool kMomentum>
+inline __attribute__((always_inline)) void RmsLoop(float* p, const float* g, float* s, float* ga, float* buf, int64_t begin,
+                                                   int64_t end, const RmsHyper& h) {
+  const float sign = h.maximize ? -1.f : 1.f;
+  const bool l2 = h.weightDecay != 0 && !h.decoupled;
+  const float decay = h.weightDecay != 0 && h.decoupled ? h.decay : 1.f;
+  for (int64_t i = begin; i < end; i++) {
+    float g0 = sign * g[i], w = p[i];
+    float d = l2 ? __builtin_fmaf(h.weightDecay, w, g0) : g0;
+    w = w * decay;  // exact where decay is 1
+    float si = h.tf ? __builtin_fmaf(d * d - s[i], h.keep, s[i]) : __builtin_fmaf(h.keep * d, d, h.alpha * s[i]);
+    s[i] = si;
+    float avg = si;
+    if constexpr (kCentered) {
+      float gi = h.tf ? __builtin_fmaf(d - ga[i], h.keep, ga[i]) : __builtin_fmaf(h.keep, d, h.alpha * ga[i]);
+      ga[i] = gi;
+      avg = __builtin_fmaf(-gi, gi, si);
+    }
+    avg = h.tf ? __builtin_sqrtf(avg + h.eps) : __builtin_sqrtf(avg) + h.eps;
+    if constexpr (kMomentum) {
+      float b = h.momentum * buf[i] + h.bufScale * d / avg;
+      buf[i] = b;
+      p[i] = __builtin_fmaf(h.paramScale, b, w);
+    } else {
+      p[i] = w + h.lrNeg * d / avg;
+    }
+  }
+}
+
+CONVKIT_FMA_CLONES void RmsF32(float* p, const float* g, float* s, float* ga, float* buf, int64_t begin, int64_t end,
+                               RmsHyper h) {
+  if (ga && buf) RmsLoop<true, true>(p, g, s, ga, buf, begin, end, h);
+  else if (ga) RmsLoop<true, false>(p, g, s, ga, buf, begin, end, h);
+  else if (buf) RmsLoop<false, true>(p, g, s, ga, buf, begin, end, h);
+  else RmsLoop<false, false>(p, g, s, ga, buf, begin, end, h);
+}
+
+void RmsOps(at::Tensor& p, const at::Tensor& grad, at::Tensor& s, at::Tensor* ga, at::Tensor* buf, const RmsHyper& h) {
+  at::Tensor d = h.maximize ? grad.neg() : grad;
+  if (h.weightDecay != 0) {
+    if (h.decoupled) p.mul_(h.decay);
+    else d = d.add(p, h.weightDecay);
+  }
+  at::Tensor avg;
+  if (h.tf) {
+    s.add_(d.mul(d).sub_(s), h.keep);
+    if (ga) ga->add_(d.sub(*ga), h.keep);
+    avg = (ga ? s.addcmul(*ga, *ga, -1) : s).add(h.eps).sqrt_();
+  } else {
+    s.mul_(h.alpha).addcmul_(d, d, h.keep);
+    if (ga) ga->mul_(h.alpha).add_(d, h.keep);
+    avg = (ga ? s.addcmul(*ga, *ga, -1).sqrt_() : s.sqrt()).add_(h.eps);
+  }
+  if (buf) {
+    buf->mul_(h.momentum).addcdiv_(d, avg, h.bufScale);
+    p.add_(*buf, h.paramScale);
+  } else {
+    p.addcdiv_(d, avg, h.lrNeg);
+  }
+}
+
+void RmsStep(Tensors params, Tensors grads, Tensors s, Tensors ga, Tensors bufs, const RmsHyper& h) {
+  RECORD_FUNCTION("convkit::rmsprop_step_", std::vector<c10::IValue>());
+  bool centered = !ga.empty(), momentum = !bufs.empty();
+  std::vector<Tensors*> states{&s};
+  if (centered) states.push_back(&ga);
+  if (momentum) states.push_back(&bufs);
+  ForEachParam("rmspropStep_", params, grads, states,
+      [&](size_t t, int64_t b, int64_t e) {
+        RmsF32(params[t].data_ptr<float>(), grads[t].data_ptr<float>(), s[t].data_ptr<float>(),
+               centered ? ga[t].data_ptr<float>() : nullptr, momentum ? bufs[t].data_ptr<float>() : nullptr, b, e, h);
+      },
+      [&](size_t t) { RmsOps(params[t], grads[t], s[t], centered ? &ga[t] : nullptr, momentum ? &bufs[t] : nullptr, h); });
+}
+
 }  // namespace
 
 void InitFusedOptim(Napi::Env env, Napi::Object e) {
@@ -216,6 +302,18 @@ void InitFusedOptim(Napi::Env env, Napi::Object e) {
                 static_cast<float>(1 - beta2), static_cast<float>(eps), static_cast<float>(wd),
                 static_cast<float>(1 - lr * wd), a.b(8), a.b(9)};
     AdamStep(a.tensors(0), a.tensors(1), a.tensors(2), a.tensors(3), a.tensors(4), h, a.f64s(5), a.f64s(6));
+  });
+  // rmspropStep_(params, grads, squareAvgs, gradAvgs ([] unless centered), bufs ([] without
+  //              momentum), [lr, alpha, eps, weightDecay, momentum], decoupled, maximize, tfStyle, lrInMomentum)
+  Def(env, e, "rmspropStep_", [](Args& a) {
+    std::vector<double> x = a.f64s(5);
+    if (x.size() != 5) a.fail(5, "[lr, alpha, eps, weightDecay, momentum]");
+    double lr = x[0], alpha = x[1], eps = x[2], wd = x[3], momentum = x[4];
+    bool lrInMomentum = a.b(9);
+    RmsHyper h{static_cast<float>(alpha), static_cast<float>(1 - alpha), static_cast<float>(eps), static_cast<float>(wd),
+               static_cast<float>(1 - lr * wd), static_cast<float>(momentum), static_cast<float>(lrInMomentum ? lr : 1),
+               static_cast<float>(lrInMomentum ? -1 : -lr), static_cast<float>(-lr), a.b(6), a.b(7), a.b(8)};
+    RmsStep(a.tensors(0), a.tensors(1), a.tensors(2), a.tensors(3), a.tensors(4), h);
   });
 }
 

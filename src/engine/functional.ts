@@ -232,12 +232,23 @@ export const foreach = {
   adamStep_: (params: Tensor[], grads: Tensor[], state: AdamStepState, o: AdamStepOptions): void =>
     native.adamStep_(hs(params), hs(grads), hs(state.expAvgs), hs(state.expAvgSqs), hs(state.maxExpAvgSqs), o.stepSizes, o.bc2Sqrts,
       [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay], o.decoupled, o.maximize),
+  /** RMSprop's update (PyTorch's, or TensorFlow's with `tfStyle`) in one pass per parameter. */
+  rmspropStep_: (params: Tensor[], grads: Tensor[], state: RMSpropStepState, o: RMSpropStepOptions): void =>
+    native.rmspropStep_(hs(params), hs(grads), hs(state.squareAvgs), hs(state.gradAvgs), hs(state.bufs),
+      [o.lr, o.alpha, o.eps, o.weightDecay, o.momentum], o.decoupled, o.maximize, o.tfStyle, o.lrInMomentum),
 };
 
 export interface AdamStepState { expAvgs: Tensor[]; expAvgSqs: Tensor[]; maxExpAvgSqs: Tensor[] }
 export interface AdamStepOptions {
   lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; maximize: boolean;
   stepSizes: number[]; bc2Sqrts: number[];
+}
+
+/** gradAvgs: [] unless centered; bufs: [] without momentum. */
+export interface RMSpropStepState { squareAvgs: Tensor[]; gradAvgs: Tensor[]; bufs: Tensor[] }
+export interface RMSpropStepOptions {
+  lr: number; alpha: number; eps: number; weightDecay: number; momentum: number;
+  decoupled: boolean; maximize: boolean; tfStyle: boolean; lrInMomentum: boolean;
 }
 
 export interface SgdStepOptions {

@@ -269,6 +269,9 @@ export interface Native {
   /** torch.optim.Adam / AdamW's update in one pass (maxExpAvgSqs: [] without AMSGrad; hyper: [lr, beta1, beta2, eps, weightDecay]). */
   adamStep_(params: H[], grads: H[], expAvgs: H[], expAvgSqs: H[], maxExpAvgSqs: H[], stepSizes: number[], bc2Sqrts: number[],
     hyper: number[], decoupled: boolean, maximize: boolean): void;
+  /** RMSprop's update in one pass (gradAvgs: [] unless centered; bufs: [] without momentum; hyper: [lr, alpha, eps, weightDecay, momentum]). */
+  rmspropStep_(params: H[], grads: H[], squareAvgs: H[], gradAvgs: H[], bufs: H[], hyper: number[], decoupled: boolean,
+    maximize: boolean, tfStyle: boolean, lrInMomentum: boolean): void;
 
   // ---- convolution, normalisation, pooling, resizing (nn_ops.cc, conv2d.cc) ----
   conv2d(x: H, weight: H, bias: OptH, stride: Ints, padding: Ints | 'same' | 'valid', dilation: Ints, groups: number): H;

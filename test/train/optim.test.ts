@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { F, Tensor, manualSeed, noGrad, randint, randn, tensor, tidy } from '../../src/engine/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from '../../src/nn/index.js';
 import { readSafetensors, writeSafetensors } from '../../src/io/index.js';
-import { Adam, AdamW, Optimizer, RMSprop, SGD, type AdamOptions, type GroupOptions, type OptimizerState, type SGDOptions } from '../../src/train/optim/index.js';
+import { Adam, AdamW, Optimizer, RMSprop, SGD, type AdamOptions, type GroupOptions, type OptimizerState, type RMSpropOptions, type SGDOptions } from '../../src/train/optim/index.js';
 import { clipGradNorm, clipGradValue } from '../../src/train/clip.js';
 import { paramGroupsWithDecay } from '../../src/train/param_groups.js';
 import { OracleBatch, assertClose, assertEqualTensor } from '../helpers/oracle.js';
@@ -472,6 +472,39 @@ function adamByOps(o: Required<AdamOptions>, decoupled: boolean): ByOps {
     return p;
   };
 }
+function rmspropByOps(o: Required<RMSpropOptions>): ByOps {
+  return (p, grads) => {
+    const s = p.mul(0).add(o.tfStyle ? 1 : 0), ga = p.mul(0), buf = p.mul(0);
+    const [gaL, sL, pL, bufL] = [[ga], [s], [p], [buf]];
+    for (const g of grads) {
+      let d = o.maximize ? g.neg() : g;
+      if (o.weightDecay !== 0) {
+        if (o.decoupledDecay) p.mul_(1 - o.lr * o.weightDecay);
+        else d = d.add(p, o.weightDecay);
+      }
+      let avg: Tensor;
+      if (o.tfStyle) {
+        s.add_(d.mul(d).sub(s), 1 - o.alpha);
+        if (o.centered) ga.add_(d.sub(ga), 1 - o.alpha);
+        avg = (o.centered ? F.foreach.addcmul(sL, gaL, gaL, -1)[0] : s).add(o.eps).sqrt();
+      } else {
+        s.mul_(o.alpha);
+        F.foreach.addcmul_(sL, [d], [d], 1 - o.alpha);
+        if (o.centered) ga.mul_(o.alpha).add_(d, 1 - o.alpha);
+        avg = (o.centered ? F.foreach.addcmul(sL, gaL, gaL, -1)[0].sqrt() : s.sqrt()).add(o.eps);
+      }
+      if (o.momentum > 0) {
+        buf.mul_(o.momentum);
+        F.foreach.addcdiv_(bufL, [d], [avg], o.lrInMomentum ? o.lr : 1);
+        p.add_(buf, o.lrInMomentum ? -1 : -o.lr);
+      } else {
+        F.foreach.addcdiv_(pL, [d], [avg], -o.lr);
+      }
+    }
+    return p;
+  };
+}
+const RMS = { lr: 0.01, alpha: 0.99, eps: 1e-8, weightDecay: 1e-2, momentum: 0, centered: false, maximize: false, tfStyle: false, decoupledDecay: false, lrInMomentum: false };
 const ADAM = { lr: 0.01, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false };
 const ONE_PASS: { name: string; make: (p: Tensor) => AnyOptimizer; byOps: ByOps }[] = [
   ...[
@@ -483,6 +516,11 @@ const ONE_PASS: { name: string; make: (p: Tensor) => AnyOptimizer; byOps: ByOps 
     { name: `Adam ${JSON.stringify(o)}`, make: (p: Tensor) => new Adam([p], o), byOps: adamByOps(o, false) },
     { name: `AdamW ${JSON.stringify(o)}`, make: (p: Tensor) => new AdamW([p], o), byOps: adamByOps(o, true) },
   ]),
+  ...[
+    RMS, { ...RMS, momentum: 0.9, centered: true, maximize: true },
+    { ...RMS, tfStyle: true, alpha: 0.9, eps: 1e-3, momentum: 0.9, lrInMomentum: true, decoupledDecay: true },
+    { ...RMS, tfStyle: true, alpha: 0.9, eps: 1e-3, centered: true, weightDecay: 0 },
+  ].map((o) => ({ name: `RMSprop ${JSON.stringify(o)}`, make: (p: Tensor) => new RMSprop([p], o), byOps: rmspropByOps(o) })),
 ];
 
 describe('optimizer behaviour', () => {

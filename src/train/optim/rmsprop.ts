@@ -1,4 +1,4 @@
-// RMSprop, PyTorch's (torch.optim.RMSprop, multi-tensor path) and TensorFlow's (`tfStyle`,
+// RMSprop, PyTorch's (torch.optim.RMSprop) and TensorFlow's (`tfStyle`,
 // as timm's RMSpropTF, which EfficientNet and MobileNet were trained with):
 //   PyTorch:    square_avg starts at 0;  avg = sqrt(square_avg) + eps;  p -= lr * buf
 //   TensorFlow: square_avg starts at 1;  avg = sqrt(square_avg + eps);  buf folds lr in
@@ -6,7 +6,7 @@
 //               s += (1 - alpha) * (g^2 - s).
 // timm's recipe for EfficientNet: new RMSprop(params, { tfStyle: true, lr, alpha: 0.9, eps: 1e-3,
 // momentum: 0.9, weightDecay: 1e-5 }).
-import { F, type Tensor } from '../../engine/index.js';
+import { F } from '../../engine/index.js';
 import { Optimizer, checkNonNegative, type GroupOptions, type ParamGroup, type ParamsInput, type StepLists } from './optimizer.js';
 
 export interface RMSpropGroup extends GroupOptions {
@@ -67,58 +67,14 @@ export class RMSprop extends Optimizer<RMSpropGroup> {
   }
 
   protected updateGroup(g: ParamGroup<RMSpropGroup>, lists: StepLists): void {
-    const { params, states } = lists;
-    let grads = g.maximize ? F.foreach.neg(lists.grads) : lists.grads;
-    const squareAvgs = this.stateTensors(lists, 'square_avg', g.tfStyle ? 1 : 0);
-    const gradAvgs = g.centered ? this.stateTensors(lists, 'grad_avg', 0) : [];
-    for (const s of states) s.step += 1;
-    if (g.weightDecay !== 0) {
-      if (g.decoupledDecay) F.foreach.mulScalar_(params, 1 - g.lr * g.weightDecay);
-      else grads = F.foreach.add(grads, params, g.weightDecay);
-    }
-    const avg = g.tfStyle ? this.tfDenominator(g, grads, squareAvgs, gradAvgs) : this.torchDenominator(g, grads, squareAvgs, gradAvgs);
-    if (g.momentum > 0) {
-      const bufs = this.stateTensors(lists, 'momentum_buffer', 0);
-      F.foreach.mulScalar_(bufs, g.momentum);
-      F.foreach.addcdiv_(bufs, grads, avg, g.lrInMomentum ? g.lr : 1);
-      F.foreach.add_(params, bufs, g.lrInMomentum ? -1 : -g.lr);
-    } else {
-      F.foreach.addcdiv_(params, grads, avg, -g.lr);
-    }
-  }
-
-  // sqrt(s - mean(g)^2) + eps, with s = alpha * s + (1 - alpha) * g^2
-  private torchDenominator(g: RMSpropGroup, grads: Tensor[], squareAvgs: Tensor[], gradAvgs: Tensor[]): Tensor[] {
-    F.foreach.mulScalar_(squareAvgs, g.alpha);
-    F.foreach.addcmul_(squareAvgs, grads, grads, 1 - g.alpha);
-    let avg: Tensor[];
-    if (g.centered) {
-      F.foreach.mulScalar_(gradAvgs, g.alpha);
-      F.foreach.add_(gradAvgs, grads, 1 - g.alpha);
-      avg = F.foreach.addcmul(squareAvgs, gradAvgs, gradAvgs, -1);
-      F.foreach.sqrt_(avg);
-    } else {
-      avg = F.foreach.sqrt(squareAvgs);
-    }
-    F.foreach.addScalar_(avg, g.eps);
-    return avg;
-  }
-
-  // sqrt(s - mean(g)^2 + eps), with s += (1 - alpha) * (g^2 - s), TensorFlow's order of ops
-  private tfDenominator(g: RMSpropGroup, grads: Tensor[], squareAvgs: Tensor[], gradAvgs: Tensor[]): Tensor[] {
-    const diff = F.foreach.mul(grads, grads);
-    F.foreach.sub_(diff, squareAvgs);
-    F.foreach.add_(squareAvgs, diff, 1 - g.alpha);
-    let avg: Tensor[];
-    if (g.centered) {
-      const d = F.foreach.sub(grads, gradAvgs);
-      F.foreach.add_(gradAvgs, d, 1 - g.alpha);
-      avg = F.foreach.addcmul(squareAvgs, gradAvgs, gradAvgs, -1);
-      F.foreach.addScalar_(avg, g.eps);
-    } else {
-      avg = F.foreach.addScalar(squareAvgs, g.eps);
-    }
-    F.foreach.sqrt_(avg);
-    return avg;
+    for (const s of lists.states) s.step += 1;
+    F.foreach.rmspropStep_(lists.params, lists.grads, {
+      squareAvgs: this.stateTensors(lists, 'square_avg', g.tfStyle ? 1 : 0),
+      gradAvgs: g.centered ? this.stateTensors(lists, 'grad_avg', 0) : [],
+      bufs: g.momentum > 0 ? this.stateTensors(lists, 'momentum_buffer', 0) : [],
+    }, {
+      lr: g.lr, alpha: g.alpha, eps: g.eps, weightDecay: g.weightDecay, momentum: g.momentum, decoupled: g.decoupledDecay,
+      maximize: g.maximize, tfStyle: g.tfStyle, lrInMomentum: g.lrInMomentum,
+    });
   }
 }
