@@ -55,14 +55,18 @@ void ForEachParam(const char* op, Tensors& params, Tensors& grads, const std::ve
   at::NoGradGuard noGrad;
   std::vector<Piece> pieces;
   std::vector<std::pair<at::Tensor, at::Tensor>> copyBack;  // (a state tensor, its copy laid out as the parameter)
+  // every check before any update: a refused call changes nothing
   for (size_t t = 0; t < params.size(); t++) {
-    at::Tensor& p = params[t];
+    const at::Tensor& p = params[t];
     TORCH_CHECK(grads[t].sizes() == p.sizes(), op, ": parameter ", t, " has shape ", p.sizes(), " but its gradient ",
                 grads[t].sizes());
     for (const Tensors* s : states) {
       TORCH_CHECK((*s)[t].sizes() == p.sizes(), op, ": parameter ", t, " has shape ", p.sizes(), " but its state ",
                   (*s)[t].sizes());
     }
+  }
+  for (size_t t = 0; t < params.size(); t++) {
+    at::Tensor& p = params[t];
     if (p.scalar_type() != at::kFloat || !p.is_non_overlapping_and_dense()) {
       ops(t);
       continue;

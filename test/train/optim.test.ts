@@ -560,6 +560,23 @@ describe('optimizer behaviour', () => {
     });
   });
 
+  test('the one-pass updates refuse mismatched lists and shapes, naming the parameter, and change nothing', () => tidy(() => {
+    const p = randn([4, 3]), q = randn([5]), g = randn([4, 3]);
+    const before = p.clone();
+    const sgd = { lr: 0.1, momentum: 0.9, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, init: false };
+    assert.throws(() => F.foreach.sgdStep_([p, q], [g], [], sgd), /sgdStep_: 2 parameters but 1 gradients/);
+    assert.throws(() => F.foreach.sgdStep_([p], [randn([3, 4])], [], sgd), /sgdStep_: parameter 0 has shape \[4, 3\] but its gradient \[3, 4\]/);
+    // a float64 parameter takes the ops path at once: it must not move when a later one is refused
+    const wide = randn([5]).to('float64'), wideBefore = wide.clone();
+    assert.throws(() => F.foreach.sgdStep_([wide, p], [randn([5]).to('float64'), g], [randn([5]).to('float64'), randn([2])], sgd),
+      /parameter 1 has shape \[4, 3\] but its state \[2\]/);
+    assertEqualTensor(wide, wideBefore, 'the float64 parameter after the refused call');
+    const adam = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupled: false, maximize: false, stepSizes: [-0.1], bc2Sqrts: [] };
+    assert.throws(() => F.foreach.adamStep_([p], [g], { expAvgs: [randn([4, 3])], expAvgSqs: [randn([4, 3])], maxExpAvgSqs: [] }, adam),
+      /adamStep_: 1 parameters but 1 step sizes and 0 bias corrections/);
+    assertEqualTensor(p, before, 'the parameter after the refused calls');
+  }));
+
   test('state tensors are made once and reused; zeroGrad clears to null or to zeros', () => {
     const m = freshModel();
     const opt = new Adam(m.parameters());
