@@ -132,23 +132,34 @@ void SgdStep(Tensors params, Tensors grads, Tensors bufs, const SgdHyper& h) {
 
 // ---- Adam, AdamW -------------------------------------------------------------------------------
 
+// Where Adam's and RMSprop's element loops start: the gradient (negated to maximize, plus L2
+// decay) and the weight (shrunk by decoupled decay; exact where there is none). Selects on
+// uniform flags, which keep the loops vectorised.
+struct Decayed {
+  float sign, weightDecay, shrink;
+  bool l2;
+  Decayed(bool maximize, float wd, bool decoupled, float decay)
+      : sign(maximize ? -1.f : 1.f), weightDecay(wd), shrink(wd != 0 && decoupled ? decay : 1.f), l2(wd != 0 && !decoupled) {}
+  inline __attribute__((always_inline)) float Grad(float g, float w) const {
+    return l2 ? __builtin_fmaf(weightDecay, w, sign * g) : sign * g;
+  }
+  inline __attribute__((always_inline)) float Weight(float w) const { return w * shrink; }
+};
+
+
 struct AdamHyper {
   float beta1, keep1, beta2, keep2, eps, weightDecay, decay;  // keep: 1 - beta; decay: AdamW's 1 - lr * wd
   bool decoupled, maximize;
 };
 
 // Per parameter: stepSize = -lr / (1 - beta1^step), bc2Sqrt = sqrt(1 - beta2^step); vmax with
-// AMSGrad. Branch-free in the element loop (selects on the uniform flags), which GCC vectorises.
+// AMSGrad.
 template <bool kAmsgrad>
 inline __attribute__((always_inline)) void AdamLoop(float* p, const float* g, float* m, float* v, float* vmax, int64_t begin,
                                                     int64_t end, const AdamHyper& h, float stepSize, float bc2Sqrt) {
-  const float sign = h.maximize ? -1.f : 1.f;
-  const bool l2 = h.weightDecay != 0 && !h.decoupled;
-  const float decay = h.weightDecay != 0 && h.decoupled ? h.decay : 1.f;
+  const Decayed start(h.maximize, h.weightDecay, h.decoupled, h.decay);
   for (int64_t i = begin; i < end; i++) {
-    float g0 = sign * g[i], w = p[i];
-    float d = l2 ? __builtin_fmaf(h.weightDecay, w, g0) : g0;
-    w = w * decay;  // exact where decay is 1
+    float d = start.Grad(g[i], p[i]), w = start.Weight(p[i]);
     float mi = __builtin_fmaf(h.keep1, d, h.beta1 * m[i]);
     float vi = __builtin_fmaf(h.keep2 * d, d, h.beta2 * v[i]);
     m[i] = mi;
@@ -214,13 +225,9 @@ struct RmsHyper {
 template <bool kCentered, bool kMomentum>
 inline __attribute__((always_inline)) void RmsLoop(float* p, const float* g, float* s, float* ga, float* buf, int64_t begin,
                                                    int64_t end, const RmsHyper& h) {
-  const float sign = h.maximize ? -1.f : 1.f;
-  const bool l2 = h.weightDecay != 0 && !h.decoupled;
-  const float decay = h.weightDecay != 0 && h.decoupled ? h.decay : 1.f;
+  const Decayed start(h.maximize, h.weightDecay, h.decoupled, h.decay);
   for (int64_t i = begin; i < end; i++) {
-    float g0 = sign * g[i], w = p[i];
-    float d = l2 ? __builtin_fmaf(h.weightDecay, w, g0) : g0;
-    w = w * decay;  // exact where decay is 1
+    float d = start.Grad(g[i], p[i]), w = start.Weight(p[i]);
     float si = h.tf ? __builtin_fmaf(d * d - s[i], h.keep, s[i]) : __builtin_fmaf(h.keep * d, d, h.alpha * s[i]);
     s[i] = si;
     float avg = si;
