@@ -72,9 +72,13 @@ export class Procs {
   }
 }
 
-/** Rejects after ms: a hung child fails the test instead of the suite. */
-export function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+/**
+ * Rejects after ms: a hung child fails the test instead of the suite. `what` names the wait in
+ * the error; a function is asked at the timeout, to show the output so far.
+ */
+export function within<T>(ms: number, p: Promise<T>, what: string | (() => string)): Promise<T> {
   let timer: NodeJS.Timeout;
-  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms); });
+  const name = (): string => (typeof what === 'function' ? what() : what);
+  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${name()}: no result within ${ms} ms`)), ms); });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
