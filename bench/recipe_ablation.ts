@@ -18,6 +18,8 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   'e16-crop': { flags: ['--epochs', '16', '--augment', CROP], what: '16 epochs, random 2-px crops' },
   'e16-crop-tr': { flags: ['--epochs', '16', '--augment', CROP, '--eval-translate', '1'], what: '16 epochs, crops, translate TTA 1 px' },
   'e20-crop-tr': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1'], what: '20 epochs, crops, translate TTA 1 px' },
+  'e24-crop-tr': { flags: ['--epochs', '24', '--augment', CROP, '--eval-translate', '1'], what: '24 epochs, crops, translate TTA 1 px' },
+  'e28-crop-tr': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1'], what: '28 epochs, crops, translate TTA 1 px' },
   'e20-crop-tr-re': { flags: ['--epochs', '20', '--augment', CROP_ERASE, '--eval-translate', '1'], what: '20 epochs, crops, random erasing, translate TTA 1 px' },
   'e20-crop-tr-w48': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1', '--set', 'modelOptions={"widths":[48,96,256]}'], what: '20 epochs, crops, translate TTA 1 px, widths 48/96/256' },
   'e16-ema': { flags: ['--epochs', '16', '--ema', '0.999'], what: '16 epochs, EMA 0.999' },
@@ -38,7 +40,8 @@ for (const n of names) {
     console.error(`${n} seed ${s}: ${(100 * r.acc).toFixed(2)}% in ${r.seconds.toFixed(0)} s, peak ${r.peakMB.toFixed(0)} MB`);
     return r;
   });
-  rows.push([n, VARIANTS[n].what, runs.map((r) => (100 * r.acc).toFixed(2)).join(' / '), 100 * mean(runs.map((r) => r.acc)),
+  // the mean to two places, as each seed's: the variants differ by tenths
+  rows.push([n, VARIANTS[n].what, runs.map((r) => (100 * r.acc).toFixed(2)).join(' / '), (100 * mean(runs.map((r) => r.acc))).toFixed(2),
     mean(runs.map((r) => r.seconds)), Math.max(...runs.map((r) => r.peakMB))]);
 }
 emit('recipe_ablation', [{

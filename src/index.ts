@@ -44,7 +44,7 @@ export type {
 
 // models: the zoo, its registry and the families' building blocks
 export {
-  Airbench, AIRBENCH_MIN_INPUT, airbench94, airbenchMedium, airbenchSmall, BasicBlock, BasicConv2d,
+  Airbench, AIRBENCH_MIN_INPUT, airbench94, airbench96, airbenchMedium, airbenchSmall, BasicBlock, BasicConv2d,
   Bottleneck, buildResNet, CIFAR_MEAN, CIFAR_RESNET_MIN_INPUT, CIFAR_STD, cifarResNet, CifarResNet,
   compoundScaling, ConvGroup, createModel, describeScaling, EfficientNet, EFFICIENTNET_B_VARIANTS,
   EFFICIENTNET_B0_STAGES, EFFICIENTNET_BASE_RESOLUTION, EFFICIENTNET_COEFFICIENTS,

@@ -12,7 +12,7 @@
 // of white noise, [I; -I]. Names (whiten, block1.conv1, block1.norm1, ..., head) are those of
 // the reference in test/helpers/ref_models.py.
 import { F, noGrad, tensor, tidy, type Tensor } from '../engine/index.js';
-import { BatchNorm2d, Conv2d, GELU, Linear, MaxPool2d, Module, chain } from '../nn/index.js';
+import { BatchNorm2d, Conv2d, GELU, Linear, MaxPool2d, Module, addShortcut, chain, release } from '../nn/index.js';
 import { registerModel, type ModelConfig, type ModelOptions } from './registry.js';
 import { checkImageInput } from './checks.js';
 import { flatten } from './blocks.js';
@@ -23,33 +23,52 @@ export interface AirbenchOptions extends ModelOptions {
   widths?: [number, number, number];
   /** BatchNorm momentum, PyTorch's convention (airbench: 0.4) */
   bnMomentum?: number;
+  /**
+   * a third conv3x3 - BN in each group, its output added to the group's first activation before
+   * the last GELU (airbench96's group); default false (airbench94's two convs)
+   */
+  residual?: boolean;
 }
 
 const WHITEN_KERNEL = 2;
 /** the smallest input: 2x2 whitening, three 2x pools, then the 3x3 head pool */
 export const AIRBENCH_MIN_INPUT = 25;
 
-/** conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU. */
+/**
+ * conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU; with residual, airbench96's group:
+ * y = GELU(BN(pool(conv(x)))), GELU(y + BN(conv(GELU(BN(conv(y)))))).
+ */
 export class ConvGroup extends Module {
   conv1: Conv2d;
   pool: MaxPool2d;
   norm1: BatchNorm2d;
   conv2: Conv2d;
   norm2: BatchNorm2d;
+  conv3?: Conv2d;
+  norm3?: BatchNorm2d;
   activ: GELU;
 
-  constructor(cin: number, cout: number, momentum: number) {
+  constructor(cin: number, cout: number, momentum: number, residual = false) {
     super();
     this.conv1 = new Conv2d(cin, cout, 3, { padding: 1, bias: false });
     this.pool = new MaxPool2d(2);
     this.norm1 = new BatchNorm2d(cout, { momentum });
     this.conv2 = new Conv2d(cout, cout, 3, { padding: 1, bias: false });
     this.norm2 = new BatchNorm2d(cout, { momentum });
+    if (residual) {
+      this.conv3 = new Conv2d(cout, cout, 3, { padding: 1, bias: false });
+      this.norm3 = new BatchNorm2d(cout, { momentum });
+    }
     this.activ = new GELU();
   }
 
   forward(x: Tensor): Tensor {
-    return chain(x, this.conv1, this.pool, this.norm1, this.activ, this.conv2, this.norm2, this.activ);
+    const head = [this.conv1, this.pool, this.norm1, this.activ];
+    if (!this.conv3 || !this.norm3) return chain(x, ...head, this.conv2, this.norm2, this.activ);
+    const y = chain(x, ...head);
+    const out = chain(y, this.conv2, this.norm2, this.activ, this.conv3, this.norm3, addShortcut(y), this.activ);
+    release(y, out);
+    return out;
   }
 }
 
@@ -80,9 +99,10 @@ export class Airbench extends Module {
     this.setWhitening(identityWhitening(this.inChannels));
     this.act = new GELU();
     const [w1, w2, w3] = this.widths;
-    this.block1 = new ConvGroup(2 * d, w1, momentum);
-    this.block2 = new ConvGroup(w1, w2, momentum);
-    this.block3 = new ConvGroup(w2, w3, momentum);
+    const residual = o.residual ?? false;
+    this.block1 = new ConvGroup(2 * d, w1, momentum, residual);
+    this.block2 = new ConvGroup(w1, w2, momentum, residual);
+    this.block3 = new ConvGroup(w2, w3, momentum, residual);
     this.pool = new MaxPool2d(3);
     this.head = new Linear(w3, this.numClasses, { bias: false });
   }
@@ -209,6 +229,7 @@ function rotate(a: Float64Array, v: Float64Array, d: number, p: number, q: numbe
   }
 }
 
+const PAPER = 'Jordan 2024, 94% on CIFAR-10 in 3.29 Seconds on a Single GPU, arXiv:2404.00498';
 const CONFIG: ModelConfig = {
   family: 'airbench',
   inputSize: [3, 32, 32],
@@ -218,11 +239,13 @@ const CONFIG: ModelConfig = {
   interpolation: 'bilinear',
   cropPct: 1,
   torchvision: false,
-  paper: 'Jordan 2024, 94% on CIFAR-10 in 3.29 Seconds on a Single GPU, arXiv:2404.00498 (airbench94)',
+  paper: `${PAPER} (airbench94)`,
 };
 
 /** airbench94's widths, for CIFAR-10 */
 export const airbench94 = (o: AirbenchOptions = {}): Airbench => new Airbench({ widths: [64, 256, 256], ...o }, 'airbench94');
+/** airbench96's network, for CIFAR-10: wider groups of three convs with a residual */
+export const airbench96 = (o: AirbenchOptions = {}): Airbench => new Airbench({ widths: [128, 384, 512], residual: true, ...o }, 'airbench96');
 /** a tenth of airbench94's multiply-adds (11.7 M at 1x28x28) */
 export const airbenchSmall = (o: AirbenchOptions = {}): Airbench => new Airbench({ widths: [32, 64, 128], ...o }, 'airbench_s');
 /**
@@ -232,5 +255,6 @@ export const airbenchSmall = (o: AirbenchOptions = {}): Airbench => new Airbench
 export const airbenchMedium = (o: AirbenchOptions = {}): Airbench => new Airbench({ widths: [32, 64, 256], ...o }, 'airbench_m');
 
 registerModel<AirbenchOptions>({ name: 'airbench94', config: { ...CONFIG }, build: airbench94 });
+registerModel<AirbenchOptions>({ name: 'airbench96', config: { ...CONFIG, paper: `${PAPER} (airbench96)` }, build: airbench96 });
 registerModel<AirbenchOptions>({ name: 'airbench_s', config: { ...CONFIG, inputSize: [1, 28, 28] }, build: airbenchSmall });
 registerModel<AirbenchOptions>({ name: 'airbench_m', config: { ...CONFIG, inputSize: [1, 28, 28] }, build: airbenchMedium });

@@ -125,6 +125,6 @@ test('every registered model exports to ONNX that ONNX Runtime and onnx.checker 
     await checker.close();
     for (const r of results) if (!r.startsWith('ok ')) failures.push(r);
   }
-  assert.equal(checks.length, 35);
+  assert.equal(checks.length, 36);
   assert.deepEqual(failures, []);
 });

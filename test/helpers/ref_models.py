@@ -92,34 +92,40 @@ def tv_in_channels(arch, in_channels=1, **kwargs):
 # ---- Airbench (Jordan 2024, arXiv:2404.00498, airbench94.py), convkit's src/models/airbench.ts ----
 
 class ConvGroup(nn.Module):
-    """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, as airbench's ConvGroup."""
+    """conv3x3 - maxpool2 - BN - GELU - conv3x3 - BN - GELU, as airbench's ConvGroup; with residual,
+    airbench96's: a third conv3x3 - BN whose output is added to the first GELU's before the last."""
 
-    def __init__(self, cin, cout, momentum):
+    def __init__(self, cin, cout, momentum, residual=False):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
         self.norm1 = nn.BatchNorm2d(cout, momentum=momentum)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(cout, momentum=momentum)
+        if residual:
+            self.conv3 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.norm3 = nn.BatchNorm2d(cout, momentum=momentum)
+        self.residual = residual
         self.activ = nn.GELU()
 
     def forward(self, x):
         x = self.activ(self.norm1(self.pool(self.conv1(x))))
-        return self.activ(self.norm2(self.conv2(x)))
+        y = self.activ(self.norm2(self.conv2(x)))
+        return self.activ(self.norm3(self.conv3(y)) + x) if self.residual else y
 
 
 class Airbench(nn.Module):
     """A frozen 2x2 whitening conv (2*C*4 filters), GELU, three ConvGroups, maxpool 3, bias-free fc, x 1/9."""
 
-    def __init__(self, widths=(64, 256, 256), num_classes=10, in_channels=3, bn_momentum=0.4):
+    def __init__(self, widths=(64, 256, 256), num_classes=10, in_channels=3, bn_momentum=0.4, residual=False):
         super().__init__()
         d = in_channels * 4
         self.whiten = nn.Conv2d(in_channels, 2 * d, 2, padding=0, bias=False)
         self.whiten.weight.requires_grad = False
         self.act = nn.GELU()
-        self.block1 = ConvGroup(2 * d, widths[0], bn_momentum)
-        self.block2 = ConvGroup(widths[0], widths[1], bn_momentum)
-        self.block3 = ConvGroup(widths[1], widths[2], bn_momentum)
+        self.block1 = ConvGroup(2 * d, widths[0], bn_momentum, residual)
+        self.block2 = ConvGroup(widths[0], widths[1], bn_momentum, residual)
+        self.block3 = ConvGroup(widths[1], widths[2], bn_momentum, residual)
         self.pool = nn.MaxPool2d(3)
         self.head = nn.Linear(widths[2], num_classes, bias=False)
 
@@ -143,6 +149,10 @@ class Airbench(nn.Module):
 
 def airbench94(**kw):
     return Airbench(widths=(64, 256, 256), **kw)
+
+
+def airbench96(**kw):
+    return Airbench(widths=(128, 384, 512), residual=True, **kw)
 
 
 def airbench_s(**kw):
