@@ -20,6 +20,7 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   'e20-crop-tr': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1'], what: '20 epochs, crops, translate TTA 1 px' },
   'e24-crop-tr': { flags: ['--epochs', '24', '--augment', CROP, '--eval-translate', '1'], what: '24 epochs, crops, translate TTA 1 px' },
   'e28-crop-tr': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1'], what: '28 epochs, crops, translate TTA 1 px' },
+  'e28-crop-tr-ls0.1': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1', '--label-smoothing', '0.1'], what: '28 epochs, crops, translate TTA 1 px, label smoothing 0.1' },
   'e20-crop-tr-re': { flags: ['--epochs', '20', '--augment', CROP_ERASE, '--eval-translate', '1'], what: '20 epochs, crops, random erasing, translate TTA 1 px' },
   'e20-crop-tr-w48': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1', '--set', 'modelOptions={"widths":[48,96,256]}'], what: '20 epochs, crops, translate TTA 1 px, widths 48/96/256' },
   'e16-ema': { flags: ['--epochs', '16', '--ema', '0.999'], what: '16 epochs, EMA 0.999' },

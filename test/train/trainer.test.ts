@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cpuHasBf16 } from '../../src/engine/index.js';
 import { Trainer, finalizeRecipe, resolveRecipe, loadRecipeFile, RecipeError, type Recipe } from '../../src/train/index.js';
 import { readSafetensors } from '../../src/io/index.js';
@@ -179,6 +180,16 @@ test('recipe files: YAML and JSON, keys checked', () => {
   assert.throws(() => loadRecipeFile(json), /r\.json: unknown key "epoch" \(did you mean "epochs"\?\)/);
   fs.writeFileSync(json, '{"model": ');
   assert.throws(() => loadRecipeFile(json), /not valid JSON/);
+});
+
+test('recipes/fashion-mnist-95.yaml is the default recipe with the ablation\'s four changes (28 epochs, crops, label smoothing 0.1, translate TTA)', () => {
+  const file = fileURLToPath(new URL('../../../recipes/fashion-mnist-95.yaml', import.meta.url));
+  const r = resolveRecipe(loadRecipeFile(file));
+  const d = resolveRecipe({});
+  const changed = (Object.keys(d) as (keyof Recipe)[]).filter((k) => JSON.stringify(r[k]) !== JSON.stringify(d[k]));
+  assert.deepEqual(changed.sort(), ['augment', 'epochs', 'evalTranslate', 'labelSmoothing']);
+  assert.deepEqual([r.epochs, r.labelSmoothing, r.evalTranslate], [28, 0.1, 1]);
+  assert.deepEqual(r.augment, [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }]);
 });
 
 test("'auto' settings are decided before the run: bf16 by the CPU, channels-last on", () => {
