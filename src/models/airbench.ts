@@ -92,6 +92,9 @@ export class Airbench extends Module {
     if (this.widths.length !== 3 || !this.widths.every((w) => Number.isInteger(w) && w > 0)) {
       throw new RangeError(`${modelName}: widths must be three positive integers, got ${JSON.stringify(o.widths)}`);
     }
+    if (o.residual !== undefined && typeof o.residual !== 'boolean') {
+      throw new TypeError(`${modelName}: residual must be true or false, got ${JSON.stringify(o.residual)}`);
+    }
     const momentum = o.bnMomentum ?? 0.4;
     const d = this.inChannels * WHITEN_KERNEL * WHITEN_KERNEL;
     this.whiten = new Conv2d(this.inChannels, 2 * d, WHITEN_KERNEL, { bias: false });

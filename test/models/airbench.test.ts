@@ -108,6 +108,7 @@ test('airbench: config, fixed whitening, options and bad input', () => {
     tidy(() => assert.deepEqual(m.eval().call(randn([2, 1, 25, 25])).shape, [2, 3]));
     assert.throws(() => tidy(() => m.call(randn([2, 1, 24, 24]))), /airbench: expected an input of shape \[N, 1, H, W\] with H, W >= 25, found \[2, 1, 24, 24\]/);
     assert.throws(() => new Airbench({ widths: [8, 16] as unknown as [number, number, number] }), /widths must be three positive integers, got \[8,16\]/);
+    assert.throws(() => new Airbench({ residual: 'yes' as unknown as boolean }), /airbench: residual must be true or false, got "yes"/);
     assert.throws(() => tidy(() => m.initFromData(randn([4, 3, 12, 12]))), /airbench.initFromData: expected normalised images \[N, 1, H, W\], found \[4, 3, 12, 12\]/);
   } finally {
     m.dispose();
