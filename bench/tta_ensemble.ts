@@ -1,0 +1,100 @@
+// Issue 13's screens of test-time views and ensembles: trained Fashion-MNIST models' test top-1
+// under several test-time augmentations, each model alone and their logits or probabilities
+// averaged. Views are run once per model and combined afterwards, so every row sees the same logits.
+//   node dist-dev/bench/tta_ensemble.js run-a/model.safetensors [run-b/model.safetensors ...]
+import { noGrad, tidy, type Tensor } from '../src/engine/index.js';
+import { evalLoader, forward, logitsOf, openDataset, openModelFile } from '../src/train/index.js';
+import { translate } from '../src/train/evaluate.js';
+import { describeWeightsFile } from '../src/train/eval_checkpoint.js';
+import { badArg } from './args.js';
+import { table } from './common.js';
+
+const CLASSES = 10;
+/** the mirrored pairs each model is run on: the image and its shifts by one pixel */
+const SHIFTS = { centre: [[0, 0]], diagonal: [[1, 1], [-1, -1]], antidiagonal: [[1, -1], [-1, 1]], axes: [[1, 0], [-1, 0], [0, 1], [0, -1]] } as const;
+type Part = keyof typeof SHIFTS;
+/** each test-time augmentation: the weight of each part's mean logits */
+const TTAS: [string, Partial<Record<Part, number>>][] = [
+  ['flip', { centre: 1 }],
+  ['flip + diagonal shifts (airbench, --eval-translate 1)', { centre: 0.5, diagonal: 0.5 }],
+  ['flip + both diagonals', { centre: 0.5, diagonal: 0.25, antidiagonal: 0.25 }],
+  ['flip + all 8 shifts', { centre: 0.4, diagonal: 0.2, antidiagonal: 0.2, axes: 0.2 }],
+  ['flip + all 8 shifts, equal weights', { centre: 1 / 9, diagonal: 2 / 9, antidiagonal: 2 / 9, axes: 4 / 9 }],
+];
+
+/** Each part's mean logits over the test set ([N * classes]) and the labels. */
+interface PartLogits { parts: Record<Part, Float32Array>; labels: number[] }
+
+async function partLogits(file: string): Promise<PartLogits> {
+  const opened = openModelFile(file);
+  const { precision } = describeWeightsFile(file, {});
+  const data = openDataset({ dataset: 'fashion-mnist', dataRoot: null, imageSize: null, inChannels: 1, numClasses: CLASSES, seed: 0, limitTrain: null, limitTest: null }, 'test');
+  const chunks: Record<Part, Float32Array[]> = { centre: [], diagonal: [], antidiagonal: [], axes: [] };
+  const labels: number[] = [];
+  try {
+    opened.model.eval();
+    const loader = evalLoader(data, { evalBatchSize: 500, augment: [], prefetch: 2, seed: 0, dataset: 'fashion-mnist', inChannels: 1 }, opened.mean, opened.std);
+    for await (const b of loader.batches(0)) {
+      tidy(() => noGrad(() => {
+        const once = (v: Tensor): Tensor => tidy(() => logitsOf(forward(opened.model, v, precision)).float());
+        const mirrored = (v: Tensor): Tensor => once(v).add(once(v.flip([3])));
+        for (const part of Object.keys(SHIFTS) as Part[]) {
+          const shifts = SHIFTS[part];
+          const sum = shifts.map(([dy, dx]) => mirrored(dy || dx ? translate(b.x, dy, dx) : b.x)).reduce((a, c) => a.add(c));
+          chunks[part].push(sum.div(2 * shifts.length).toTypedArray() as Float32Array);
+        }
+        labels.push(...Array.from(b.y.toTypedArray() as BigInt64Array, Number));
+      }));
+      b.x.dispose();
+      b.y.dispose();
+    }
+  } finally {
+    opened.model.dispose();
+    data.dispose?.();
+  }
+  const concat = (xs: Float32Array[]): Float32Array => {
+    const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
+    xs.reduce((at, x) => (out.set(x, at), at + x.length), 0);
+    return out;
+  };
+  return { parts: { centre: concat(chunks.centre), diagonal: concat(chunks.diagonal), antidiagonal: concat(chunks.antidiagonal), axes: concat(chunks.axes) }, labels };
+}
+
+const weighted = (terms: [Float32Array, number][]): Float32Array => {
+  const out = new Float32Array(terms[0][0].length);
+  for (const [a, w] of terms) for (let i = 0; i < out.length; i++) out[i] += w * a[i];
+  return out;
+};
+
+const softmax = (logits: Float32Array): Float32Array => {
+  const out = new Float32Array(logits.length);
+  for (let i = 0; i < logits.length; i += CLASSES) {
+    const row = logits.subarray(i, i + CLASSES);
+    const top = Math.max(...row);
+    let sum = 0;
+    for (let k = 0; k < CLASSES; k++) sum += (out[i + k] = Math.exp(row[k] - top));
+    for (let k = 0; k < CLASSES; k++) out[i + k] /= sum;
+  }
+  return out;
+};
+
+const top1 = (scores: Float32Array, labels: number[]): string => {
+  let right = 0;
+  labels.forEach((y, n) => {
+    const row = scores.subarray(n * CLASSES, (n + 1) * CLASSES);
+    if (row.indexOf(Math.max(...row)) === y) right++;
+  });
+  return (100 * right / labels.length).toFixed(2);
+};
+
+const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+if (!files.length) badArg('give one or more trained Fashion-MNIST models (model.safetensors or a checkpoint)');
+const runs: PartLogits[] = [];
+for (const f of files) runs.push(await partLogits(f));
+const { labels } = runs[0];
+const rows = TTAS.map(([name, weights]) => {
+  const scores = runs.map((r) => weighted(Object.entries(weights).map(([part, w]) => [r.parts[part as Part], w])));
+  const ensemble = scores.length > 1 ? [top1(weighted(scores.map((s) => [s, 1])), labels), top1(weighted(scores.map((s) => [softmax(s), 1])), labels)] : ['-', '-'];
+  return [name, scores.map((s) => top1(s, labels)).join(' / '), ...ensemble];
+});
+console.log(table(['test-time views', 'top-1 of each model (%)', 'ensemble, mean logits (%)', 'ensemble, mean probabilities (%)'], rows));
