@@ -22,7 +22,7 @@ const TTAS: [string, Partial<Record<Part, number>>][] = [
   ['flip + all 8 shifts, equal weights', { centre: 1 / 9, diagonal: 2 / 9, antidiagonal: 2 / 9, axes: 4 / 9 }],
 ];
 
-/** Each part's mean logits over the test set ([N * classes]) and the labels. */
+/** each part's mean logits over the test set ([N * classes]) and the labels */
 interface PartLogits { parts: Record<Part, Float32Array>; labels: number[] }
 
 async function partLogits(file: string): Promise<PartLogits> {
@@ -54,7 +54,11 @@ async function partLogits(file: string): Promise<PartLogits> {
   }
   const concat = (xs: Float32Array[]): Float32Array => {
     const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-    xs.reduce((at, x) => (out.set(x, at), at + x.length), 0);
+    let at = 0;
+    for (const x of xs) {
+      out.set(x, at);
+      at += x.length;
+    }
     return out;
   };
   return { parts: { centre: concat(chunks.centre), diagonal: concat(chunks.diagonal), antidiagonal: concat(chunks.antidiagonal), axes: concat(chunks.axes) }, labels };
@@ -87,8 +91,8 @@ const top1 = (scores: Float32Array, labels: number[]): string => {
   return (100 * right / labels.length).toFixed(2);
 };
 
-const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-if (!files.length) badArg('give one or more trained Fashion-MNIST models (model.safetensors or a checkpoint)');
+const files = process.argv.slice(2);
+if (!files.length || files.some((f) => f.startsWith('--'))) badArg('expected only trained Fashion-MNIST models (model.safetensors or checkpoints), one or more');
 const runs: PartLogits[] = [];
 for (const f of files) runs.push(await partLogits(f));
 const { labels } = runs[0];
