@@ -29,19 +29,27 @@ async function partLogits(file: string): Promise<PartLogits> {
   const opened = openModelFile(file);
   const { precision } = describeWeightsFile(file, {});
   const data = openDataset({ dataset: 'fashion-mnist', dataRoot: null, imageSize: null, inChannels: 1, numClasses: CLASSES, seed: 0, limitTrain: null, limitTest: null }, 'test');
-  const chunks: Record<Part, Float32Array[]> = { centre: [], diagonal: [], antidiagonal: [], axes: [] };
+  const scores = (): Float32Array => new Float32Array(data.length * CLASSES);
+  const parts: Record<Part, Float32Array> = { centre: scores(), diagonal: scores(), antidiagonal: scores(), axes: scores() };
   const labels: number[] = [];
   try {
+    if (opened.channels !== 1 || opened.size.join('x') !== '28x28') {
+      throw new Error(`${file}: expected a model of 1x28x28 Fashion-MNIST images, found one of ${opened.channels}x${opened.size.join('x')} images`);
+    }
     opened.model.eval();
     const loader = evalLoader(data, { evalBatchSize: 500, augment: [], prefetch: 2, seed: 0, dataset: 'fashion-mnist', inChannels: 1 }, opened.mean, opened.std);
     for await (const b of loader.batches(0)) {
       tidy(() => noGrad(() => {
-        const once = (v: Tensor): Tensor => tidy(() => logitsOf(forward(opened.model, v, precision)).float());
+        const once = (v: Tensor): Tensor => tidy(() => {
+          const logits = logitsOf(forward(opened.model, v, precision)).float();
+          if (logits.size(1) !== CLASSES) throw new Error(`${file}: expected ${CLASSES} logits (Fashion-MNIST's classes), found ${logits.size(1)}`);
+          return logits;
+        });
         const mirrored = (v: Tensor): Tensor => once(v).add(once(v.flip([3])));
         for (const part of Object.keys(SHIFTS) as Part[]) {
           const shifts = SHIFTS[part];
           const sum = shifts.map(([dy, dx]) => mirrored(dy || dx ? translate(b.x, dy, dx) : b.x)).reduce((a, c) => a.add(c));
-          chunks[part].push(sum.div(2 * shifts.length).toTypedArray() as Float32Array);
+          parts[part].set(sum.div(2 * shifts.length).toTypedArray() as Float32Array, labels.length * CLASSES);
         }
         labels.push(...Array.from(b.y.toTypedArray() as BigInt64Array, Number));
       }));
@@ -52,16 +60,7 @@ async function partLogits(file: string): Promise<PartLogits> {
     opened.model.dispose();
     data.dispose?.();
   }
-  const concat = (xs: Float32Array[]): Float32Array => {
-    const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-    let at = 0;
-    for (const x of xs) {
-      out.set(x, at);
-      at += x.length;
-    }
-    return out;
-  };
-  return { parts: { centre: concat(chunks.centre), diagonal: concat(chunks.diagonal), antidiagonal: concat(chunks.antidiagonal), axes: concat(chunks.axes) }, labels };
+  return { parts, labels };
 }
 
 const weighted = (terms: [Float32Array, number][]): Float32Array => {
@@ -94,7 +93,14 @@ const top1 = (scores: Float32Array, labels: number[]): string => {
 const files = process.argv.slice(2);
 if (!files.length || files.some((f) => f.startsWith('--'))) badArg('expected only trained Fashion-MNIST models (model.safetensors or checkpoints), one or more');
 const runs: PartLogits[] = [];
-for (const f of files) runs.push(await partLogits(f));
+for (const f of files) {
+  try {
+    runs.push(await partLogits(f));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`); // the message names the file
+    process.exit(1);
+  }
+}
 const { labels } = runs[0];
 const rows = TTAS.map(([name, weights]) => {
   const scores = runs.map((r) => weighted(Object.entries(weights).map(([part, w]) => [r.parts[part as Part], w])));
