@@ -8,6 +8,7 @@ import { trainOnce } from './train_cli.js';
 
 const CROP_SPEC = [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }];
 const CROP = JSON.stringify(CROP_SPEC);
+const CROP1 = JSON.stringify([{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 1 }]);
 const CROP_ERASE = JSON.stringify([...CROP_SPEC, { name: 'randomErasing' }]);
 // Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
 // flip TTA, bf16 where it is faster) by the flags it lists.
@@ -20,6 +21,7 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   'e20-crop-tr': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1'], what: '20 epochs, crops, translate TTA 1 px' },
   'e24-crop-tr': { flags: ['--epochs', '24', '--augment', CROP, '--eval-translate', '1'], what: '24 epochs, crops, translate TTA 1 px' },
   'e28-crop-tr': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1'], what: '28 epochs, crops, translate TTA 1 px' },
+  'e28-crop1-tr': { flags: ['--epochs', '28', '--augment', CROP1, '--eval-translate', '1'], what: '28 epochs, 1-px crops, translate TTA 1 px' },
   'e28-crop-tr-ls0.1': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1', '--label-smoothing', '0.1'], what: '28 epochs, crops, translate TTA 1 px, label smoothing 0.1' },
   'e20-crop-tr-re': { flags: ['--epochs', '20', '--augment', CROP_ERASE, '--eval-translate', '1'], what: '20 epochs, crops, random erasing, translate TTA 1 px' },
   'e20-crop-tr-w48': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1', '--set', 'modelOptions={"widths":[48,96,256]}'], what: '20 epochs, crops, translate TTA 1 px, widths 48/96/256' },
