@@ -2,8 +2,8 @@
 // under several test-time augmentations, each model alone and their logits or probabilities
 // averaged. Views are run once per model and combined afterwards, so every row sees the same logits.
 //   node dist-dev/bench/tta_ensemble.js run-a/model.safetensors [run-b/model.safetensors ...]
-import { noGrad, tidy, type Tensor } from '../src/engine/index.js';
-import { evalLoader, forward, logitsOf, openDataset, openModelFile } from '../src/train/index.js';
+import { noGrad, tensor, tidy, type Tensor } from '../src/engine/index.js';
+import { evalLoader, forward, logitsOf, openDataset, openModelFile, topkCorrect } from '../src/train/index.js';
 import { translate } from '../src/train/evaluate.js';
 import { describeWeightsFile } from '../src/train/eval_checkpoint.js';
 import { badArg } from './args.js';
@@ -27,15 +27,16 @@ interface PartLogits { parts: Record<Part, Float32Array>; labels: number[] }
 
 async function partLogits(file: string): Promise<PartLogits> {
   const opened = openModelFile(file);
+  if (opened.channels !== 1 || opened.size.join('x') !== '28x28') {
+    opened.model.dispose();
+    throw new Error(`${file}: expected a model of 1x28x28 Fashion-MNIST images, found one of ${opened.channels}x${opened.size.join('x')} images`);
+  }
   const { precision } = describeWeightsFile(file, {});
   const data = openDataset({ dataset: 'fashion-mnist', dataRoot: null, imageSize: null, inChannels: 1, numClasses: CLASSES, seed: 0, limitTrain: null, limitTest: null }, 'test');
   const scores = (): Float32Array => new Float32Array(data.length * CLASSES);
   const parts: Record<Part, Float32Array> = { centre: scores(), diagonal: scores(), antidiagonal: scores(), axes: scores() };
   const labels: number[] = [];
   try {
-    if (opened.channels !== 1 || opened.size.join('x') !== '28x28') {
-      throw new Error(`${file}: expected a model of 1x28x28 Fashion-MNIST images, found one of ${opened.channels}x${opened.size.join('x')} images`);
-    }
     opened.model.eval();
     const loader = evalLoader(data, { evalBatchSize: 500, augment: [], prefetch: 2, seed: 0, dataset: 'fashion-mnist', inChannels: 1 }, opened.mean, opened.std);
     for await (const b of loader.batches(0)) {
@@ -69,26 +70,13 @@ const weighted = (terms: [Float32Array, number][]): Float32Array => {
   return out;
 };
 
-const softmax = (logits: Float32Array): Float32Array => {
-  const out = new Float32Array(logits.length);
-  for (let i = 0; i < logits.length; i += CLASSES) {
-    const row = logits.subarray(i, i + CLASSES);
-    const top = Math.max(...row);
-    let sum = 0;
-    for (let k = 0; k < CLASSES; k++) sum += (out[i + k] = Math.exp(row[k] - top));
-    for (let k = 0; k < CLASSES; k++) out[i + k] /= sum;
-  }
-  return out;
-};
+const probabilities = (logits: Float32Array): Float32Array =>
+  tidy(() => tensor(logits, { shape: [logits.length / CLASSES, CLASSES] }).softmax(1).toTypedArray() as Float32Array);
 
-const top1 = (scores: Float32Array, labels: number[]): string => {
-  let right = 0;
-  labels.forEach((y, n) => {
-    const row = scores.subarray(n * CLASSES, (n + 1) * CLASSES);
-    if (row.indexOf(Math.max(...row)) === y) right++;
-  });
-  return (100 * right / labels.length).toFixed(2);
-};
+const top1 = (scores: Float32Array, labels: Tensor): string => tidy(() => {
+  const [right] = topkCorrect(tensor(scores, { shape: [labels.size(0), CLASSES] }), labels, [1]);
+  return (100 * right / labels.size(0)).toFixed(2);
+});
 
 const files = process.argv.slice(2);
 if (!files.length || files.some((f) => f.startsWith('--'))) badArg('expected only trained Fashion-MNIST models (model.safetensors or checkpoints), one or more');
@@ -101,10 +89,10 @@ for (const f of files) {
     process.exit(1);
   }
 }
-const { labels } = runs[0];
+const labels = tensor(runs[0].labels);
 const rows = TTAS.map(([name, weights]) => {
   const scores = runs.map((r) => weighted(Object.entries(weights).map(([part, w]) => [r.parts[part as Part], w])));
-  const ensemble = scores.length > 1 ? [top1(weighted(scores.map((s) => [s, 1])), labels), top1(weighted(scores.map((s) => [softmax(s), 1])), labels)] : ['-', '-'];
+  const ensemble = scores.length > 1 ? [top1(weighted(scores.map((s) => [s, 1])), labels), top1(weighted(scores.map((s) => [probabilities(s), 1])), labels)] : ['-', '-'];
   return [name, scores.map((s) => top1(s, labels)).join(' / '), ...ensemble];
 });
 console.log(table(['test-time views', 'top-1 of each model (%)', 'ensemble, mean logits (%)', 'ensemble, mean probabilities (%)'], rows));
