@@ -9,6 +9,7 @@ import { trainOnce } from './train_cli.js';
 const CROP_SPEC = [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }];
 const CROP = JSON.stringify(CROP_SPEC);
 const CROP1 = JSON.stringify([{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 1 }]);
+const W48 = 'modelOptions={"widths":[48,96,256]}';
 const CROP_ERASE = JSON.stringify([...CROP_SPEC, { name: 'randomErasing' }]);
 // Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
 // flip TTA, bf16 where it is faster) by the flags it lists.
@@ -22,9 +23,10 @@ const VARIANTS: Record<string, { flags: string[]; what: string }> = {
   'e24-crop-tr': { flags: ['--epochs', '24', '--augment', CROP, '--eval-translate', '1'], what: '24 epochs, crops, translate TTA 1 px' },
   'e28-crop-tr': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1'], what: '28 epochs, crops, translate TTA 1 px' },
   'e28-crop1-tr': { flags: ['--epochs', '28', '--augment', CROP1, '--eval-translate', '1'], what: '28 epochs, 1-px crops, translate TTA 1 px' },
+  'e28-crop1-tr-w48': { flags: ['--epochs', '28', '--augment', CROP1, '--eval-translate', '1', '--set', W48], what: '28 epochs, 1-px crops, translate TTA 1 px, widths 48/96/256' },
   'e28-crop-tr-ls0.1': { flags: ['--epochs', '28', '--augment', CROP, '--eval-translate', '1', '--label-smoothing', '0.1'], what: '28 epochs, crops, translate TTA 1 px, label smoothing 0.1' },
   'e20-crop-tr-re': { flags: ['--epochs', '20', '--augment', CROP_ERASE, '--eval-translate', '1'], what: '20 epochs, crops, random erasing, translate TTA 1 px' },
-  'e20-crop-tr-w48': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1', '--set', 'modelOptions={"widths":[48,96,256]}'], what: '20 epochs, crops, translate TTA 1 px, widths 48/96/256' },
+  'e20-crop-tr-w48': { flags: ['--epochs', '20', '--augment', CROP, '--eval-translate', '1', '--set', W48], what: '20 epochs, crops, translate TTA 1 px, widths 48/96/256' },
   'e16-ema': { flags: ['--epochs', '16', '--ema', '0.999'], what: '16 epochs, EMA 0.999' },
   'e16-ls0.1': { flags: ['--epochs', '16', '--label-smoothing', '0.1'], what: '16 epochs, label smoothing 0.1' },
   'e16-fp32': { flags: ['--epochs', '16', '--bf16', 'off'], what: '16 epochs, fp32' },

@@ -182,14 +182,22 @@ test('recipe files: YAML and JSON, keys checked', () => {
   assert.throws(() => loadRecipeFile(json), /not valid JSON/);
 });
 
+const shippedRecipe = (name: string): Recipe => resolveRecipe(loadRecipeFile(fileURLToPath(new URL(`../../../recipes/${name}`, import.meta.url))));
+const changedKeys = (r: Recipe, from: Recipe): string[] =>
+  (Object.keys(from) as (keyof Recipe)[]).filter((k) => JSON.stringify(r[k]) !== JSON.stringify(from[k])).sort();
+
 test('recipes/fashion-mnist-10min.yaml is the default recipe with the ablation\'s three changes (28 epochs, crops, translate TTA)', () => {
-  const file = fileURLToPath(new URL('../../../recipes/fashion-mnist-10min.yaml', import.meta.url));
-  const r = resolveRecipe(loadRecipeFile(file));
-  const d = resolveRecipe({});
-  const changed = (Object.keys(d) as (keyof Recipe)[]).filter((k) => JSON.stringify(r[k]) !== JSON.stringify(d[k]));
-  assert.deepEqual(changed.sort(), ['augment', 'epochs', 'evalTranslate']);
+  const r = shippedRecipe('fashion-mnist-10min.yaml');
+  assert.deepEqual(changedKeys(r, resolveRecipe({})), ['augment', 'epochs', 'evalTranslate']);
   assert.deepEqual([r.epochs, r.evalTranslate], [28, 1]);
   assert.deepEqual(r.augment, [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }]);
+});
+
+test('recipes/fashion-mnist-95.yaml is the 10-minute recipe with widths 48/96/256 and 1-px crops (the e28-crop1-tr-w48 ablation)', () => {
+  const r = shippedRecipe('fashion-mnist-95.yaml');
+  assert.deepEqual(changedKeys(r, shippedRecipe('fashion-mnist-10min.yaml')), ['augment', 'modelOptions']);
+  assert.deepEqual(r.modelOptions, { widths: [48, 96, 256] });
+  assert.deepEqual(r.augment, [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 1 }]);
 });
 
 test("'auto' settings are decided before the run: bf16 by the CPU, channels-last on", () => {
