@@ -6,11 +6,11 @@
 import { arg, emit, listArg, listChoiceArg } from './common.js';
 import { trainOnce } from './train_cli.js';
 
-const CROP_SPEC = [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 2 }];
-const CROP = JSON.stringify(CROP_SPEC);
-const CROP1 = JSON.stringify([{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding: 1 }]);
+const flipCrop = (padding: number) => [{ name: 'randomHorizontalFlip' }, { name: 'randomCrop', size: 28, padding }];
+const CROP = JSON.stringify(flipCrop(2));
+const CROP1 = JSON.stringify(flipCrop(1));
+const CROP_ERASE = JSON.stringify([...flipCrop(2), { name: 'randomErasing' }]);
 const W48 = 'modelOptions={"widths":[48,96,256]}';
-const CROP_ERASE = JSON.stringify([...CROP_SPEC, { name: 'randomErasing' }]);
 // Each variant changes the default recipe (airbench_m, 9 epochs, flip, label smoothing 0.2,
 // flip TTA, bf16 where it is faster) by the flags it lists.
 const VARIANTS: Record<string, { flags: string[]; what: string }> = {
